@@ -1,0 +1,87 @@
+"""What every attack core shares: the model's attack mode, loss+gradient, results, seeding."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from attacks.objectives import Evaluation, Model, Objective
+
+
+class NonFiniteLossError(ValueError):
+    """The model (or objective) produced NaN/inf where the attack needs a number."""
+
+
+@dataclass
+class AttackResult:
+    """Per sample: the point returned, whether the objective's goal was reached, best loss.
+
+    x_adv holds the successful point where success is True, otherwise the highest-loss
+    point found (x itself for samples that were not attacked).
+    """
+
+    x_adv: Tensor
+    success: Tensor
+    loss: Tensor
+
+
+@contextmanager
+def attack_mode(model: Model) -> Iterator[None]:
+    """Eval mode and no parameter gradients for the attack; the caller's state is restored.
+
+    Parameter gradients are never needed by an attack; switching them off saves the
+    backward pass the weight gradients and the activations kept for them.
+    """
+    if not isinstance(model, nn.Module):
+        yield
+        return
+    modes = [(m, m.training) for m in model.modules()]
+    grads = [(p, p.requires_grad) for p in model.parameters()]
+    model.eval()
+    for p, _ in grads:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for m, training in modes:
+            m.training = training
+        for p, flag in grads:
+            p.requires_grad_(flag)
+
+
+def make_generator(seed: int | torch.Generator, device: torch.device) -> torch.Generator:
+    if isinstance(seed, torch.Generator):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed={seed!r} must be an integer")
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def _check_finite(ev: Evaluation) -> None:
+    bad = ~torch.isfinite(ev.loss.detach())
+    if bool(bad.any()):
+        raise NonFiniteLossError(
+            f"the attack loss is NaN/inf for {int(bad.sum())} of {bad.numel()} samples; "
+            "check that the model returns finite outputs on images in [0, 1]"
+        )
+
+
+def evaluate(objective: Objective, x: Tensor, idx: Tensor) -> Evaluation:
+    """The objective at x, without building a graph."""
+    with torch.no_grad():
+        ev = objective(x, idx)
+    _check_finite(ev)
+    return Evaluation(ev.loss.detach(), ev.success.detach())
+
+
+def loss_and_grad(objective: Objective, x: Tensor, idx: Tensor) -> tuple[Evaluation, Tensor]:
+    """Per-sample loss, success and the gradient of the summed loss w.r.t. the images only."""
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        ev = objective(x, idx)
+        (grad,) = torch.autograd.grad(ev.loss.sum(), x)
+    _check_finite(ev)
+    return Evaluation(ev.loss.detach(), ev.success.detach()), grad.detach()

@@ -1,0 +1,115 @@
+"""Worst case over an ensemble of attacks, per sample (the AutoAttack convention).
+
+A sample is robust only if it is classified correctly and survives every attack. Each
+attack runs only on the samples that are still robust, and every claimed success is
+re-checked by a forward pass of the returned point, so the reported number never rests on
+an attack's own bookkeeping.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from attacks.apgd import apgd
+from attacks.checks import check_eps, check_norm, check_steps
+from attacks.classify import clean_pass, labels_for
+from attacks.core import attack_mode
+from attacks.guard import check_valid
+from attacks.objectives import Model
+from attacks.pgd import pgd
+
+@dataclass(frozen=True)
+class Settings:
+    eps: float
+    norm: str
+    steps: int
+    seed: int
+    max_rows: int | None  # APGD-T packs target runs into batches of up to this many rows
+
+
+EnsembleMember = Callable[[Model, Tensor, Tensor, Settings], Tensor]
+
+
+def _apgd_member(loss: str) -> EnsembleMember:
+    def run(model: Model, x: Tensor, y: Tensor, s: Settings) -> Tensor:
+        return apgd(model, x, y, s.eps, s.norm, s.steps, loss, seed=s.seed, max_rows=s.max_rows)
+
+    return run
+
+
+def _pgd_member(model: Model, x: Tensor, y: Tensor, s: Settings) -> Tensor:
+    return pgd(model, x, y, s.eps, s.norm, s.steps, seed=s.seed)
+
+
+ENSEMBLE: dict[str, EnsembleMember] = {
+    "apgd-ce": _apgd_member("ce"),
+    "apgd-dlr": _apgd_member("dlr"),
+    "apgd-t": _apgd_member("dlr-targeted"),
+    "apgd-ce-t": _apgd_member("ce-targeted"),
+    "pgd": _pgd_member,
+}
+
+CLEAN = "clean"  # winner of a sample that was misclassified without any attack
+
+
+@dataclass
+class WorstCaseResult:
+    robust: Tensor  # [N] bool: correct and unbroken by every attack
+    x_adv: Tensor  # the successful point per sample, x where none
+    winner: list[str | None]  # the attack that broke the sample, "clean", or None (robust)
+    clean_correct: Tensor  # [N] bool
+
+    @property
+    def robust_accuracy(self) -> float:
+        return float(self.robust.float().mean())
+
+
+def worst_case(
+    model: Model,
+    x: Tensor,
+    y: Tensor,
+    attacks: Sequence[str] = ("apgd-ce", "apgd-t"),
+    eps: float = 4 / 255,
+    norm: str = "linf",
+    steps: int = 100,
+    seed: int = 0,
+    max_rows: int | None = None,
+) -> WorstCaseResult:
+    """Run `attacks` in order, each on the samples no earlier attack broke.
+
+    max_rows: let APGD-T run several targets at once in batches of up to this many rows
+    (e.g. len(x)); faster where the model's throughput grows with the batch (ViTs, GPUs),
+    slower where it does not (small CNNs on a CPU: see benchmarks/attacks.py).
+    """
+    norm_ = check_norm(norm)
+    eps = check_eps(eps, norm_)
+    check_steps(steps)
+    if isinstance(attacks, str) or not attacks:
+        raise ValueError(f"attacks must be a non-empty list of names from {', '.join(ENSEMBLE)}")
+    unknown = [a for a in attacks if a not in ENSEMBLE]
+    if unknown:
+        raise ValueError(f"unknown attack {unknown[0]!r} in attacks; allowed: {', '.join(ENSEMBLE)}")
+    with attack_mode(model):
+        clean = clean_pass(model, x)
+        y = labels_for(y, clean, x)
+        clean_correct = clean.logits.argmax(dim=1) == y
+        robust = clean_correct.clone()
+        winner: list[str | None] = [None if ok else CLEAN for ok in clean_correct.tolist()]
+        x_adv = x.clone()
+        settings = Settings(eps, norm_, steps, seed, max_rows)
+        for name in attacks:
+            idx = robust.nonzero()[:, 0]
+            if idx.numel() == 0:
+                break
+            candidate = ENSEMBLE[name](model, x[idx], y[idx], settings)
+            with torch.no_grad():
+                broken = model(candidate).argmax(dim=1) != y[idx]
+            x_adv[idx[broken]] = candidate[broken]
+            robust[idx[broken]] = False
+            for i in idx[broken].tolist():
+                winner[i] = name
+    check_valid(x_adv, x, eps, norm_, "worst_case")
+    return WorstCaseResult(robust=robust, x_adv=x_adv, winner=winner, clean_correct=clean_correct)
