@@ -50,7 +50,7 @@ def build_victims(quick: bool, device: torch.device) -> list[Victim]:
         big = victims.vit_b32_classifier().to(device)
         xb = victims.natural_images(8, 224, seed=2).to(device)
         with torch.no_grad():
-            out.append(Victim("vit-b32-224", big, xb, big(xb).argmax(dim=1), [1 / 255, 4 / 255]))
+            out.append(Victim("vit-b32-224", big, xb, big(xb).argmax(dim=1), [1 / 255]))
     return out
 
 

@@ -1,0 +1,182 @@
+"""load_encoder: every way of naming weights resolves here to one Encoder with provenance.
+
+Sources (the `source` strings of EncoderSpec):
+  open_clip:ARCH/TAG    an open_clip pretrained tag (ViT-B-32/laion2b_s34b_b79k)
+  hf-hub:ORG/NAME       a full open_clip model on the Hugging Face hub (chs20/fare4-clip)
+  hf-file:ORG/NAME/FILE a single file on the hub (hossainzarif19/SimCLIP/simclip4.pt)
+  a local path          .safetensors or a .pt/.pth/.bin state dict (full model, or a vision
+                        tower loaded into .visual like RobustVLM / Sim-CLIP checkpoints)
+  random                random initialisation (tests, smoke runs)
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import open_clip
+import torch
+from torch import Tensor, nn
+
+from bench.encoders.base import Encoder, Provenance
+from bench.encoders.weights import hub_file, read_state_dict, safetensors_metadata, sha256_of
+from bench.errors import BenchError
+
+# The project's own open_clip architectures (tiny models for tests and the tiny suite).
+open_clip.add_model_config(Path(__file__).resolve().parent.parent / "model_configs")
+
+DEFAULT_MEAN = open_clip.OPENAI_DATASET_MEAN
+DEFAULT_STD = open_clip.OPENAI_DATASET_STD
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    architecture: str  # open_clip model config name
+    base: str  # source of the full model (both towers)
+    vision: str | None = None  # optional source of a vision-tower state dict replacing .visual
+    quick_gelu: bool = False
+
+
+def _fetch(source: str) -> Path:
+    """Local path of a weight file named by a source string (downloads via the hub cache)."""
+    if source.startswith("hf-file:"):
+        repo_and_file = source.removeprefix("hf-file:")
+        repo, filename = repo_and_file.rsplit("/", 1)
+        return hub_file(repo, filename)
+    if source.startswith("hf-hub:"):
+        repo = source.removeprefix("hf-hub:")
+        return _hub_model_weights(repo)
+    if source.startswith("open_clip:"):
+        arch, tag = _split_open_clip(source)
+        cfg = open_clip.get_pretrained_cfg(arch, tag)
+        hub = cfg.get("hf_hub", "")
+        if not hub:
+            raise BenchError(f"open_clip weights {arch}/{tag} have no Hugging Face hub copy; download them "
+                             f"yourself and pass the file path")
+        repo, filename = hub.rstrip("/").rsplit("/", 1) if not hub.endswith("/") else (hub.rstrip("/"), "")
+        return hub_file(repo, filename) if filename else _hub_model_weights(repo)
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise BenchError(f"checkpoint {path} does not exist; check the path")
+    return path
+
+
+def _hub_model_weights(repo: str) -> Path:
+    """open_clip's files on the hub: prefer safetensors when it is already cached."""
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(repo, "open_clip_model.safetensors")
+    if isinstance(cached, str):
+        return Path(cached)
+    return hub_file(repo, "open_clip_pytorch_model.bin")
+
+
+def _split_open_clip(source: str) -> tuple[str, str]:
+    body = source.removeprefix("open_clip:")
+    if "/" not in body:
+        raise BenchError(f"malformed open_clip source {source!r}: write open_clip:ARCH/TAG, "
+                         "e.g. open_clip:ViT-B-32/laion2b_s34b_b79k")
+    arch, tag = body.split("/", 1)
+    if arch not in open_clip.list_models():
+        raise BenchError(f"unknown open_clip architecture {arch!r} in {source!r} (open_clip.list_models())")
+    if tag not in open_clip.list_pretrained_tags_by_model(arch):
+        tags = ", ".join(open_clip.list_pretrained_tags_by_model(arch)[:8])
+        raise BenchError(f"open_clip has no pretrained tag {tag!r} for {arch}; known: {tags}")
+    return arch, tag
+
+
+def spec_for_source(source: str, architecture: str | None = None) -> EncoderSpec:
+    """An EncoderSpec for a name that is not in a zoo: a source string or a local file."""
+    if source.startswith("open_clip:"):
+        arch, tag = _split_open_clip(source)
+        quick = bool(open_clip.get_pretrained_cfg(arch, tag).get("quick_gelu", False))
+        return EncoderSpec(arch, source, quick_gelu=quick)
+    if source.startswith("hf-hub:"):
+        hub_file(source.removeprefix("hf-hub:"), "open_clip_config.json")  # fail fast when unavailable
+        return EncoderSpec(architecture=architecture or source, base=source)
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise BenchError(f"checkpoint {path} does not exist; check the path (or bench list encoders for zoo names)")
+    meta = {**_card_next_to(path), **safetensors_metadata(path)}
+    arch = architecture or meta.get("architecture")
+    if not arch:
+        raise BenchError(f"checkpoint {path} does not say which architecture it is: save it with safetensors "
+                         "metadata 'architecture' or a card JSON next to it, or pass --arch")
+    quick = str(meta.get("quick_gelu", "false")).lower() == "true"
+    base = meta.get("base")
+    if base and base != str(path):  # a vision tower fine-tuned from `base`
+        return EncoderSpec(arch, base, vision=str(path), quick_gelu=quick)
+    return EncoderSpec(arch, str(path), quick_gelu=quick)
+
+
+def _card_next_to(path: Path) -> dict[str, str]:
+    for card in (path.with_suffix(".json"), path.parent / "card.json"):
+        if card.is_file():
+            try:
+                data = json.loads(card.read_text())
+            except json.JSONDecodeError as err:
+                raise BenchError(f"card {card} is not valid JSON ({err.msg}, line {err.lineno}); fix or remove it")
+            return {k: str(v) for k, v in data.items() if isinstance(v, (str, bool, int, float))}
+    return {}
+
+
+def _load_into(module: nn.Module, state: dict[str, Tensor], path: str, what: str) -> None:
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or wrong:
+        details = []
+        if wrong:
+            k = wrong[0]
+            details.append(f"{len(wrong)} shape mismatches (e.g. {k}: file {tuple(state[k].shape)} "
+                           f"vs model {tuple(own[k].shape)})")
+        if missing:
+            details.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
+        if unexpected:
+            details.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
+        raise BenchError(f"checkpoint {path} does not fit {what}: {'; '.join(details)}; check the architecture")
+    module.load_state_dict(state, strict=True)
+
+
+def build_encoder(spec: EncoderSpec, name: str, device: str | torch.device = "cpu") -> Encoder:
+    """Create the open_clip model of spec.architecture and load the weights the spec names."""
+    hub_config = spec.architecture.startswith("hf-hub:")
+    if not hub_config and spec.architecture not in open_clip.list_models():
+        raise BenchError(f"unknown open_clip architecture {spec.architecture!r}; see open_clip.list_models()")
+    if hub_config:  # the config comes from the hub (cached by spec_for_source / _fetch)
+        hub_file(spec.architecture.removeprefix("hf-hub:"), "open_clip_config.json")
+    # Fetch before building: a missing download fails in a second, not after a ViT-L is built.
+    base_path = None if spec.base == "random" else _fetch(spec.base)
+    vision_path = None if spec.vision is None else _fetch(spec.vision)
+    model = open_clip.create_model(spec.architecture, pretrained=None, load_weights=False,
+                                   force_quick_gelu=spec.quick_gelu)
+    hashes = []
+    if base_path is not None:
+        state = read_state_dict(base_path)
+        if spec.vision is None and not any(k.startswith(("visual.", "module.visual.")) for k in state):
+            _load_into(model.visual, state, str(base_path), f"the vision tower of {spec.architecture}")
+        else:
+            _load_into(model, state, str(base_path), spec.architecture)
+        hashes.append(sha256_of(base_path))
+    if vision_path is not None:
+        state = read_state_dict(vision_path)
+        if any(k.startswith("visual.") for k in state):  # a full model file: take its vision tower
+            state = {k.removeprefix("visual."): v for k, v in state.items() if k.startswith("visual.")}
+        _load_into(model.visual, state, str(vision_path), f"the vision tower of {spec.architecture}")
+        hashes.append(sha256_of(vision_path))
+    preprocess = model.visual.preprocess_cfg if hasattr(model.visual, "preprocess_cfg") else {}
+    size = model.visual.image_size
+    image_size = size[0] if isinstance(size, (tuple, list)) else int(size)
+    provenance = Provenance(name=name, architecture=spec.architecture,
+                            source=spec.base if spec.vision is None else f"{spec.base} + {spec.vision}",
+                            sha256="+".join(hashes) or "random", quick_gelu=spec.quick_gelu)
+    encoder = Encoder(model, open_clip.get_tokenizer(spec.architecture), image_size,
+                      tuple(preprocess.get("mean", DEFAULT_MEAN)), tuple(preprocess.get("std", DEFAULT_STD)),
+                      provenance)
+    return encoder.to(device).eval()
+
+
+def with_architecture(spec: EncoderSpec, architecture: str | None) -> EncoderSpec:
+    return spec if architecture is None else replace(spec, architecture=architecture)

@@ -1,0 +1,77 @@
+"""Fetching and reading weight files: hub downloads that fail fast, hashes, safe unpickling."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from bench.errors import BenchError
+
+OFFLINE_HINT = "run offline with --suite tiny, or put the file in the Hugging Face cache"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def hub_file(repo: str, filename: str) -> Path:
+    """A file from the Hugging Face hub (cache first); one clear line instead of retries."""
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+    cached = try_to_load_from_cache(repo, filename)
+    if isinstance(cached, str):
+        return Path(cached)
+    # No cache hit: one short attempt. HF_HUB_OFFLINE=1 makes this fail immediately.
+    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "5")
+    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
+    try:
+        return Path(hf_hub_download(repo, filename))
+    except Exception as err:  # network, offline mode, missing repo: all mean "not available here"
+        reason = type(err).__name__
+        raise BenchError(
+            f"weights {repo}/{filename} are not available ({reason}); they come from "
+            f"https://huggingface.co/{repo}; {OFFLINE_HINT}"
+        ) from None
+
+
+def read_state_dict(path: Path) -> dict[str, Tensor]:
+    """A state dict from .safetensors or a pickle (.pt/.pth/.bin), never running code."""
+    if not path.is_file():
+        raise BenchError(f"checkpoint {path} does not exist; check the path")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if "weights_only" in str(err) or "Unsupported global" in str(err):
+            first = "it contains pickled code or objects that are not plain tensors (refused for safety)"
+        raise BenchError(f"cannot read checkpoint {path}: {first[:200]}; re-save it as .safetensors") from None
+    for key in ("state_dict", "model", "vision_encoder"):
+        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise BenchError(f"checkpoint {path} is not a state dict of tensors; save model.state_dict()")
+    return state
+
+
+def safetensors_metadata(path: Path) -> dict[str, str]:
+    if path.suffix != ".safetensors" or not path.is_file():
+        return {}
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except Exception:
+        return {}

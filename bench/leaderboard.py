@@ -1,0 +1,104 @@
+"""All runs under a results directory -> the papers' tables and the robust-accuracy plot.
+
+Cells are accuracies in percent over the samples all runs of the cell share; a robust
+cell is the per-sample worst case over every attack run at that eps.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from bench.errors import BenchError
+from bench.store import CONFIG, RECORDS, read_records
+
+
+def load_samples(results: Path) -> pd.DataFrame:
+    """One row per (run, sample): encoder, task, attack, eps, eps_label, id, clean_correct, robust."""
+    if not results.is_dir():
+        raise BenchError(f"results directory {results} does not exist; run bench run --out {results} first")
+    frames = []
+    for config_path in sorted(results.rglob(CONFIG)):
+        config = json.loads(config_path.read_text())
+        records = read_records(config_path.parent / RECORDS)
+        if not records:
+            continue
+        frame = pd.DataFrame(records)[["id", "clean_correct", "robust"]]
+        for key in ("encoder", "task", "attack", "eps", "eps_label"):
+            frame[key] = config[key]
+        frames.append(frame)
+    if not frames:
+        raise BenchError(f"no finished runs under {results}; run bench run --out {results} first")
+    return pd.concat(frames, ignore_index=True)
+
+
+def accuracy_table(samples: pd.DataFrame) -> pd.DataFrame:
+    """Rows = encoders; columns '<task> <eps>' grouped by eps (clean first) + 'avg <eps>'."""
+    clean = samples.groupby(["encoder", "task", "id"])["clean_correct"].first().groupby(["encoder", "task"]).mean()
+    cells = {("clean", task, enc): acc for (enc, task), acc in clean.items()}
+    eps_of = {"clean": 0.0}
+    attacked = samples[samples["eps"] > 0]
+    for (enc, task, label), group in attacked.groupby(["encoder", "task", "eps_label"]):
+        eps_of[label] = float(group["eps"].iloc[0])
+        per_sample = group.pivot_table(index="id", columns="attack", values="robust", aggfunc="first")
+        cells[(label, task, enc)] = per_sample.dropna().all(axis=1).mean()
+    tasks = sorted(samples["task"].unique())
+    encoders = list(dict.fromkeys(samples["encoder"]))
+    table = pd.DataFrame(index=pd.Index(encoders, name="encoder"))
+    for label in sorted(eps_of, key=eps_of.get):
+        for task in tasks:
+            table[f"{task} {label}"] = [100 * cells.get((label, task, e), float("nan")) for e in encoders]
+        if len(tasks) > 1:
+            table[f"avg {label}"] = table[[f"{t} {label}" for t in tasks]].mean(axis=1)
+    return table.round(1)
+
+
+def render(table: pd.DataFrame, fmt: str) -> str:
+    if fmt == "md":
+        return table.to_markdown(floatfmt=".1f")
+    if fmt == "csv":
+        return table.to_csv(float_format="%.1f")
+    if fmt == "latex":
+        return table.style.format("{:.1f}").to_latex(hrules=True)
+    return table.style.format("{:.1f}").to_html()
+
+
+def leaderboard_command(results: Path, fmt: str, out: Path | None) -> None:
+    text = render(accuracy_table(load_samples(results)), fmt)
+    if out is None:
+        print(text)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text + "\n")
+    print(f"wrote {out}")
+
+
+def plot_command(results: Path, out: Path | None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    samples = load_samples(results)
+    table = accuracy_table(samples)
+    eps_of = dict(zip(samples["eps_label"], samples["eps"]))
+    eps_of["clean"] = 0.0
+    tasks = sorted(samples["task"].unique())
+    prefix = "avg" if len(tasks) > 1 else tasks[0]
+    columns = [c for c in table.columns if c.startswith(prefix + " ")]
+    labels = [c.split(" ", 1)[1] for c in columns]
+    xs = [eps_of[label] * 255 for label in labels]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for encoder, row in table[columns].iterrows():
+        ax.plot(xs, row.values, marker="o", label=encoder)
+    ax.set_xlabel("eps (x/255, L-inf)")
+    ax.set_ylabel(f"robust accuracy % ({'average over tasks' if prefix == 'avg' else prefix})")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    out = out or results / "robust_vs_eps.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    print(f"wrote {out}")

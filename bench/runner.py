@@ -1,0 +1,129 @@
+"""bench run: one run per (encoder, task, attack, eps); resumable, one record per sample."""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from bench.attack_registry import AttackSettings, get_attack
+from bench.encoders import Encoder
+from bench.environment import git_commit, versions
+from bench.eps import eps_label
+from bench.store import RunDir
+from tasks.zeroshot import ZeroShotTask
+
+# Fields that define a run: same values, same records. The command line is not one of them.
+IDENTITY = ("encoder", "sha256", "task", "attack", "eps", "steps", "seed", "norm", "attack_args",
+            "sample_ids", "batch_size")
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    encoder: str
+    task: str
+    attack: str
+    eps: float
+    label: str  # eps as the user wrote it ("clean" for 0)
+    steps: int
+    seed: int
+    n_samples: int | None
+    batch_size: int
+    norm: str = "linf"
+    attack_args: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.eps == 0:  # a clean run is the same whatever attack was asked for
+            object.__setattr__(self, "attack", "none")
+
+
+@dataclass
+class RunResult:
+    plan: RunPlan
+    path: Path
+    n: int
+    clean_acc: float
+    robust_acc: float
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text).strip("-")
+
+
+def batch_seed(seed: int, batch_index: int) -> int:
+    """Each batch gets its own seed, so a resumed run redoes a batch exactly."""
+    return int(hashlib.sha256(f"{seed}:{batch_index}".encode()).hexdigest()[:8], 16)
+
+
+def run_config(plan: RunPlan, encoder: Encoder, sample_ids: list[str], device: str) -> dict[str, Any]:
+    return {
+        "encoder": plan.encoder, "provenance": encoder.provenance.as_dict(), "sha256": encoder.provenance.sha256,
+        "task": plan.task, "attack": plan.attack, "eps": plan.eps, "eps_label": plan.label, "steps": plan.steps,
+        "seed": plan.seed, "norm": plan.norm, "attack_args": plan.attack_args, "batch_size": plan.batch_size,
+        "n_samples": len(sample_ids), "sample_ids": sample_ids, "command": sys.argv, "device": device,
+        "versions": versions(), "git_commit": git_commit(),
+    }
+
+
+def run_directory(out: Path, plan: RunPlan, sha256: str) -> Path:
+    key = json.dumps([plan.steps, plan.seed, plan.n_samples, plan.norm, plan.attack_args, plan.batch_size, sha256])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+    return out / f"{_slug(plan.encoder)}__{_slug(plan.task)}__{plan.attack}__{_slug(plan.label)}__{digest}"
+
+
+def execute(plan: RunPlan, encoder: Encoder, task: ZeroShotTask, out: Path, cache_dir: Path | None,
+            device: str) -> RunResult:
+    sample_ids = task.sample_ids(plan.n_samples, plan.seed)
+    path = run_directory(out, plan, encoder.provenance.sha256)
+    store = RunDir(path, run_config(plan, encoder, sample_ids, device), IDENTITY)
+    try:
+        done = store.finished()
+        victim = task.victim(encoder, cache_dir)
+        attack = get_attack(plan.attack)
+        batches = [sample_ids[i : i + plan.batch_size] for i in range(0, len(sample_ids), plan.batch_size)]
+        desc = f"{plan.encoder} {plan.task} {plan.attack} {plan.label}"
+        with tqdm(total=len(sample_ids), initial=len(done & set(sample_ids)), desc=desc, unit="img",
+                  file=sys.stderr, leave=False, disable=None) as bar:
+            for k, ids in enumerate(batches):
+                todo = [i for i in ids if i not in done]
+                if not todo:
+                    continue
+                x, y = task.load(ids, encoder.image_size)  # the whole batch: identical to an uninterrupted run
+                x, y = x.to(device), y.to(device)
+                settings = AttackSettings(plan.eps, plan.steps, batch_seed(plan.seed, k), plan.norm, plan.attack_args)
+                outcome = attack(victim, x, y, settings)
+                with torch.no_grad():
+                    clean_pred = victim(x).argmax(dim=1)
+                    adv_pred = victim(outcome.x_adv).argmax(dim=1)
+                delta = (outcome.x_adv - x).flatten(1)
+                records = [
+                    {"id": i, "label": int(y[j]), "clean_pred": int(clean_pred[j]), "adv_pred": int(adv_pred[j]),
+                     "clean_correct": bool(clean_pred[j] == y[j]), "robust": bool(outcome.robust[j]),
+                     "winner": outcome.winner[j], "linf": round(float(delta[j].abs().max()), 8),
+                     "l2": round(float(delta[j].norm()), 6)}
+                    for j, i in enumerate(ids) if i not in done
+                ]
+                store.append(records)
+                bar.update(len(records))
+    finally:
+        store.close()
+    return summarize(plan, path)
+
+
+def summarize(plan: RunPlan, path: Path) -> RunResult:
+    from bench.store import RECORDS, read_records
+
+    records = read_records(path / RECORDS)
+    n = len(records)
+    clean = sum(r["clean_correct"] for r in records) / max(n, 1)
+    robust = sum(r["robust"] for r in records) / max(n, 1)
+    return RunResult(plan, path, n, clean, robust)
+
+
+def label_for(eps: float, typed: str | None) -> str:
+    return typed or eps_label(eps)

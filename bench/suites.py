@@ -1,0 +1,72 @@
+"""Suites: a zoo of encoders + task datasets + default settings, selected with --suite."""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.encoders.load import EncoderSpec
+from bench.encoders.zoo import paper_zoo
+from bench.errors import BenchError
+from bench.registry import Registry
+from tasks.datasets import DATASETS, DatasetSpec
+from tasks.imagefolder import read_image_folder
+from tasks.zeroshot import ZeroShotTask
+
+CONFIG_FILE = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "robust-vlm-bench" / "config.json"
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    encoders: Registry[EncoderSpec]
+    datasets: Registry[DatasetSpec]
+    default_tasks: tuple[str, ...]
+    default_n_samples: int
+    data_root: Callable[[str | None], Path]
+
+
+def configured_data_root(flag: str | None) -> Path:
+    """--data-root, else $BENCH_DATA, else "data_root" in the config file."""
+    if flag:
+        return Path(flag).expanduser()
+    if os.environ.get("BENCH_DATA"):
+        return Path(os.environ["BENCH_DATA"]).expanduser()
+    if CONFIG_FILE.is_file():
+        try:
+            root = json.loads(CONFIG_FILE.read_text()).get("data_root")
+        except json.JSONDecodeError as err:
+            raise BenchError(f"config file {CONFIG_FILE} is not valid JSON ({err.msg}); fix or remove it") from None
+        if root:
+            return Path(root).expanduser()
+    raise BenchError(f"no data root for the paper suite: pass --data-root DIR, set BENCH_DATA, or put "
+                     f'{{"data_root": DIR}} in {CONFIG_FILE}; offline, use --suite tiny')
+
+
+SUITES: Registry[Suite] = Registry("suite")
+SUITES.add("paper", Suite("paper", paper_zoo(), DATASETS, ("imagenet",), 1000, configured_data_root),
+           "full scale (GPU): ViT-L/14 zoo from the hub, ImageNet + CLIP_benchmark datasets on disk")
+DEFAULT_SUITE = "paper"
+
+
+def get_suite(name: str | None) -> Suite:
+    return SUITES.get(name or DEFAULT_SUITE).value
+
+
+FOLDER_PREFIX = "folder:"
+
+
+def check_task_name(suite: Suite, name: str) -> None:
+    if not name.startswith(FOLDER_PREFIX):
+        suite.datasets.get(name)
+
+
+def load_task(suite: Suite, name: str, data_root: str | None) -> ZeroShotTask:
+    """A suite dataset by name, or any image folder as folder:PATH."""
+    if name.startswith(FOLDER_PREFIX):
+        root = Path(name.removeprefix(FOLDER_PREFIX)).expanduser()
+        return ZeroShotTask(read_image_folder(root, root.name))
+    spec = suite.datasets.get(name)
+    return ZeroShotTask(spec.value.read(spec.name, suite.data_root(data_root)))

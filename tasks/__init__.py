@@ -1,0 +1,1 @@
+"""What is measured: datasets, the victim pipeline, attack objectives and metrics."""

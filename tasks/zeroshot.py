@@ -1,0 +1,95 @@
+"""Zero-shot classification: the CLIP head, the victim, and a seeded sample of the data.
+
+Head (REFERENCE.md): class weight = mean over templates of the normalised text embedding,
+normalised again; logits = 100 * cos(image embedding, class weight).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from tasks.imagefolder import ClassificationData, load_batch
+
+LOGIT_SCALE = 100.0
+
+
+class TextImageEncoder(Protocol):
+    tokenizer: object
+    image_size: int
+    provenance: object
+
+    def encode_image(self, x: Tensor, normalize: bool = True) -> Tensor: ...
+    def encode_text(self, tokens: Tensor, normalize: bool = True) -> Tensor: ...
+
+
+class ZeroShotClassifier(nn.Module):
+    """Pixels in [0,1] -> logits = scale * cos(image embedding, class weights): the victim."""
+
+    def __init__(self, encoder: nn.Module, class_weights: Tensor, logit_scale: float = LOGIT_SCALE) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.register_buffer("class_weights", class_weights, persistent=False)
+        self.logit_scale = logit_scale
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.logit_scale * self.encoder.encode_image(x) @ self.class_weights.T
+
+
+@torch.no_grad()
+def class_weights(encoder: TextImageEncoder, classnames: list[str], templates: list[str]) -> Tensor:
+    device = next(encoder.parameters()).device  # type: ignore[attr-defined]
+    weights = []
+    for name in classnames:
+        tokens = encoder.tokenizer([t.format(name) for t in templates]).to(device)  # type: ignore[operator]
+        emb = encoder.encode_text(tokens, normalize=True).mean(dim=0)
+        weights.append(emb / emb.norm())
+    return torch.stack(weights).float()
+
+
+class ZeroShotTask:
+    """One dataset evaluated zero-shot; sample ids are image paths relative to its root."""
+
+    kind = "zero-shot classification"
+
+    def __init__(self, data: ClassificationData) -> None:
+        self.data = data
+        self.name = data.name
+        self._label = dict(zip(data.ids, data.labels))
+
+    def sample_ids(self, n: int | None, seed: int) -> list[str]:
+        """A fixed, seeded subset (the same for clean and every attack), in a stable order."""
+        ids = list(self.data.ids)
+        random.Random(seed).shuffle(ids)
+        return ids if n is None else ids[:n]
+
+    def load(self, ids: list[str], size: int) -> tuple[Tensor, Tensor]:
+        return load_batch(self.data.root, ids, size), torch.tensor([self._label[i] for i in ids])
+
+    def head_key(self, encoder: TextImageEncoder) -> str:
+        payload = json.dumps({"encoder": getattr(encoder.provenance, "sha256", ""),
+                              "architecture": getattr(encoder.provenance, "architecture", ""),
+                              "classnames": self.data.classnames, "templates": self.data.templates})
+        return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+    def victim(self, encoder: TextImageEncoder, cache_dir: Path | None) -> ZeroShotClassifier:
+        """The classifier for this dataset; the text head is cached by checkpoint hash."""
+        cacheable = cache_dir is not None and getattr(encoder.provenance, "sha256", "random") != "random"
+        path = cache_dir / "heads" / f"{self.head_key(encoder)}.safetensors" if cacheable else None
+        if path is not None and path.is_file():
+            weights = load_file(str(path))["class_weights"]
+        else:
+            weights = class_weights(encoder, self.data.classnames, self.data.templates)
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp")
+                save_file({"class_weights": weights.cpu().contiguous()}, str(tmp))
+                tmp.replace(path)
+        device = next(encoder.parameters()).device  # type: ignore[attr-defined]
+        return ZeroShotClassifier(encoder, weights.to(device)).eval()  # type: ignore[arg-type]

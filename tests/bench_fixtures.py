@@ -1,0 +1,61 @@
+"""Real files in the real formats for the bench tests: image folders and open_clip checkpoints."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+import bench.encoders.load  # noqa: F401  (registers the project's open_clip configs)
+
+ARCH = "tiny-vit-test"
+CLASSES = ["red square", "green circle", "blue triangle", "yellow cross"]
+
+
+def make_image_folder(root: Path, per_class: int = 6, size: int = 40, seed: int = 0) -> Path:
+    """root/<class>/<i>.png with classnames.txt and templates.txt, deterministic."""
+    rng = np.random.default_rng(seed)
+    for c, name in enumerate(CLASSES):
+        folder = root / name.replace(" ", "_")
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            arr = (rng.random((size, size + 8, 3)) * 255).astype(np.uint8)
+            arr[8:24, 8:24] = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)][c]
+            Image.fromarray(arr).save(folder / f"{i:03d}.png")
+    (root / "classnames.txt").write_text("\n".join(CLASSES) + "\n")
+    (root / "templates.txt").write_text("a photo of a {}.\na drawing of a {}.\n")
+    return root
+
+
+def random_model(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return open_clip.create_model(ARCH, pretrained=None).eval()
+
+
+def save_full_safetensors(model: torch.nn.Module, path: Path) -> Path:
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata={"architecture": ARCH})
+    return path
+
+
+def save_full_pickle(model: torch.nn.Module, path: Path) -> Path:
+    torch.save(model.state_dict(), path)
+    (path.with_suffix(".json")).write_text(json.dumps({"architecture": ARCH}))
+    return path
+
+
+def save_vision_pickle(model: torch.nn.Module, path: Path, base: Path) -> Path:
+    """The RobustVLM / Sim-CLIP layout: the VisionTransformer state dict without prefix."""
+    torch.save(model.visual.state_dict(), path)
+    path.with_suffix(".json").write_text(json.dumps({"architecture": ARCH, "base": str(base)}))
+    return path
+
+
+def save_vision_safetensors(model: torch.nn.Module, path: Path, base: Path) -> Path:
+    state = {k: v.contiguous() for k, v in model.visual.state_dict().items()}
+    save_file(state, str(path), metadata={"architecture": ARCH, "base": str(base)})
+    return path

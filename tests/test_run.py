@@ -1,0 +1,132 @@
+"""bench run end to end on real files: records, resume after SIGKILL, locking, leaderboard."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+from bench.store import RunDir, read_records
+from tests import bench_fixtures as fx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("world")
+    data = fx.make_image_folder(root / "shapes", per_class=6)
+    model = fx.save_full_safetensors(fx.random_model(seed=0), root / "tiny.safetensors")
+    return data, model
+
+
+def _args(world, out, *extra):
+    data, model = world
+    return ["run", "--encoder", str(model), "--task", f"folder:{data}", "--out", str(out),
+            "--steps", "5", "--batch-size", "4", *extra]
+
+
+def _records(out: Path) -> dict[str, list[dict]]:
+    return {p.parent.name: sorted(read_records(p), key=lambda r: r["id"]) for p in out.rglob("records.jsonl")}
+
+
+def test_run_writes_config_and_one_record_per_sample(world, tmp_path, capsys):
+    out = tmp_path / "results"
+    assert main(_args(world, out, "--attack", "aa", "--eps", "0,2/255,4/255")) == 0
+    runs = sorted(out.iterdir())
+    assert len(runs) == 3  # clean, 2/255, 4/255
+    for run in runs:
+        config = json.loads((run / "config.json").read_text())
+        assert config["seed"] == 0 and len(config["sha256"]) == 64 and config["git_commit"]
+        assert {"torch", "open_clip_torch", "python"} <= set(config["versions"])
+        records = read_records(run / "records.jsonl")
+        assert sorted(r["id"] for r in records) == sorted(config["sample_ids"])
+        assert len(records) == 24
+        for r in records:
+            assert r["linf"] <= config["eps"] + 1e-6
+            assert r["robust"] <= r["clean_correct"]
+    table = capsys.readouterr().out
+    assert "robust %" in table and "4/255" in table
+
+
+def test_rerun_skips_finished_samples(world, tmp_path):
+    out = tmp_path / "results"
+    assert main(_args(world, out, "--attack", "apgd", "--eps", "4/255")) == 0
+    first = _records(out)
+    assert main(_args(world, out, "--attack", "apgd", "--eps", "4/255")) == 0
+    assert _records(out) == first
+    lines = next(out.rglob("records.jsonl")).read_text().splitlines()
+    assert len(lines) == 24  # nothing appended twice
+
+
+def test_sigkill_and_resume_gives_the_same_records(world, tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    cmd = [sys.executable, "-m", "bench", *_args(world, killed, "--attack", "aa", "--eps", "8/255",
+                                                 "--batch-size", "2", "--steps", "20")]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill once some, but not all, records are on disk
+        found = list(killed.rglob("records.jsonl"))
+        if found and 0 < len(found[0].read_text().splitlines()) < 24:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = len(next(killed.rglob("records.jsonl")).read_text().splitlines())
+    assert 0 < partial < 24
+    assert subprocess.run(cmd, env=env, capture_output=True).returncode == 0
+    ref_cmd = [c if c != str(killed) else str(reference) for c in cmd]
+    assert subprocess.run(ref_cmd, env=env, capture_output=True).returncode == 0
+    resumed, uninterrupted = _records(killed), _records(reference)
+    assert list(resumed.values()) == list(uninterrupted.values())
+    assert len(next(iter(resumed.values()))) == 24
+
+
+def test_torn_last_line_is_repaired(world, tmp_path):
+    out = tmp_path / "results"
+    assert main(_args(world, out, "--attack", "none", "--eps", "0")) == 0
+    records = next(out.rglob("records.jsonl"))
+    lines = records.read_text().splitlines(keepends=True)
+    records.write_text("".join(lines[:-3]) + lines[-3][:10])  # a kill in the middle of a write
+    assert main(_args(world, out, "--attack", "none", "--eps", "0")) == 0
+    assert records.read_text() .count("\n") == 24
+    assert len(read_records(records)) == 24
+
+
+def test_two_runs_never_share_a_directory(world, tmp_path, capsys):
+    out = tmp_path / "results"
+    assert main(_args(world, out, "--attack", "none", "--eps", "0")) == 0
+    run = next(out.iterdir())
+    holder = RunDir(run, json.loads((run / "config.json").read_text()), ())
+    try:
+        assert main(_args(world, out, "--attack", "none", "--eps", "0")) == 2
+        assert "being written by another bench process" in capsys.readouterr().err
+    finally:
+        holder.close()
+
+
+def test_leaderboard_and_plot(world, tmp_path, capsys):
+    out = tmp_path / "results"
+    assert main(_args(world, out, "--attack", "aa", "--eps", "0,4/255")) == 0
+    assert main(_args(world, out, "--attack", "pgd", "--eps", "4/255")) == 0
+    capsys.readouterr()
+    assert main(["leaderboard", str(out), "--format", "csv"]) == 0
+    csv = capsys.readouterr().out.splitlines()
+    assert csv[0] == "encoder,shapes clean,shapes 4/255"
+    clean, robust = map(float, csv[1].split(",")[1:])
+    assert 0 <= robust <= clean <= 100
+    # the 4/255 cell is the worst case over aa and pgd, per sample
+    from bench.leaderboard import load_samples
+
+    samples = load_samples(out)
+    attacked = samples[samples["eps"] > 0].pivot_table(index="id", columns="attack", values="robust")
+    assert robust == pytest.approx(100 * attacked.all(axis=1).mean(), abs=0.05)
+    for fmt in ("md", "latex", "html"):
+        assert main(["leaderboard", str(out), "--format", fmt, "--out", str(tmp_path / f"t.{fmt}")]) == 0
+    assert main(["plot", str(out), "--out", str(tmp_path / "plot.png")]) == 0
+    assert (tmp_path / "plot.png").read_bytes()[:4] == b"\x89PNG"
