@@ -83,7 +83,15 @@ def _autoattack(model: nn.Module, x: Tensor, y: Tensor, s: AttackSettings) -> Ou
     except ImportError:
         raise BenchError("--attack autoattack needs pyautoattack: pip install pyautoattack") from None
     norm = {"linf": "Linf", "l2": "L2"}[s.norm]
+    with torch.no_grad():
+        n_classes = model(x[:1]).shape[1]
+    if n_classes < 4:
+        raise BenchError(f"--attack autoattack needs at least 4 classes (targeted DLR); this task has {n_classes}; "
+                         "use --attack aa")
     adversary = AutoAttack(model, norm=norm, eps=s.eps, version="standard", seed=s.seed, device=x.device)
+    # The standard version assumes >= 10 classes: at most classes - 1 targets.
+    adversary.apgd_targeted.n_target_classes = min(9, n_classes - 1)
+    adversary.fab.n_target_classes = min(9, n_classes - 1)
     x_adv = adversary.run_standard_evaluation(x, y, batch_size=len(y))[0]
     check_valid(x_adv, x, s.eps, s.norm, "autoattack")  # type: ignore[arg-type]
     return outcome_from_points(model, x, y, x_adv, "autoattack")

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -35,13 +34,6 @@ RobustVLM protocol).
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, not usage + message
         self.exit(2, f"error: {message} (bench {self.prog.split()[-1]} --help)\n")
-
-
-def bench_home() -> Path:
-    if os.environ.get("BENCH_HOME"):
-        return Path(os.environ["BENCH_HOME"]).expanduser()
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return cache / "robust-vlm-bench"
 
 
 def positive_int(text: str) -> int:
@@ -82,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("what", choices=["encoders", "attacks", "tasks", "suites"])
     lst.add_argument("--suite", default=None)
 
+    from bench.commands_world import add_parsers
+
+    add_parsers(sub)
+
     for name, text in (("leaderboard", "paper-style table of all runs under a results directory"),
                        ("plot", "robust accuracy vs eps, one line per encoder (PNG)")):
         p = sub.add_parser(name, help=text)
@@ -101,11 +97,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             from bench.commands import run_command
 
+            from bench.tiny.suite import bench_home
+
             run_command(args, bench_home())
         elif args.command == "list":
             from bench.commands import list_command
 
             list_command(args.what, args.suite)
+        elif args.command == "data":
+            from bench.commands_world import data_command
+
+            data_command(args)
+        elif args.command == "train":
+            from bench.commands_world import train_command
+
+            train_command(args)
         elif args.command == "leaderboard":
             from bench.leaderboard import leaderboard_command
 

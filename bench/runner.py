@@ -14,8 +14,7 @@ from tqdm import tqdm
 from bench.attack_registry import AttackSettings, get_attack
 from bench.encoders import Encoder
 from bench.environment import git_commit, versions
-from bench.eps import eps_label
-from bench.store import RunDir
+from bench.store import RECORDS, RunDir, read_records
 from tasks.zeroshot import ZeroShotTask
 
 # Fields that define a run: same values, same records. The command line is not one of them.
@@ -116,14 +115,8 @@ def execute(plan: RunPlan, encoder: Encoder, task: ZeroShotTask, out: Path, cach
 
 
 def summarize(plan: RunPlan, path: Path) -> RunResult:
-    from bench.store import RECORDS, read_records
-
     records = read_records(path / RECORDS)
     n = len(records)
     clean = sum(r["clean_correct"] for r in records) / max(n, 1)
     robust = sum(r["robust"] for r in records) / max(n, 1)
     return RunResult(plan, path, n, clean, robust)
-
-
-def label_for(eps: float, typed: str | None) -> str:
-    return typed or eps_label(eps)

@@ -11,6 +11,7 @@ from bench.encoders.load import EncoderSpec
 from bench.encoders.zoo import paper_zoo
 from bench.errors import BenchError
 from bench.registry import Registry
+from bench.tiny.suite import CLASSIFICATION_TASKS, tiny_datasets, tiny_zoo, world_root
 from tasks.datasets import DATASETS, DatasetSpec
 from tasks.imagefolder import read_image_folder
 from tasks.zeroshot import ZeroShotTask
@@ -46,9 +47,11 @@ def configured_data_root(flag: str | None) -> Path:
 
 
 SUITES: Registry[Suite] = Registry("suite")
+SUITES.add("tiny", Suite("tiny", tiny_zoo(), tiny_datasets(), CLASSIFICATION_TASKS, 100, world_root),
+           "embedded, offline, minutes on a CPU: a generated world of shapes and a tiny CLIP zoo")
 SUITES.add("paper", Suite("paper", paper_zoo(), DATASETS, ("imagenet",), 1000, configured_data_root),
            "full scale (GPU): ViT-L/14 zoo from the hub, ImageNet + CLIP_benchmark datasets on disk")
-DEFAULT_SUITE = "paper"
+DEFAULT_SUITE = "tiny"
 
 
 def get_suite(name: str | None) -> Suite:

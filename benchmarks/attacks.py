@@ -6,12 +6,15 @@
 
 For each victim and eps: APGD-CE (100 steps, 1 restart) and the worst case of APGD-CE +
 APGD-T (9 targets) -- the RobustVLM zero-shot protocol -- timed, with robust accuracy and
-peak memory, and each time as a ratio of pyautoattack's. Writes benchmarks/out/attacks.json.
+peak memory (RSS growth during the attack, each measurement in a fresh process; CUDA
+allocator peak on GPU), and each time as a ratio of pyautoattack's. Writes benchmarks/out/attacks.json.
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,24 +37,36 @@ class Victim:
     model: torch.nn.Module
     x: torch.Tensor
     y: torch.Tensor
-    eps: list[float]
 
 
-def build_victims(quick: bool, device: torch.device) -> list[Victim]:
-    n = 64 if quick else 200
-    digits = victims.digits_cnn().to(device)
+def _digits(n: int, device: torch.device) -> Victim:
     _, _, x_test, y_test = victims.digits_data()
-    out = [Victim("digits-cnn", digits, x_test[:n].to(device), y_test[:n].to(device), [8 / 255, 0.1, 0.2])]
-    vit = victims.tiny_vit_classifier().to(device)
+    model = victims.digits_cnn().to(device)
+    return Victim("digits-cnn", model, x_test[:n].to(device), y_test[:n].to(device))
+
+
+def _tiny_vit(n: int, device: torch.device) -> Victim:
+    model = victims.tiny_vit_classifier().to(device)
     x = victims.natural_images(n, 32, seed=1).to(device)
     with torch.no_grad():
-        out.append(Victim("tiny-vit", vit, x, vit(x).argmax(dim=1), [1 / 255, 2 / 255, 4 / 255]))
-    if not quick:
-        big = victims.vit_b32_classifier().to(device)
-        xb = victims.natural_images(8, 224, seed=2).to(device)
-        with torch.no_grad():
-            out.append(Victim("vit-b32-224", big, xb, big(xb).argmax(dim=1), [1 / 255]))
-    return out
+        return Victim("tiny-vit", model, x, model(x).argmax(dim=1))
+
+
+def _vit_b32(n: int, device: torch.device) -> Victim:
+    model = victims.vit_b32_classifier().to(device)
+    x = victims.natural_images(8, 224, seed=2).to(device)
+    with torch.no_grad():
+        return Victim("vit-b32-224", model, x, model(x).argmax(dim=1))
+
+
+VICTIMS = {"digits-cnn": _digits, "tiny-vit": _tiny_vit, "vit-b32-224": _vit_b32}
+EPS = {"digits-cnn": [8 / 255, 0.1, 0.2], "tiny-vit": [1 / 255, 2 / 255, 4 / 255], "vit-b32-224": [1 / 255]}
+IMPLS = {"apgd-ce": ["ours", "pyautoattack", "torchattacks"],
+         "worst-case(apgd-ce,apgd-t)": ["ours", "ours(max_rows=n)", "pyautoattack", "torchattacks"]}
+
+
+def victim_names(quick: bool) -> list[str]:
+    return ["digits-cnn", "tiny-vit"] if quick else list(VICTIMS)
 
 
 def _robust(model: torch.nn.Module, x_adv: torch.Tensor, y: torch.Tensor) -> float:
@@ -92,27 +107,32 @@ def runners(v: Victim, eps: float) -> dict[str, dict[str, Callable[[], torch.Ten
     }
 
 
+def _measure_one(quick: bool, device_name: str, victim: str, eps: float, attack: str, impl: str) -> dict:
+    """One measurement in a fresh process, so peak memory belongs to this attack alone."""
+    logging.getLogger("auto-attack").setLevel(logging.WARNING)
+    device = torch.device(device_name)
+    v = VICTIMS[victim](64 if quick else 200, device)
+    r = measure(runners(v, eps)[attack][impl], device)
+    return {"victim": v.name, "n": len(v.y), "eps": f"{eps * 255:.1f}/255", "attack": attack, "impl": impl,
+            "seconds": r.seconds, "robust_acc": _robust(v.model, r.value, v.y), "peak_mb": r.peak_mb}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="64 samples, skip ViT-B-32")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/attacks.json"))
     args = parser.parse_args()
-    logging.getLogger("auto-attack").setLevel(logging.WARNING)
-    device = torch.device(args.device)
+    plan = [(name, eps, attack, impl) for name in victim_names(args.quick) for eps in EPS[name]
+            for attack, impls in IMPLS.items() for impl in impls]
     rows = []
-    for v in build_victims(args.quick, device):
-        for eps in v.eps:
-            for attack, impls in runners(v, eps).items():
-                for impl, fn in impls.items():
-                    r = measure(fn, device)
-                    rows.append({
-                        "victim": v.name, "n": len(v.y), "eps": f"{eps * 255:.1f}/255", "attack": attack,
-                        "impl": impl, "seconds": r.seconds, "robust_acc": _robust(v.model, r.value, v.y),
-                        "peak_mb": r.peak_mb,
-                    })
-                    print(f"{v.name} eps={eps * 255:.1f}/255 {attack} {impl}: {r.seconds:.2f}s "
-                          f"robust={rows[-1]['robust_acc']:.3f}", flush=True)
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=spawn, max_tasks_per_child=1) as pool:
+        for name, eps, attack, impl in plan:
+            row = pool.submit(_measure_one, args.quick, args.device, name, eps, attack, impl).result()
+            rows.append(row)
+            print(f"{row['victim']} eps={row['eps']} {attack} {impl}: {row['seconds']:.2f}s "
+                  f"robust={row['robust_acc']:.3f}", flush=True)
     reference = {(r["victim"], r["eps"], r["attack"]): r["seconds"] for r in rows if r["impl"] == "pyautoattack"}
     for r in rows:
         r["time/pyautoattack"] = r["seconds"] / reference[(r["victim"], r["eps"], r["attack"])]

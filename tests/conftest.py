@@ -1,6 +1,9 @@
 import os
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Tests never touch the user's cache: the tiny world is generated into a fresh BENCH_HOME.
+os.environ["BENCH_HOME"] = tempfile.mkdtemp(prefix="bench-home-")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -35,10 +35,11 @@ CASES = [
     ({"--eps": "-1/255"}, "negative"),
     ({"--eps": "4"}, "ambiguous.*did you mean 4/255"),
     ({"--eps": "2.5"}, r"outside \(0, 1\]"),
-    ({"--encoder": "sim-clp"}, "unknown encoder 'sim-clp'; did you mean 'sim-clip'"),
+    ({"--encoder": "sim-clp", "--suite": "paper"}, "unknown encoder 'sim-clp'; did you mean 'sim-clip'"),
     ({"--attack": "apdg"}, "unknown attack 'apdg'; did you mean 'apgd'"),
     ({"--attack": "torchattacks:PDG"}, "did you mean 'PGD'"),
-    ({"--task": "imagnet"}, "unknown task 'imagnet'; did you mean 'imagenet'"),
+    ({"--task": "imagnet", "--suite": "paper"}, "unknown task 'imagnet'; did you mean 'imagenet'"),
+    ({"--task": "tiny-shap"}, "unknown task 'tiny-shap'; did you mean 'tiny-shape'"),
     ({"--suite": "papr"}, "unknown suite 'papr'; did you mean 'paper'"),
     ({"--task": "folder:/no/such/folder"}, "data folder /no/such/folder .* does not exist"),
     ({"--n-samples": "0"}, "must be a positive integer"),
@@ -86,7 +87,8 @@ def test_paper_suite_without_data_names_every_way_to_give_it(world, tmp_path, ca
 
     importlib.reload(bench.suites)
     try:
-        assert main(["run", "--task", "imagenet", "--encoder", str(world[2]), "--out", str(tmp_path / "r")]) == 2
+        assert main(["run", "--suite", "paper", "--task", "imagenet", "--encoder", str(world[2]),
+                     "--out", str(tmp_path / "r")]) == 2
     finally:
         monkeypatch.undo()
         importlib.reload(bench.suites)

@@ -96,7 +96,7 @@ def test_wrong_architecture_is_named(tmp_path, model):
 
 def test_unknown_names_suggest_the_closest():
     with pytest.raises(BenchError, match="unknown encoder 'sim-clp'; did you mean 'sim-clip'"):
-        load_encoder("sim-clp")
+        load_encoder("sim-clp", suite="paper")
     with pytest.raises(BenchError, match="does not exist"):
         load_encoder("no/such/file.safetensors")
 
@@ -114,7 +114,7 @@ def test_offline_zoo_fails_fast_with_the_source_and_the_alternative(monkeypatch,
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     start = time.perf_counter()
     with pytest.raises(BenchError) as err:
-        load_encoder(name)
+        load_encoder(name, suite="paper")
     message = str(err.value)
     assert "not available" in message and "huggingface.co/" in message and "--suite tiny" in message
     assert time.perf_counter() - start < 30  # no minute of retries (generous bound for model construction)

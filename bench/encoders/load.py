@@ -11,6 +11,7 @@ Sources (the `source` strings of EncoderSpec):
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -172,10 +173,18 @@ def build_encoder(spec: EncoderSpec, name: str, device: str | torch.device = "cp
     provenance = Provenance(name=name, architecture=spec.architecture,
                             source=spec.base if spec.vision is None else f"{spec.base} + {spec.vision}",
                             sha256="+".join(hashes) or "random", quick_gelu=spec.quick_gelu)
-    encoder = Encoder(model, open_clip.get_tokenizer(spec.architecture), image_size,
+    encoder = Encoder(model, _tokenizer(spec.architecture), image_size,
                       tuple(preprocess.get("mean", DEFAULT_MEAN)), tuple(preprocess.get("std", DEFAULT_STD)),
                       provenance)
     return encoder.to(device).eval()
+
+
+def _tokenizer(architecture: str) -> Callable[[list[str]], Tensor]:
+    if architecture == "tiny-clip":  # the tiny world's word-level vocabulary
+        from bench.tiny.tokenizer import WordTokenizer
+
+        return WordTokenizer()
+    return open_clip.get_tokenizer(architecture)
 
 
 def with_architecture(spec: EncoderSpec, architecture: str | None) -> EncoderSpec:

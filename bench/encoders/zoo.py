@@ -23,7 +23,8 @@ def paper_zoo() -> Registry[EncoderSpec]:
         zoo.add(f"sim-clip-{eps}",
                 EncoderSpec("ViT-L-14", OPENAI_L14, vision=f"hf-file:hossainzarif19/SimCLIP/simclip{eps}.pt",
                             quick_gelu=True),
-                f"Sim-CLIP (Hossain & Imteaj 2024), eps {eps}/255; vision tower simclip{eps}.pt on OpenAI ViT-L/14",
+                f"Sim-CLIP (Hossain & Imteaj 2024), eps {eps}/255; hf hossainzarif19/SimCLIP simclip{eps}.pt "
+                "into OpenAI ViT-L/14",
                 aliases=("sim-clip",) if eps == 4 else ())
     for arch, tag, hub_suffix in (("ViT-B-32", "laion2b_s34b_b79k", "laion2B-s34B-b79K"),
                                   ("ViT-B-16", "laion2b_s34b_b88k", "laion2B-s34B-b88K")):

@@ -1,0 +1,55 @@
+"""The tiny suite: the generated world (cached under BENCH_HOME) and the shipped tiny zoo."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from bench.encoders.load import EncoderSpec
+from bench.registry import Registry
+from bench.tiny import world
+from tasks.datasets import DatasetSpec
+
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+CLASSIFICATION_TASKS = tuple(world.CLASSIFICATION)
+
+
+def bench_home() -> Path:
+    if os.environ.get("BENCH_HOME"):
+        return Path(os.environ["BENCH_HOME"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "robust-vlm-bench"
+
+
+def world_root(flag: str | None = None, seed: int = 0) -> Path:
+    """The tiny world: generated on first use (progress bar), reused once its manifest verifies."""
+    root = Path(flag).expanduser() if flag else bench_home() / f"tiny-world-v{world.VERSION}-seed{seed}"
+    if world.verify(root):
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    # Generate next to the target and rename: a killed generation never looks complete.
+    tmp = Path(tempfile.mkdtemp(prefix=".tiny-world-", dir=root.parent))
+    try:
+        world.write_world(tmp / "world", seed=seed)
+        if root.exists():
+            shutil.rmtree(root)
+        (tmp / "world").rename(root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root
+
+
+def tiny_zoo() -> Registry[EncoderSpec]:
+    zoo: Registry[EncoderSpec] = Registry("encoder")
+    zoo.add("clip", EncoderSpec("tiny-clip", str(WEIGHTS / "clip.safetensors")),
+            "tiny CLIP trained contrastively on the tiny world's captions (bench/tiny/weights/clip.json)")
+    return zoo
+
+
+def tiny_datasets() -> Registry[DatasetSpec]:
+    datasets: Registry[DatasetSpec] = Registry("task")
+    what = {"tiny-shape": "5 shapes", "tiny-colour": "6 colours", "tiny-count": "1-3 objects"}
+    for name in CLASSIFICATION_TASKS:
+        datasets.add(name, DatasetSpec(f"classification/{name}/test"),
+                     f"tiny world zero-shot classification: {what[name]}, {world.PER_CLASS['test']} test images/class")
+    return datasets

@@ -1,0 +1,184 @@
+"""Write the tiny world in the real file formats, with a manifest of hashes.
+
+    classification/<dataset>/{train,test}/<class>/<n>.png   + classnames.txt, templates.txt
+    captions/dataset_tiny.json + captions/images/<n>.jpg      Karpathy-style (5 refs/image)
+    vqa/{questions,annotations}_{train,val}.json + vqa/images/COCO_val2014_<id:012d>.jpg
+    textvqa/{questions,annotations}_{train,val}.json + textvqa/train_images/<id>.jpg
+    manifest.json: seed, generator version and the sha256 of every file
+
+Same seed, same Pillow: the same bytes, file for file.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from bench.tiny import language
+from bench.tiny.scenes import COLOURS, COUNT_WORDS, SHAPES, render, sample_scene
+
+VERSION = 1
+# dataset -> {class folder: class name}, and its prompt templates
+CLASSIFICATION: dict[str, dict[str, str]] = {
+    "tiny-shape": {s: s for s in SHAPES},
+    "tiny-colour": {c: c for c in COLOURS},
+    "tiny-count": {"one": "one shape", "two": "two shapes", "three": "three shapes"},
+}
+TEMPLATES = {
+    "tiny-shape": ["a {}.", "a picture of a {}.", "an image with a {}.", "a {} on a background."],
+    "tiny-colour": ["a {} shape.", "a picture of a {} shape.", "an image with a {} shape.", "a {} object."],
+    "tiny-count": ["{}.", "a picture of {}.", "there are {}.", "an image with {}."],
+}
+PER_CLASS = {"train": 60, "test": 40}
+CAPTION_SPLITS = {"train": 8000, "val": 200, "test": 200}
+VQA_SPLITS = {"train": 2000, "val": 200}
+TEXTVQA_SPLITS = {"train": 500, "val": 100}
+JPEG_QUALITY = 95
+
+
+def _rng(seed: int, *key: object) -> np.random.Generator:
+    """An independent stream per (part, split, index): parts can change without moving others."""
+    digest = hashlib.sha256(repr((seed, *key)).encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def _save(img: Image.Image, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".jpg":
+        img.save(path, quality=JPEG_QUALITY, optimize=False)
+    else:
+        img.save(path, optimize=False)
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
+
+
+def _classification(out: Path, seed: int) -> Iterator[None]:
+    for name, classes in CLASSIFICATION.items():
+        for split, per_class in PER_CLASS.items():
+            root = out / "classification" / name / split
+            for c, folder in enumerate(classes):
+                for i in range(per_class):
+                    rng = _rng(seed, name, split, c, i)
+                    if name == "tiny-shape":
+                        scene = sample_scene(rng, n_objects=1, shape=folder, with_word=False)
+                    elif name == "tiny-colour":
+                        scene = sample_scene(rng, n_objects=1, colour=folder, with_word=False)
+                    else:
+                        scene = sample_scene(rng, n_objects=COUNT_WORDS.index(folder) + 1, with_word=False)
+                    _save(render(scene, rng), root / folder / f"{i:04d}.png")
+                    yield
+            # classnames.txt follows the sorted order of the class folders (the reader's label order)
+            (root / "classnames.txt").write_text("\n".join(classes[f] for f in sorted(classes)) + "\n")
+            (root / "templates.txt").write_text("\n".join(TEMPLATES[name]) + "\n")
+
+
+def _captions(out: Path, seed: int) -> Iterator[None]:
+    images, sent_id, img_id = [], 0, 0
+    for split, n in CAPTION_SPLITS.items():
+        for i in range(n):
+            rng = _rng(seed, "captions", split, i)
+            scene = sample_scene(rng)
+            filename = f"{img_id:06d}.jpg"
+            _save(render(scene, rng), out / "captions" / "images" / filename)
+            refs = language.captions(scene, rng)
+            sentences = [{"raw": r, "tokens": r.rstrip(".").replace(",", "").replace(":", "").split(),
+                          "imgid": img_id, "sentid": sent_id + k} for k, r in enumerate(refs)]
+            images.append({"filepath": "images", "filename": filename, "imgid": img_id, "cocoid": img_id,
+                           "split": split, "sentids": [s["sentid"] for s in sentences], "sentences": sentences})
+            sent_id += len(refs)
+            img_id += 1
+            yield
+    _write_json(out / "captions" / "dataset_tiny.json", {"dataset": "tiny", "images": images})
+
+
+def _vqa_files(out: Path, split: str, questions: list[dict], annotations: list[dict], task: str) -> None:
+    info = {"description": f"tiny-world {task}", "version": str(VERSION)}
+    _write_json(out / f"questions_{split}.json", {"info": info, "task_type": "Open-Ended", "data_type": task,
+                                                 "data_subtype": split, "questions": questions})
+    _write_json(out / f"annotations_{split}.json", {"info": info, "data_type": task, "data_subtype": split,
+                                                   "annotations": annotations})
+
+
+def _vqa(out: Path, seed: int, reading: bool) -> Iterator[None]:
+    task = "textvqa" if reading else "vqa"
+    splits = TEXTVQA_SPLITS if reading else VQA_SPLITS
+    image_id, question_id = 1, 1
+    for split, n in splits.items():
+        questions, annotations = [], []
+        for i in range(n):
+            rng = _rng(seed, task, split, i)
+            scene = sample_scene(rng, with_word=True if reading else None)
+            img = render(scene, rng)
+            if reading:
+                path = out / task / "train_images" / f"{image_id:08x}.jpg"
+                image_ref: int | str = f"{image_id:08x}"
+            else:
+                path = out / task / "images" / f"COCO_val2014_{image_id:012d}.jpg"
+                image_ref = image_id
+            _save(img, path)
+            asked = [language.reading_question(scene)] if reading else language.questions(scene, rng)
+            for q in asked:
+                answers = language.ten_answers(q.answer, q.answer_type, rng)
+                questions.append({"image_id": image_ref, "question": q.question, "question_id": question_id})
+                annotations.append({
+                    "image_id": image_ref, "question_id": question_id, "question_type": q.question_type,
+                    "answer_type": q.answer_type, "multiple_choice_answer": q.answer,
+                    "answers": [{"answer": a, "answer_confidence": "yes", "answer_id": k + 1}
+                                for k, a in enumerate(answers)],
+                })
+                question_id += 1
+            image_id += 1
+            yield
+        _vqa_files(out / task, split, questions, annotations, task)
+
+
+def n_items() -> int:
+    per = sum(PER_CLASS.values())
+    return (sum(len(c) for c in CLASSIFICATION.values()) * per + sum(CAPTION_SPLITS.values())
+            + sum(VQA_SPLITS.values()) + sum(TEXTVQA_SPLITS.values()))
+
+
+def file_hashes(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != "manifest.json"}
+
+
+def write_world(out: Path, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+    """Generate everything into out (replaced if present); returns the manifest."""
+    if out.exists():
+        shutil.rmtree(out)
+    parts: list[Callable[[Path, int], Iterator[None]]] = [
+        _classification, _captions, lambda o, s: _vqa(o, s, reading=False), lambda o, s: _vqa(o, s, reading=True)]
+    with tqdm(total=n_items(), desc="tiny world", unit="img", disable=not progress) as bar:
+        for part in parts:
+            for _ in part(out, seed):
+                bar.update()
+    manifest = {"version": VERSION, "seed": seed, "files": file_hashes(out)}
+    _write_json(out / "manifest.json", manifest)
+    return manifest
+
+
+def manifest_digest(manifest: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+
+
+def verify(root: Path) -> bool:
+    """True when root holds a complete world whose files match its manifest."""
+    path = root / "manifest.json"
+    if not path.is_file():
+        return False
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return False
+    return manifest.get("version") == VERSION and manifest.get("files") == file_hashes(root)

@@ -1,0 +1,1 @@
+"""bench train: contrastive pre-training of the tiny CLIP (and, later, adversarial fine-tuning)."""

@@ -1,0 +1,107 @@
+"""The tiny world: deterministic, in the real formats, read back by the real readers."""
+import json
+from collections import Counter
+
+import pytest
+
+from bench.tiny import world
+from bench.tiny.tokenizer import UNK, WordTokenizer
+from tasks.captions import read_karpathy
+from tasks.imagefolder import load_image, read_image_folder
+from tasks.vqa import read_vqa
+
+
+@pytest.fixture(scope="module")
+def tiny_world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("w") / "world"
+    return root, world.write_world(root, seed=0, progress=False)
+
+
+def test_generator_is_deterministic(tiny_world, tmp_path):
+    root, manifest = tiny_world
+    again = world.write_world(tmp_path / "again", seed=0, progress=False)
+    assert again == manifest
+    assert world.verify(root)
+    other = world.write_world(tmp_path / "other", seed=1, progress=False)
+    assert other["files"] != manifest["files"]
+
+
+def test_manifest_catches_a_changed_file(tiny_world, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_world[0], copy)
+    target = next((copy / "captions" / "images").iterdir())
+    target.write_bytes(target.read_bytes()[:-1] + b"\x00")
+    assert not world.verify(copy)
+
+
+def test_classification_folders_read_back(tiny_world):
+    root, manifest = tiny_world
+    for name, classes in world.CLASSIFICATION.items():
+        for split, per_class in world.PER_CLASS.items():
+            data = read_image_folder(root / "classification" / name / split, name)
+            assert sorted(data.classnames) == sorted(classes.values())
+            assert Counter(data.labels) == {c: per_class for c in range(len(classes))}
+            assert all("{}" in t for t in data.templates)
+            img = load_image(data.root / data.ids[0], 64)
+            assert img.shape == (3, 64, 64) and 0 <= float(img.min()) and float(img.max()) <= 1
+
+
+def test_captions_read_back_with_five_varied_references(tiny_world):
+    root, _ = tiny_world
+    for split, n in world.CAPTION_SPLITS.items():
+        items = read_karpathy(root / "captions" / "dataset_tiny.json", root / "captions", split)
+        assert len(items) == n
+        for item in items[:50]:
+            assert len(item.references) == 5 and len(set(item.references)) == 5
+            assert item.image.is_file()
+
+
+def test_vqa_and_textvqa_read_back(tiny_world):
+    root, _ = tiny_world
+    for task, splits in (("vqa", world.VQA_SPLITS), ("textvqa", world.TEXTVQA_SPLITS)):
+        for split in splits:
+            items = read_vqa(root / task / f"questions_{split}.json", root / task / f"annotations_{split}.json")
+            assert len(items) >= splits[split]
+            types = {i.answer_type for i in items}
+            assert types <= {"yes/no", "number", "other"}
+            for item in items[:30]:
+                assert len(item.answers) == 10
+                image = (root / task / "images" / f"COCO_val2014_{item.image_id:012d}.jpg" if task == "vqa"
+                         else root / task / "train_images" / f"{item.image_id}.jpg")
+                assert image.is_file()
+        if task == "vqa":
+            assert {"yes/no", "number", "other"} <= {i.answer_type for i in items}
+
+
+def test_every_caption_word_is_in_the_tiny_vocabulary(tiny_world):
+    root, _ = tiny_world
+    tok = WordTokenizer()
+    data = json.loads((root / "captions" / "dataset_tiny.json").read_text())
+    unk = tok.index[UNK]
+    for im in data["images"][:500]:
+        for s in im["sentences"]:
+            assert unk not in tok.encode(s["raw"]), s["raw"]
+    for name in world.CLASSIFICATION:
+        folder = root / "classification" / name / "test"
+        for line in (folder / "templates.txt").read_text().splitlines():
+            for c in (folder / "classnames.txt").read_text().split():
+                assert unk not in tok.encode(line.format(c))
+
+
+def test_readers_name_file_and_record_on_bad_input(tmp_path):
+    from bench.errors import BenchError
+
+    bad = tmp_path / "caps.json"
+    bad.write_text(json.dumps({"images": [{"split": "test", "filename": "a.jpg", "sentences": [{"rw": "x"}]}]}))
+    with pytest.raises(BenchError, match=r"caps.json: images\[0\].sentences\[0\] has no 'raw'"):
+        read_karpathy(bad, tmp_path, "test")
+    with pytest.raises(BenchError, match="does not exist"):
+        read_karpathy(tmp_path / "missing.json", tmp_path, "test")
+    q, a = tmp_path / "q.json", tmp_path / "a.json"
+    q.write_text(json.dumps({"questions": [{"image_id": 1, "question": "?", "question_id": 7}]}))
+    a.write_text(json.dumps({"annotations": [{"question_id": 7, "answers": [{"answer": "x"}] * 9,
+                                              "question_type": "how many", "answer_type": "number"}]}))
+    with pytest.raises(BenchError, match=r"annotations\[0\] has 9 answers; VQA needs 10"):
+        read_vqa(q, a)
