@@ -11,10 +11,10 @@ def preview(world: Path, out: Path, n: int = 8) -> Path:
     caps = json.loads((world / "captions" / "dataset_tiny.json").read_text())["images"][:n]
     vqa_q = json.loads((world / "vqa" / "questions_val.json").read_text())["questions"]
     vqa_a = {a["question_id"]: a for a in json.loads((world / "vqa" / "annotations_val.json").read_text())["annotations"]}
-    first_q = {}
+    by_image: dict[int, list[dict]] = {}
     for q in vqa_q:
-        first_q.setdefault(q["image_id"], q)
-    vqa_images = list(first_q)[:n]
+        by_image.setdefault(q["image_id"], []).append(q)
+    vqa_images = list(by_image)[:n]
     tile_w, scale = 300, 2
     canvas = Image.new("RGB", (tile_w * 2, (64 * scale + 8) * n), "white")
     draw = ImageDraw.Draw(canvas)
@@ -23,9 +23,11 @@ def preview(world: Path, out: Path, n: int = 8) -> Path:
         y = row * (64 * scale + 8) + 4
         with Image.open(world / "captions" / "images" / caps[row]["filename"]) as im:
             canvas.paste(im.convert("RGB").resize((64 * scale, 64 * scale), Image.NEAREST), (4, y))
-        text = caps[row]["sentences"][0]["raw"]
+        sentences = caps[row]["sentences"]
+        text = sentences[row % len(sentences)]["raw"]  # show the variety of the references
         draw.multiline_text((64 * scale + 10, y + 4), _wrap(text, 24), fill="black", font=font)
-        q = first_q[vqa_images[row]]
+        asked = by_image[vqa_images[row]]
+        q = asked[row % len(asked)]
         with Image.open(world / "vqa" / "images" / f"COCO_val2014_{q['image_id']:012d}.jpg") as im:
             canvas.paste(im.convert("RGB").resize((64 * scale, 64 * scale), Image.NEAREST), (tile_w + 4, y))
         qa = f"Q: {q['question']}\nA: {vqa_a[q['question_id']]['multiple_choice_answer']}"
