@@ -14,16 +14,14 @@ def load_encoder(name_or_path: str, suite: str | None = None, device: str = "cpu
     Returns a pixel-space model ([0,1] NCHW in, normalisation inside) with encode_image,
     encode_text, tokenizer, image_size and provenance (source, sha256).
     """
-    from bench.encoders.load import build_encoder, spec_for_source, with_architecture
+    from bench.encoders.load import build_encoder, is_source, spec_for_source, with_architecture
     from bench.suites import get_suite
 
     zoo = get_suite(suite).encoders
     if name_or_path in zoo:
         entry = zoo.get(name_or_path)
         return build_encoder(with_architecture(entry.value, arch), entry.name, device)
-    looks_like_source = name_or_path.startswith(("open_clip:", "hf-hub:", "hf-file:")) or any(
-        sep in name_or_path for sep in ("/", "\\", ".safetensors", ".pt", ".bin"))
-    if not looks_like_source:
+    if not is_source(name_or_path):
         from bench.errors import unknown
 
         raise unknown("encoder", name_or_path, zoo.names(), " (bench list encoders, or give a checkpoint path)")

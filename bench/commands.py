@@ -12,7 +12,8 @@ from bench import load_encoder
 from bench.attack_registry import ATTACKS, get_attack
 from bench.cli import parse_attack_args
 from bench.eps import parse_eps_list
-from bench.errors import BenchError
+from bench.encoders.load import SOURCE_PREFIXES, is_source
+from bench.errors import BenchError, unknown
 from bench.runner import RunPlan, RunResult, execute
 from bench.suites import SUITES, check_task_name, get_suite, load_task
 
@@ -40,16 +41,14 @@ def _check_device(device: str) -> None:
 
 
 def _check_encoder(name: str, suite_name: str | None) -> None:
+    """Names are checked before any work; a missing local checkpoint is named now, too."""
     zoo = get_suite(suite_name).encoders
-    if name in zoo or name.startswith(("open_clip:", "hf-hub:", "hf-file:")):
+    if name in zoo:
         return
-    if any(sep in name for sep in ("/", "\\")) or name.endswith((".safetensors", ".pt", ".pth", ".bin")):
-        if not Path(name).expanduser().is_file():
-            raise BenchError(f"checkpoint {name} does not exist; check the path")
-        return
-    from bench.errors import unknown
-
-    raise unknown("encoder", name, zoo.names(), " (bench list encoders, or give a checkpoint path)")
+    if not is_source(name):
+        raise unknown("encoder", name, zoo.names(), " (bench list encoders, or give a checkpoint path)")
+    if not name.startswith(SOURCE_PREFIXES) and not Path(name).expanduser().is_file():
+        raise BenchError(f"checkpoint {name} does not exist; check the path")
 
 
 def run_command(args: argparse.Namespace, home: Path) -> list[RunResult]:

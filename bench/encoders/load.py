@@ -86,6 +86,16 @@ def _split_open_clip(source: str) -> tuple[str, str]:
     return arch, tag
 
 
+SOURCE_PREFIXES = ("open_clip:", "hf-hub:", "hf-file:")
+CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
+
+
+def is_source(name: str) -> bool:
+    """A name that denotes weights directly (not a zoo entry): a prefixed source or a path."""
+    return name.startswith(SOURCE_PREFIXES) or any(sep in name for sep in ("/", "\\")) or name.endswith(
+        CHECKPOINT_SUFFIXES)
+
+
 def spec_for_source(source: str, architecture: str | None = None) -> EncoderSpec:
     """An EncoderSpec for a name that is not in a zoo: a source string or a local file."""
     if source.startswith("open_clip:"):
