@@ -49,6 +49,7 @@ CASES = [
     ({"--out": "/proc/version/results"}, "not writable"),
     ({"--encoder": "missing/model.safetensors"}, "checkpoint missing/model.safetensors does not exist"),
     ({"--attack-args": "{bad"}, "--attack-args is not valid JSON"),
+    ({"--task": "tiny-shape", "--data-root": "/proc"}, "does not hold a complete tiny world"),
 ]
 
 

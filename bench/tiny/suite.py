@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 from bench.encoders.load import EncoderSpec
+from bench.errors import BenchError
 from bench.registry import Registry
 from bench.tiny import world
 from tasks.datasets import DatasetSpec
@@ -23,7 +24,13 @@ def bench_home() -> Path:
 
 def world_root(flag: str | None = None, seed: int = 0) -> Path:
     """The tiny world: generated on first use (progress bar), reused once its manifest verifies."""
-    root = Path(flag).expanduser() if flag else bench_home() / f"tiny-world-v{world.VERSION}-seed{seed}"
+    if flag:  # a user's folder is only read, never regenerated or deleted
+        root = Path(flag).expanduser()
+        if not world.verify(root):
+            raise BenchError(f"--data-root {root} does not hold a complete tiny world (missing or changed files); "
+                             f"write one with: bench data tiny --out {root}")
+        return root
+    root = bench_home() / f"tiny-world-v{world.VERSION}-seed{seed}"
     if world.verify(root):
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
