@@ -59,3 +59,9 @@ def save_vision_safetensors(model: torch.nn.Module, path: Path, base: Path) -> P
     state = {k: v.contiguous() for k, v in model.visual.state_dict().items()}
     save_file(state, str(path), metadata={"architecture": ARCH, "base": str(base)})
     return path
+
+
+def folder_and_checkpoint(root: Path, per_class: int) -> tuple[Path, Path]:
+    """An image-folder dataset and a random tiny open_clip checkpoint under root."""
+    data = make_image_folder(root / "shapes", per_class=per_class)
+    return data, save_full_safetensors(random_model(seed=0), root / "tiny.safetensors")

@@ -14,8 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
-    data = fx.make_image_folder(root / "shapes", per_class=2)
-    model = fx.save_full_safetensors(fx.random_model(seed=0), root / "tiny.safetensors")
+    data, model = fx.folder_and_checkpoint(root, per_class=2)
     (root / "empty").mkdir()
     (root / "empty" / "a_class").mkdir()
     corrupt = root / "corrupt.safetensors"

@@ -18,10 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("world")
-    data = fx.make_image_folder(root / "shapes", per_class=6)
-    model = fx.save_full_safetensors(fx.random_model(seed=0), root / "tiny.safetensors")
-    return data, model
+    return fx.folder_and_checkpoint(tmp_path_factory.mktemp("world"), per_class=6)
 
 
 def _args(world, out, *extra):

@@ -10,9 +10,7 @@ from tests import bench_fixtures as fx
 
 
 def _setup(tmp_path):
-    data = fx.make_image_folder(tmp_path / "shapes", per_class=3)
-    ckpt = fx.save_full_safetensors(fx.random_model(seed=0), tmp_path / "tiny.safetensors")
-    return data, ckpt
+    return fx.folder_and_checkpoint(tmp_path, per_class=3)
 
 
 def test_head_is_the_template_ensemble_and_is_cached_by_checkpoint(tmp_path):
