@@ -34,6 +34,11 @@ def test_default_command_runs_offline_on_an_empty_cache(tmp_path):
 
 
 def test_shipped_clip_reproduces_its_card():
+    from bench.tiny import world
+    from bench.tiny.suite import world_root
+
+    manifest = json.loads((world_root() / "manifest.json").read_text())
+    assert world.manifest_digest(manifest) == CARD["data_manifest_sha256"]  # trained on today's world
     encoder = load_encoder("clip", suite="tiny")
     assert encoder.provenance.sha256 == CARD["weights_sha256"]
     suite = get_suite("tiny")
