@@ -11,9 +11,9 @@ from tasks.zeroshot import ZeroShotTask
 def clean_accuracy(encoder: Encoder, task: ZeroShotTask, batch_size: int = 256) -> float:
     victim = task.victim(encoder, None)
     ids = task.sample_ids(None, 0)
+    device = victim.class_weights.device
     correct = 0
     for i in range(0, len(ids), batch_size):
         x, y = task.load(ids[i : i + batch_size], encoder.image_size)
-        device = victim.class_weights.device
         correct += int((victim(x.to(device)).argmax(dim=1).cpu() == y).sum())
     return correct / len(ids)

@@ -12,18 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
+from bench.fileio import write_json_atomic
 
 CONFIG, RECORDS, LOCK = "config.json", "records.jsonl", ".lock"
-
-
-def write_json_atomic(path: Path, payload: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:

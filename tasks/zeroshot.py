@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from bench.fileio import atomic_write
 from tasks.imagefolder import ClassificationData, load_batch
 
 LOGIT_SCALE = 100.0
@@ -88,8 +89,7 @@ class ZeroShotTask:
             weights = class_weights(encoder, self.data.classnames, self.data.templates)
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
-                save_file({"class_weights": weights.cpu().contiguous()}, str(tmp))
-                tmp.replace(path)
+                tensors = {"class_weights": weights.cpu().contiguous()}
+                atomic_write(path, lambda p: save_file(tensors, str(p)))
         device = next(encoder.parameters()).device  # type: ignore[attr-defined]
         return ZeroShotClassifier(encoder, weights.to(device)).eval()  # type: ignore[arg-type]

@@ -1,0 +1,22 @@
+"""Atomic file writes: a reader (or a resumed run) sees the old file or the new one, never half."""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """write(tmp) then fsync and rename over path; files are world-readable (0644)."""
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.chmod(tmp, 0o644)  # safetensors creates files private to the user
+    tmp.replace(path)
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    atomic_write(path, lambda p: p.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n"))
