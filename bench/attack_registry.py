@@ -33,6 +33,8 @@ class Outcome:
     x_adv: Tensor
     robust: Tensor  # [N] bool: correct on x and on x_adv
     winner: list[str | None]  # per sample: the attack that broke it, "clean", or None
+    clean_pred: Tensor  # [N] predictions on x
+    adv_pred: Tensor  # [N] predictions on x_adv
 
 
 Runner = Callable[[nn.Module, Tensor, Tensor, AttackSettings], Outcome]
@@ -45,18 +47,20 @@ def _predict(model: nn.Module, x: Tensor) -> Tensor:
 
 
 def outcome_from_points(model: nn.Module, x: Tensor, y: Tensor, x_adv: Tensor, name: str) -> Outcome:
-    """Score externally produced adversarial points: robust = right on x and on x_adv."""
-    clean_ok = _predict(model, x) == y
-    adv_ok = _predict(model, x_adv) == y
-    robust = clean_ok & adv_ok
+    """Score adversarial points: robust = right on x and on x_adv (x is kept where x was wrong)."""
+    clean_pred = _predict(model, x)
+    clean_ok = clean_pred == y
+    x_adv = torch.where(clean_ok.view(-1, *[1] * (x.dim() - 1)), x_adv, x)
+    adv_pred = _predict(model, x_adv)
+    robust = clean_ok & (adv_pred == y)
     winner = [None if r else ("clean" if not c else name) for r, c in zip(robust.tolist(), clean_ok.tolist())]
-    return Outcome(torch.where(clean_ok.view(-1, *[1] * (x.dim() - 1)), x_adv, x), robust, winner)
+    return Outcome(x_adv, robust, winner, clean_pred, adv_pred)
 
 
 def _ensemble(members: list[str]) -> Runner:
     def run(model: nn.Module, x: Tensor, y: Tensor, s: AttackSettings) -> Outcome:
         r = worst_case(model, x, y, attacks=members, eps=s.eps, norm=s.norm, steps=s.steps, seed=s.seed)
-        return Outcome(r.x_adv, r.robust, r.winner)
+        return Outcome(r.x_adv, r.robust, r.winner, _predict(model, x), _predict(model, r.x_adv))
 
     return run
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from tqdm import tqdm
 
 from bench.attack_registry import AttackSettings, get_attack
@@ -96,9 +95,7 @@ def execute(plan: RunPlan, encoder: Encoder, task: ZeroShotTask, out: Path, cach
                 x, y = x.to(device), y.to(device)
                 settings = AttackSettings(plan.eps, plan.steps, batch_seed(plan.seed, k), plan.norm, plan.attack_args)
                 outcome = attack(victim, x, y, settings)
-                with torch.no_grad():
-                    clean_pred = victim(x).argmax(dim=1)
-                    adv_pred = victim(outcome.x_adv).argmax(dim=1)
+                clean_pred, adv_pred = outcome.clean_pred, outcome.adv_pred
                 delta = (outcome.x_adv - x).flatten(1)
                 records = [
                     {"id": i, "label": int(y[j]), "clean_pred": int(clean_pred[j]), "adv_pred": int(adv_pred[j]),
