@@ -5,6 +5,23 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from bench.encoders import Encoder
+    from bench.encoders.load import EncoderSpec
+
+
+def resolve_encoder(name_or_path: str, suite: str | None = None, arch: str | None = None) -> tuple[EncoderSpec, str]:
+    """(what to load, the name to record) for a zoo name, an open_clip tag, a hub id or a path."""
+    from bench.encoders.load import is_source, spec_for_source, with_architecture
+    from bench.suites import get_suite
+
+    zoo = get_suite(suite).encoders
+    if name_or_path in zoo:
+        entry = zoo.get(name_or_path)
+        return with_architecture(entry.value, arch), entry.name
+    if not is_source(name_or_path):
+        from bench.errors import unknown
+
+        raise unknown("encoder", name_or_path, zoo.names(), " (bench list encoders, or give a checkpoint path)")
+    return spec_for_source(name_or_path, arch), name_or_path
 
 
 def load_encoder(name_or_path: str, suite: str | None = None, device: str = "cpu",
@@ -14,18 +31,10 @@ def load_encoder(name_or_path: str, suite: str | None = None, device: str = "cpu
     Returns a pixel-space model ([0,1] NCHW in, normalisation inside) with encode_image,
     encode_text, tokenizer, image_size and provenance (source, sha256).
     """
-    from bench.encoders.load import build_encoder, is_source, spec_for_source, with_architecture
-    from bench.suites import get_suite
+    from bench.encoders.load import build_encoder
 
-    zoo = get_suite(suite).encoders
-    if name_or_path in zoo:
-        entry = zoo.get(name_or_path)
-        return build_encoder(with_architecture(entry.value, arch), entry.name, device)
-    if not is_source(name_or_path):
-        from bench.errors import unknown
-
-        raise unknown("encoder", name_or_path, zoo.names(), " (bench list encoders, or give a checkpoint path)")
-    return build_encoder(spec_for_source(name_or_path, arch), name_or_path, device)
+    spec, name = resolve_encoder(name_or_path, suite, arch)
+    return build_encoder(spec, name, device)
 
 
-__all__ = ["load_encoder"]
+__all__ = ["load_encoder", "resolve_encoder"]

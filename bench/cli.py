@@ -74,9 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("what", choices=["encoders", "attacks", "tasks", "suites"])
     lst.add_argument("--suite", default=None)
 
-    from bench.commands_world import add_parsers
+    from bench import commands_train, commands_world
 
-    add_parsers(sub)
+    commands_world.add_parser(sub)
+    commands_train.add_parser(sub)
 
     for name, text in (("leaderboard", "paper-style table of all runs under a results directory"),
                        ("plot", "robust accuracy vs eps, one line per encoder (PNG)")):
@@ -93,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # --help (0) or a usage error (2, already printed on one line)
         return int(exit_.code or 0)
+    args.command_line = ["bench", *(sys.argv[1:] if argv is None else argv)]  # recorded in configs and cards
     try:
         if args.command == "run":
             from bench.commands import run_command
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
 
             data_command(args)
         elif args.command == "train":
-            from bench.commands_world import train_command
+            from bench.commands_train import train_command
 
             train_command(args)
         elif args.command == "leaderboard":

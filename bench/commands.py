@@ -73,7 +73,7 @@ def run_command(args: argparse.Namespace, home: Path) -> list[RunResult]:
             for label, eps in eps_values:
                 plan = RunPlan(enc_name, task.name, args.attack, eps, label, args.steps, args.seed, n_samples,
                                args.batch_size, args.norm, attack_args)
-                results.append(execute(plan, encoder, task, args.out, home / "cache", args.device))
+                results.append(execute(plan, encoder, task, args.out, home / "cache", args.device, args.command_line))
     print(summary_table(results).to_string(index=False))
     return results
 

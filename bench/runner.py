@@ -58,12 +58,13 @@ def batch_seed(seed: int, batch_index: int) -> int:
     return int(hashlib.sha256(f"{seed}:{batch_index}".encode()).hexdigest()[:8], 16)
 
 
-def run_config(plan: RunPlan, encoder: Encoder, sample_ids: list[str], device: str) -> dict[str, Any]:
+def run_config(plan: RunPlan, encoder: Encoder, sample_ids: list[str], device: str,
+               command: list[str]) -> dict[str, Any]:
     return {
         "encoder": plan.encoder, "provenance": encoder.provenance.as_dict(), "sha256": encoder.provenance.sha256,
         "task": plan.task, "attack": plan.attack, "eps": plan.eps, "eps_label": plan.label, "steps": plan.steps,
         "seed": plan.seed, "norm": plan.norm, "attack_args": plan.attack_args, "batch_size": plan.batch_size,
-        "n_samples": len(sample_ids), "sample_ids": sample_ids, "command": sys.argv, "device": device,
+        "n_samples": len(sample_ids), "sample_ids": sample_ids, "command": command, "device": device,
         "versions": versions(), "git_commit": git_commit(),
     }
 
@@ -75,10 +76,10 @@ def run_directory(out: Path, plan: RunPlan, sha256: str) -> Path:
 
 
 def execute(plan: RunPlan, encoder: Encoder, task: ZeroShotTask, out: Path, cache_dir: Path | None,
-            device: str) -> RunResult:
+            device: str, command: list[str] | None = None) -> RunResult:
     sample_ids = task.sample_ids(plan.n_samples, plan.seed)
     path = run_directory(out, plan, encoder.provenance.sha256)
-    store = RunDir(path, run_config(plan, encoder, sample_ids, device), IDENTITY)
+    store = RunDir(path, run_config(plan, encoder, sample_ids, device, command or []), IDENTITY)
     try:
         done = store.finished()
         victim = task.victim(encoder, cache_dir)

@@ -6,6 +6,7 @@ Sources (the `source` strings of EncoderSpec):
   hf-file:ORG/NAME/FILE a single file on the hub (hossainzarif19/SimCLIP/simclip4.pt)
   a local path          .safetensors or a .pt/.pth/.bin state dict (full model, or a vision
                         tower loaded into .visual like RobustVLM / Sim-CLIP checkpoints)
+  tiny:NAME             a file shipped in bench/tiny/weights (the tiny zoo: tiny:clip)
   random                random initialisation (tests, smoke runs)
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ from bench.errors import BenchError
 # The project's own open_clip architectures (tiny models for tests and the tiny suite).
 open_clip.add_model_config(Path(__file__).resolve().parent.parent / "model_configs")
 
+TINY_WEIGHTS = Path(__file__).resolve().parent.parent / "tiny" / "weights"
 DEFAULT_MEAN = open_clip.OPENAI_DATASET_MEAN
 DEFAULT_STD = open_clip.OPENAI_DATASET_STD
 
@@ -56,6 +58,11 @@ def _fetch(source: str) -> Path:
                              f"yourself and pass the file path")
         repo, filename = hub.rstrip("/").rsplit("/", 1) if not hub.endswith("/") else (hub.rstrip("/"), "")
         return hub_file(repo, filename) if filename else _hub_model_weights(repo)
+    if source.startswith("tiny:"):
+        path = TINY_WEIGHTS / f"{source.removeprefix('tiny:')}.safetensors"
+        if not path.is_file():
+            raise BenchError(f"no shipped tiny weights {source!r} ({path}); reinstall the package")
+        return path
     path = Path(source).expanduser()
     if not path.is_file():
         raise BenchError(f"checkpoint {path} does not exist; check the path")
@@ -86,7 +93,7 @@ def _split_open_clip(source: str) -> tuple[str, str]:
     return arch, tag
 
 
-SOURCE_PREFIXES = ("open_clip:", "hf-hub:", "hf-file:")
+SOURCE_PREFIXES = ("open_clip:", "hf-hub:", "hf-file:", "tiny:")
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 
 
@@ -105,9 +112,12 @@ def spec_for_source(source: str, architecture: str | None = None) -> EncoderSpec
     if source.startswith("hf-hub:"):
         hub_file(source.removeprefix("hf-hub:"), "open_clip_config.json")  # fail fast when unavailable
         return EncoderSpec(architecture=architecture or source, base=source)
-    path = Path(source).expanduser()
+    prefixed = source.startswith(("tiny:", "hf-file:"))
+    path = _fetch(source) if prefixed else Path(source).expanduser()
     if not path.is_file():
         raise BenchError(f"checkpoint {path} does not exist; check the path (or bench list encoders for zoo names)")
+    # A prefixed source stays as written: provenance then names it the same on every machine.
+    source = source if prefixed else str(path)
     meta = {**_card_next_to(path), **safetensors_metadata(path)}
     arch = architecture or meta.get("architecture")
     if not arch:
@@ -115,9 +125,9 @@ def spec_for_source(source: str, architecture: str | None = None) -> EncoderSpec
                          "metadata 'architecture' or a card JSON next to it, or pass --arch")
     quick = str(meta.get("quick_gelu", "false")).lower() == "true"
     base = meta.get("base")
-    if base and base != str(path):  # a vision tower fine-tuned from `base`
-        return EncoderSpec(arch, base, vision=str(path), quick_gelu=quick)
-    return EncoderSpec(arch, str(path), quick_gelu=quick)
+    if base and base != source:  # a vision tower fine-tuned from `base`
+        return EncoderSpec(arch, base, vision=source, quick_gelu=quick)
+    return EncoderSpec(arch, source, quick_gelu=quick)
 
 
 def _card_next_to(path: Path) -> dict[str, str]:

@@ -6,13 +6,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from bench.encoders.load import EncoderSpec
+from bench.encoders.load import TINY_WEIGHTS, EncoderSpec
 from bench.errors import BenchError
 from bench.registry import Registry
 from bench.tiny import world
 from tasks.datasets import DatasetSpec
 
-WEIGHTS = Path(__file__).resolve().parent / "weights"
+WEIGHTS = TINY_WEIGHTS
 CLASSIFICATION_TASKS = tuple(world.CLASSIFICATION)
 
 
@@ -48,7 +48,7 @@ def world_root(flag: str | None = None, seed: int = 0) -> Path:
 
 def tiny_zoo() -> Registry[EncoderSpec]:
     zoo: Registry[EncoderSpec] = Registry("encoder")
-    zoo.add("clip", EncoderSpec("tiny-clip", str(WEIGHTS / "clip.safetensors")),
+    zoo.add("clip", EncoderSpec("tiny-clip", "tiny:clip"),
             "tiny CLIP trained contrastively on the tiny world's captions (bench/tiny/weights/clip.json)")
     return zoo
 

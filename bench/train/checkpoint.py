@@ -15,9 +15,12 @@ STATE = "train_state.pt"
 
 
 def save_state(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer, step: int,
-               generator: torch.Generator, extra: dict[str, Any]) -> None:
+               generator: torch.Generator | None, extra: dict[str, Any]) -> None:
+    """generator: the run's sampling RNG, if it has one (step-indexed runs need none)."""
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-             "generator": generator.get_state(), "torch_rng": torch.get_rng_state(), "extra": extra}
+             "torch_rng": torch.get_rng_state(), "extra": extra}
+    if generator is not None:
+        state["generator"] = generator.get_state()
     atomic_write(out / STATE, lambda p: torch.save(state, p))
 
 

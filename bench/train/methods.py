@@ -1,0 +1,154 @@
+"""The three adversarial fine-tuning methods, each as (inner attack loss, outer training loss).
+
+The inner attack maximises the method's own per-sample loss with the project's PGD (through
+the Objective interface); the outer loss is what the optimiser minimises on the found x'.
+
+* FARE (Schlarmann et al.): ||f(x') - f0(x)||^2 on unnormalised embeddings, summed over
+  dimensions, mean over the batch; f0 is the frozen original vision tower.
+* TeCoA (Mao et al.): cross-entropy of 100 * cos(f(x'), class-text weights).
+* Sim-CLIP (Hossain & Imteaj): negative cosine D between the adversarial embedding and an
+  anchor. `shared` is the paper: a siamese pass of x and x' through the encoder being
+  trained, 1/2 D(p', sg(p)) + 1/2 D(p, sg(p')). `frozen` is the public code: the anchor is
+  the frozen original encoder's embedding of x, so the loss is D(f(x'), f0(x)).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from attacks.objectives import Evaluation
+
+LOGIT_SCALE = 100.0
+
+
+@dataclass(frozen=True)
+class Batch:
+    x: Tensor  # [n, 3, H, W] in [0, 1]
+    labels: Tensor  # [n] global class index
+    allowed: Tensor  # [n, C] bool: the classes of each sample's own dataset
+
+
+class ZeroShotHead:
+    """100 * cos(embedding, class weight), other datasets' classes masked to -inf."""
+
+    def __init__(self, weights: Tensor) -> None:
+        self.weights = weights  # [C, d], rows normalised
+
+    def logits(self, embedding: Tensor, allowed: Tensor) -> Tensor:
+        z = LOGIT_SCALE * F.normalize(embedding.float(), dim=-1) @ self.weights.T
+        return z.masked_fill(~allowed, float("-inf"))
+
+
+def negative_cosine(a: Tensor, b: Tensor) -> Tensor:
+    return -F.cosine_similarity(a.float(), b.float(), dim=-1)
+
+
+class Method(Protocol):
+    name: str
+
+    def reference(self, tower: nn.Module, batch: Batch) -> Tensor | None:
+        """What the attack and the loss compare against, computed once per batch without grad."""
+
+    def attack_loss(self, embedding: Tensor, batch: Batch, reference: Tensor | None, idx: Tensor) -> Tensor:
+        """Per-sample loss of the adversarial embeddings of rows idx (the attacker maximises it)."""
+
+    def train_loss(self, tower: nn.Module, batch: Batch, x_adv: Tensor, reference: Tensor | None) -> Tensor:
+        """Scalar loss to minimise; `tower` is the (possibly DDP-wrapped) model being trained."""
+
+
+class Fare:
+    name = "fare"
+
+    def __init__(self, anchor: nn.Module) -> None:
+        self.anchor = anchor
+
+    def reference(self, tower: nn.Module, batch: Batch) -> Tensor:
+        with torch.no_grad():
+            return self.anchor(batch.x).float()
+
+    def attack_loss(self, embedding: Tensor, batch: Batch, reference: Tensor | None, idx: Tensor) -> Tensor:
+        assert reference is not None
+        return (embedding.float() - reference[idx]).pow(2).sum(dim=-1)
+
+    def train_loss(self, tower: nn.Module, batch: Batch, x_adv: Tensor, reference: Tensor | None) -> Tensor:
+        return self.attack_loss(tower(x_adv), batch, reference, _all(batch)).mean()
+
+
+class Tecoa:
+    name = "tecoa"
+
+    def __init__(self, head: ZeroShotHead) -> None:
+        self.head = head
+
+    def reference(self, tower: nn.Module, batch: Batch) -> None:
+        return None
+
+    def attack_loss(self, embedding: Tensor, batch: Batch, reference: Tensor | None, idx: Tensor) -> Tensor:
+        return F.cross_entropy(self.head.logits(embedding, batch.allowed[idx]), batch.labels[idx], reduction="none")
+
+    def train_loss(self, tower: nn.Module, batch: Batch, x_adv: Tensor, reference: Tensor | None) -> Tensor:
+        return self.attack_loss(tower(x_adv), batch, reference, _all(batch)).mean()
+
+
+class SimClip:
+    name = "sim-clip"
+
+    def __init__(self, anchor: nn.Module | None) -> None:
+        self.anchor = anchor  # None: the paper's shared siamese encoder
+
+    def reference(self, tower: nn.Module, batch: Batch) -> Tensor:
+        with torch.no_grad():
+            return (self.anchor or tower)(batch.x).float()
+
+    def attack_loss(self, embedding: Tensor, batch: Batch, reference: Tensor | None, idx: Tensor) -> Tensor:
+        assert reference is not None
+        return negative_cosine(embedding, reference[idx])
+
+    def train_loss(self, tower: nn.Module, batch: Batch, x_adv: Tensor, reference: Tensor | None) -> Tensor:
+        if self.anchor is not None:
+            assert reference is not None
+            return negative_cosine(tower(x_adv), reference).mean()
+        # One forward for both views: DDP needs every trained output in a single pass.
+        clean, adv = tower(torch.cat([batch.x, x_adv])).chunk(2)
+        return 0.5 * negative_cosine(adv, clean.detach()).mean() + 0.5 * negative_cosine(clean, adv.detach()).mean()
+
+
+def _all(batch: Batch) -> Tensor:
+    return torch.arange(batch.x.shape[0], device=batch.x.device)
+
+
+class MethodObjective:
+    """The inner attack's objective: the method's loss of the tower's embedding of x'.
+
+    Success is never reached: adversarial training wants every sample's final iterate.
+    """
+
+    def __init__(self, method: Method, tower: nn.Module, batch: Batch, reference: Tensor | None,
+                 autocast: Callable[[], AbstractContextManager]) -> None:
+        self.method, self.tower, self.batch, self.reference, self.autocast = method, tower, batch, reference, autocast
+
+    def __call__(self, x: Tensor, idx: Tensor) -> Evaluation:
+        with self.autocast():
+            embedding = self.tower(x)
+        loss = self.method.attack_loss(embedding, self.batch, self.reference, idx)
+        return Evaluation(loss=loss, success=torch.zeros_like(loss, dtype=torch.bool))
+
+
+METHODS = ("sim-clip", "fare", "tecoa")
+ANCHORS = ("frozen", "shared")
+
+
+def make_method(name: str, anchor: str, frozen_tower: nn.Module, head: ZeroShotHead) -> Method:
+    if name == "fare":
+        return Fare(frozen_tower)
+    if name == "tecoa":
+        return Tecoa(head)
+    if name == "sim-clip":
+        return SimClip(frozen_tower if anchor == "frozen" else None)
+    raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")

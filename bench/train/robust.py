@@ -1,0 +1,231 @@
+"""Adversarial fine-tuning of a CLIP vision tower: Sim-CLIP, FARE, TeCoA (one loop, three losses).
+
+Per step: the global batch of step k (a pure function of the seed) -> this rank's slice ->
+inner PGD on the method's own loss (random start, every sample runs all steps) -> the
+method's loss on x' -> AdamW with the lr of step k set before the step. Exact resume from
+(weights, optimiser, step): data order and attack seeds depend on the step only.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from collections import deque
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from attacks.core import attack_mode
+from attacks.objectives import Evaluation
+from attacks.pgd import run_pgd
+from bench.encoders.base import Encoder
+from bench.environment import git_commit, versions
+from bench.errors import BenchError
+from bench.train import distributed
+from bench.train.checkpoint import load_state, save_state, save_weights, write_card
+from bench.train.images import ImageRows, LabelledImages, RankSampler, StepBatches, split_holdout
+from bench.train.methods import Batch, MethodObjective, ZeroShotHead, make_method
+from bench.train.optim import lr_at, param_groups, set_lr
+from tasks.zeroshot import class_weights
+
+WEIGHTS_FILE = "vision.safetensors"
+CARD_FILE = "card.json"
+
+
+@dataclass(frozen=True)
+class RobustRecipe:
+    method: str
+    eps: float
+    steps: int
+    batch_size: int
+    lr: float
+    wd: float
+    warmup: int
+    inner_steps: int = 10
+    inner_step_size: float = 1 / 255
+    anchor: str = "frozen"  # Sim-CLIP only
+    seed: int = 0
+    checkpoint_every: int = 250
+    eval_every: int = 50
+    holdout: int = 64
+    grad_checkpointing: bool = False
+    save_dtype: str = "float32"
+
+
+class VisionTower(nn.Module):
+    """Pixels in [0,1] -> unnormalised image embedding: the part that is fine-tuned."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        super().__init__()
+        self.visual = encoder.clip.visual
+        self.register_buffer("mean", encoder.mean.clone(), persistent=False)
+        self.register_buffer("std", encoder.std.clone(), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.visual((x - self.mean) / self.std)
+
+
+@dataclass
+class Monitor:
+    """Held-out zero-shot accuracy, clean and under PGD (CE) at the training eps."""
+
+    clean_accuracy: float = float("nan")
+    robust_accuracy: float = float("nan")
+    clean_adv_cosine: float = float("nan")
+
+
+def _autocast(device: torch.device) -> Callable[[], AbstractContextManager]:
+    return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def _head(encoder: Encoder, data: LabelledImages, device: torch.device) -> tuple[ZeroShotHead, Tensor]:
+    """Class weights of every dataset (from the base's text tower) and each dataset's class mask."""
+    weights = [class_weights(encoder, d.classnames, d.templates) for d in data.datasets]
+    allowed = torch.zeros(len(weights), sum(len(w) for w in weights), dtype=torch.bool)
+    for i, (offset, w) in enumerate(zip(data.offsets, weights)):
+        allowed[i, offset:offset + len(w)] = True
+    return ZeroShotHead(torch.cat(weights).to(device)), allowed.to(device)
+
+
+def _held_out(data: LabelledImages, rows: Tensor, size: int, allowed: Tensor, device: torch.device) -> Batch:
+    items = [ImageRows(data, size)[int(r)] for r in rows]
+    x = torch.stack([i[0] for i in items]).to(device)
+    labels = torch.tensor([i[1] for i in items], device=device)
+    return Batch(x, labels, allowed[torch.tensor([i[2] for i in items], device=device)])
+
+
+class HeldOutObjective:
+    """Untargeted CE on the zero-shot head; success = misclassified (rows idx of the batch)."""
+
+    def __init__(self, tower: nn.Module, head: ZeroShotHead, held: Batch,
+                 autocast: Callable[[], AbstractContextManager]) -> None:
+        self.tower, self.head, self.held, self.autocast = tower, head, held, autocast
+
+    def logits(self, x: Tensor, idx: Tensor) -> Tensor:
+        with self.autocast():
+            return self.head.logits(self.tower(x), self.held.allowed[idx])
+
+    def __call__(self, x: Tensor, idx: Tensor) -> Evaluation:
+        z, labels = self.logits(x, idx), self.held.labels[idx]
+        return Evaluation(F.cross_entropy(z, labels, reduction="none"), (z.argmax(1) != labels).detach())
+
+
+def _monitor(tower: nn.Module, head: ZeroShotHead, held: Batch, recipe: RobustRecipe,
+             autocast: Callable[[], AbstractContextManager]) -> Monitor:
+    objective = HeldOutObjective(tower, head, held, autocast)
+    everything = torch.arange(held.x.shape[0], device=held.x.device)
+    with attack_mode(tower):
+        with torch.no_grad():
+            clean_correct = objective.logits(held.x, everything).argmax(1) == held.labels
+        attack = run_pgd(objective, held.x, eps=recipe.eps, steps=recipe.inner_steps,
+                         step_size=recipe.inner_step_size, seed=recipe.seed, name="held-out pgd")
+        with torch.no_grad(), autocast():
+            cosine = F.cosine_similarity(tower(attack.x_adv).float(), tower(held.x).float(), dim=-1).mean()
+    robust = clean_correct & ~attack.success
+    return Monitor(clean_correct.float().mean().item(), robust.float().mean().item(), cosine.item())
+
+
+def _attack_seed(seed: int, step: int, rank: int) -> int:
+    return (seed * 1_000_003 + step) * 1_009 + rank
+
+
+def train_robust(encoder: Encoder, base: dict[str, Any], data: LabelledImages, recipe: RobustRecipe,
+                 out: Path, resume: bool, command: list[str], procs: distributed.Processes,
+                 workers: int = 0) -> dict[str, Any] | None:
+    """Fine-tune encoder's vision tower; rank 0 writes out/vision.safetensors + out/card.json."""
+    device = procs.device
+    if procs.main:
+        out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(recipe.seed)
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True)
+    autocast = _autocast(device)
+    encoder = encoder.to(device).eval()
+    encoder.requires_grad_(False)
+    head, allowed = _head(encoder, data, device)  # the text tower is never trained
+    tower = VisionTower(encoder)
+    frozen = copy.deepcopy(tower).requires_grad_(False) if recipe.method == "fare" or (
+        recipe.method == "sim-clip" and recipe.anchor == "frozen") else None
+    tower.requires_grad_(True)
+    if recipe.grad_checkpointing:
+        encoder.clip.set_grad_checkpointing(True)
+    method = make_method(recipe.method, recipe.anchor, frozen, head)
+    optimizer = torch.optim.AdamW(param_groups(tower, recipe.wd), lr=recipe.lr, betas=(0.9, 0.95), eps=1e-8)
+    start = 0
+    state = load_state(out) if resume else None
+    if state is not None:
+        if state["extra"].get("recipe") != asdict(recipe):
+            raise BenchError(f"the checkpoint in {out} was made with other settings; resume with the same flags "
+                             "or choose another --out")
+        tower.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start = state["step"]
+    trained = DistributedDataParallel(tower, device_ids=[device.index] if device.type == "cuda" else None) \
+        if procs.world > 1 else tower
+    train_rows, held_rows = split_holdout(len(data.rows), recipe.holdout, recipe.seed)
+    held = _held_out(data, held_rows, encoder.image_size, allowed, device)
+    batches = StepBatches(train_rows, recipe.batch_size, recipe.seed)
+    loader = DataLoader(ImageRows(data, encoder.image_size), num_workers=workers,
+                        batch_sampler=RankSampler(batches, start, recipe.steps, procs.rank, procs.world))
+    losses: deque[float] = deque(maxlen=50)
+    monitor = Monitor()
+    started = time.perf_counter()
+    bar = tqdm(total=recipe.steps, initial=start, desc=f"train {recipe.method} eps {recipe.eps:.4f}",
+               disable=None if procs.main else True)
+    for step, (x, labels, dataset) in zip(range(start, recipe.steps), loader):
+        set_lr(optimizer, lr_at(step, recipe.lr, recipe.warmup, recipe.steps))
+        batch = Batch(x.to(device), labels.to(device), allowed[dataset.to(device)])
+        reference = method.reference(tower, batch)
+        with attack_mode(tower):
+            objective = MethodObjective(method, tower, batch, reference, autocast)
+            x_adv = run_pgd(objective, batch.x, eps=recipe.eps, steps=recipe.inner_steps,
+                            step_size=recipe.inner_step_size, seed=_attack_seed(recipe.seed, step, procs.rank),
+                            stop_on_success=False, name=f"{recipe.method} inner pgd").x_adv
+        with autocast():
+            loss = method.train_loss(trained, batch, x_adv, reference)
+        if not torch.isfinite(loss):
+            raise BenchError(f"the {recipe.method} loss is {loss.item()} at step {step}; lower --lr "
+                             f"(now {recipe.lr}) or check the data")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        done = step + 1
+        if procs.main and (done % recipe.eval_every == 0 or done == recipe.steps):
+            monitor = _monitor(tower, head, held, recipe, autocast)
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4f}", cos=f"{monitor.clean_adv_cosine:.3f}",
+                        clean=f"{monitor.clean_accuracy:.2f}", robust=f"{monitor.robust_accuracy:.2f}")
+        if procs.main and bar.disable and done % recipe.eval_every == 0:
+            print(f"step {done}/{recipe.steps} loss {loss.item():.4f} held-out clean {monitor.clean_accuracy:.3f} "
+                  f"robust {monitor.robust_accuracy:.3f} cos {monitor.clean_adv_cosine:.3f}", flush=True)
+        if done % recipe.checkpoint_every == 0 or done == recipe.steps:
+            if procs.main:
+                save_state(out, tower, optimizer, done, None, {"recipe": asdict(recipe)})
+            distributed.barrier(procs)
+    bar.close()
+    if not procs.main:
+        return None
+    if start == recipe.steps or monitor.clean_accuracy != monitor.clean_accuracy:  # nothing ran: measure now
+        monitor = _monitor(tower, head, held, recipe, autocast)
+    metadata = {"architecture": base["architecture"], "base": base["source"],
+                "quick_gelu": str(base["quick_gelu"]).lower(), "method": recipe.method, "eps": str(recipe.eps)}
+    save_weights(out / WEIGHTS_FILE, tower.visual.state_dict(), metadata, getattr(torch, recipe.save_dtype))
+    card = {"method": recipe.method, "eps": recipe.eps, "base": base, "data": data.describe(),
+            "recipe": asdict(recipe), "command": " ".join(command), "processes": procs.world,
+            "device": device.type, "bf16_autocast": device.type == "cuda",
+            "no_weight_decay_on": "norms, biases, class and positional embeddings",
+            "metrics": {"held_out_images": recipe.holdout, **asdict(monitor),
+                        "mean_loss_last_50_steps": sum(losses) / len(losses) if losses else None},
+            "versions": versions(), "git_commit": git_commit(),
+            "train_seconds_this_session": round(time.perf_counter() - started, 1)}
+    write_card(out / CARD_FILE, card)
+    return card
