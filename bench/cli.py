@@ -16,6 +16,8 @@ EXAMPLES = """examples:
   bench list encoders
   bench leaderboard results/ --format md --out results/leaderboard.md
   bench plot results/ --out results/robust_vs_eps.png
+  bench train --method sim-clip --eps 4/255 --out runs/sim-clip-4
+  bench reproduce results/tiny --encoders clip,fare-4 --n-samples 20
 """
 
 
@@ -74,10 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("what", choices=["encoders", "attacks", "tasks", "suites"])
     lst.add_argument("--suite", default=None)
 
-    from bench import commands_train, commands_world
+    from bench import commands_train, commands_world, reproduce
 
     commands_world.add_parser(sub)
     commands_train.add_parser(sub)
+    reproduce.add_parser(sub)
 
     for name, text in (("leaderboard", "paper-style table of all runs under a results directory"),
                        ("plot", "robust accuracy vs eps, one line per encoder (PNG)")):
@@ -118,6 +121,11 @@ def main(argv: list[str] | None = None) -> int:
             from bench.leaderboard import leaderboard_command
 
             leaderboard_command(args.results, args.format, args.out)
+        elif args.command == "reproduce":
+            from bench.reproduce import reproduce_command
+            from bench.tiny.suite import bench_home
+
+            return reproduce_command(args, bench_home())
         elif args.command == "plot":
             from bench.leaderboard import plot_command
 

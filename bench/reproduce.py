@@ -1,0 +1,111 @@
+"""`bench reproduce RESULTS`: re-run a committed leaderboard's command and diff the cells.
+
+RESULTS/reproduce.json holds the `bench run` settings that produced RESULTS/runs. A subset
+(--encoders, --tasks, --n-samples) re-runs only that part; the committed side of each cell
+is then recomputed from the committed per-sample records of exactly the samples re-run,
+so a 10-sample check compares like with like. Exit 1 with the differing cells listed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.errors import BenchError
+from bench.leaderboard import accuracy_table, load_samples
+
+MANIFEST = "reproduce.json"
+KEY = ["encoder", "task", "id"]
+
+
+def read_manifest(results: Path) -> dict[str, Any]:
+    path = results / MANIFEST
+    if not path.is_file():
+        raise BenchError(f"{path} does not exist: bench reproduce needs a results folder with {MANIFEST} "
+                         "(e.g. results/tiny)")
+    try:
+        manifest = json.loads(path.read_text())
+        manifest["run"]["encoder"], manifest["run"]["task"], manifest["runs"]  # noqa: B018 (required keys)
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise BenchError(f"{path} is malformed ({type(err).__name__}: {err}); restore it from git") from None
+    return manifest
+
+
+def _subset(requested: str | None, committed: str, what: str) -> str:
+    if requested is None:
+        return committed
+    known = committed.split(",")
+    bad = [name for name in requested.split(",") if name not in known]
+    if bad:
+        from bench.errors import unknown
+
+        raise unknown(what, bad[0], known, " (the committed leaderboard has only these)")
+    return requested
+
+
+def run_namespace(settings: dict[str, Any], out: Path, command_line: list[str]) -> argparse.Namespace:
+    """The arguments `bench run` would parse for these settings (its own defaults elsewhere)."""
+    from bench.cli import build_parser
+
+    argv = ["run"]
+    for key, value in settings.items():
+        argv += [f"--{key.replace('_', '-')}", str(value)]
+    args = build_parser().parse_args([*argv, "--out", str(out)])
+    args.command_line = command_line
+    return args
+
+
+def compare(committed: pd.DataFrame, fresh: pd.DataFrame, tolerance: float) -> list[str]:
+    """Lines 'encoder | column: committed X, now Y' for every cell that moved more than tolerance."""
+    shared = committed.merge(fresh[KEY].drop_duplicates(), on=KEY)
+    if shared.empty:
+        return ["no committed records for the samples re-run: the committed runs use other sample ids"]
+    before, after = accuracy_table(shared), accuracy_table(fresh)
+    lines = []
+    for encoder in after.index:
+        for column in after.columns:
+            old = before.at[encoder, column] if encoder in before.index and column in before.columns else float("nan")
+            new = after.at[encoder, column]
+            same = (pd.isna(old) and pd.isna(new)) or (not pd.isna(old) and abs(old - new) <= tolerance + 1e-9)
+            if not same:
+                lines.append(f"{encoder} | {column}: committed {old:.1f}, now {new:.1f}")
+    return lines
+
+
+def reproduce_command(args: argparse.Namespace, home: Path) -> int:
+    from bench.commands import run_command
+
+    manifest = read_manifest(args.results)
+    settings = dict(manifest["run"])
+    settings["encoder"] = _subset(args.encoders, settings["encoder"], "encoder")
+    settings["task"] = _subset(args.tasks, settings["task"], "task")
+    if args.n_samples is not None:
+        settings["n_samples"] = args.n_samples
+    committed = load_samples(args.results / manifest["runs"])
+    with tempfile.TemporaryDirectory(prefix="bench-reproduce-") as tmp:
+        run_command(run_namespace(settings, Path(tmp), args.command_line), home)
+        fresh = load_samples(Path(tmp))
+    moved = compare(committed, fresh, args.tolerance)
+    cells = accuracy_table(fresh).size
+    if moved:
+        print(f"MISMATCH: {len(moved)} of {cells} cells differ from {args.results} (tolerance {args.tolerance}):")
+        print("\n".join(f"  {line}" for line in moved))
+        return 1
+    print(f"reproduced: all {cells} cells match {args.results} (tolerance {args.tolerance} points)")
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from bench.cli import positive_int
+
+    p = sub.add_parser("reproduce", help="re-run a committed leaderboard (or part of it) and diff the cells",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("results", type=Path, help="a committed results folder with reproduce.json, e.g. results/tiny")
+    p.add_argument("--encoders", default=None, help="comma list: re-run only these encoders")
+    p.add_argument("--tasks", default=None, help="comma list: re-run only these tasks")
+    p.add_argument("--n-samples", type=positive_int, default=None, help="re-run only the first N samples per task")
+    p.add_argument("--tolerance", type=float, default=0.0, help="allowed difference in accuracy points (default 0)")
