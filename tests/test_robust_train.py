@@ -135,6 +135,13 @@ def test_resume_with_other_settings_is_a_one_line_error(world, tmp_path, capsys)
     assert "\n" not in err and "other settings" in err
 
 
+def test_a_diverging_run_stops_with_a_one_line_error(world, tmp_path, capsys):
+    folder, checkpoint = world
+    assert main(_args(folder, checkpoint, tmp_path, "--method", "tecoa", "--lr", "1e12")) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "lower --lr" in err and not (tmp_path / "vision.safetensors").exists()
+
+
 @pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
                     reason="torchrun is not installed")
 def test_torchrun_two_processes_with_gloo_train_and_write_one_checkpoint(world, tmp_path):

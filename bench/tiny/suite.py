@@ -14,6 +14,7 @@ from tasks.datasets import DatasetSpec
 
 WEIGHTS = TINY_WEIGHTS
 CLASSIFICATION_TASKS = tuple(world.CLASSIFICATION)
+ROBUST_METHODS = {"tecoa": "TeCoA", "fare": "FARE", "sim-clip": "Sim-CLIP"}
 
 
 def bench_home() -> Path:
@@ -50,6 +51,11 @@ def tiny_zoo() -> Registry[EncoderSpec]:
     zoo: Registry[EncoderSpec] = Registry("encoder")
     zoo.add("clip", EncoderSpec("tiny-clip", "tiny:clip"),
             "tiny CLIP trained contrastively on the tiny world's captions (bench/tiny/weights/clip.json)")
+    for method, title in ROBUST_METHODS.items():
+        for eps in (2, 4):
+            name = f"{method}-{eps}"
+            zoo.add(name, EncoderSpec("tiny-clip", "tiny:clip", vision=f"tiny:{name}"),
+                    f"{title} fine-tune of the tiny clip at eps {eps}/255 (bench/tiny/weights/{name}.json)")
     return zoo
 
 

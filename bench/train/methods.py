@@ -144,8 +144,9 @@ METHODS = ("sim-clip", "fare", "tecoa")
 ANCHORS = ("frozen", "shared")
 
 
-def make_method(name: str, anchor: str, frozen_tower: nn.Module, head: ZeroShotHead) -> Method:
+def make_method(name: str, anchor: str, frozen_tower: nn.Module | None, head: ZeroShotHead) -> Method:
     if name == "fare":
+        assert frozen_tower is not None
         return Fare(frozen_tower)
     if name == "tecoa":
         return Tecoa(head)

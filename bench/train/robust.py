@@ -23,7 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from attacks.core import attack_mode
+from attacks.core import NonFiniteLossError, attack_mode
 from attacks.objectives import Evaluation
 from attacks.pgd import run_pgd
 from bench.encoders.base import Encoder
@@ -32,7 +32,7 @@ from bench.errors import BenchError
 from bench.train import distributed
 from bench.train.checkpoint import load_state, save_state, save_weights, write_card
 from bench.train.images import ImageRows, LabelledImages, RankSampler, StepBatches, split_holdout
-from bench.train.methods import Batch, MethodObjective, ZeroShotHead, make_method
+from bench.train.methods import Batch, Method, MethodObjective, ZeroShotHead, make_method
 from bench.train.optim import lr_at, param_groups, set_lr
 from tasks.zeroshot import class_weights
 
@@ -137,6 +137,27 @@ def _attack_seed(seed: int, step: int, rank: int) -> int:
     return (seed * 1_000_003 + step) * 1_009 + rank
 
 
+def adversarial_step(method: Method, tower: nn.Module, trained: nn.Module, optimizer: torch.optim.Optimizer,
+                     batch: Batch, recipe: RobustRecipe, seed: int,
+                     autocast: Callable[[], AbstractContextManager]) -> float:
+    """Inner PGD on the method's loss (through the unwrapped tower), then one optimiser step
+    on the method's loss at x' (through `trained`, the DDP wrapper when there is one)."""
+    reference = method.reference(tower, batch)
+    with attack_mode(tower):
+        objective = MethodObjective(method, tower, batch, reference, autocast)
+        x_adv = run_pgd(objective, batch.x, eps=recipe.eps, steps=recipe.inner_steps,
+                        step_size=recipe.inner_step_size, seed=seed, stop_on_success=False,
+                        name=f"{recipe.method} inner pgd").x_adv
+    with autocast():
+        loss = method.train_loss(trained, batch, x_adv, reference)
+    if not torch.isfinite(loss):
+        return loss.item()  # the caller reports it; no step on a NaN
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
 def train_robust(encoder: Encoder, base: dict[str, Any], data: LabelledImages, recipe: RobustRecipe,
                  out: Path, resume: bool, command: list[str], procs: distributed.Processes,
                  workers: int = 0) -> dict[str, Any] | None:
@@ -183,29 +204,23 @@ def train_robust(encoder: Encoder, base: dict[str, Any], data: LabelledImages, r
     for step, (x, labels, dataset) in zip(range(start, recipe.steps), loader):
         set_lr(optimizer, lr_at(step, recipe.lr, recipe.warmup, recipe.steps))
         batch = Batch(x.to(device), labels.to(device), allowed[dataset.to(device)])
-        reference = method.reference(tower, batch)
-        with attack_mode(tower):
-            objective = MethodObjective(method, tower, batch, reference, autocast)
-            x_adv = run_pgd(objective, batch.x, eps=recipe.eps, steps=recipe.inner_steps,
-                            step_size=recipe.inner_step_size, seed=_attack_seed(recipe.seed, step, procs.rank),
-                            stop_on_success=False, name=f"{recipe.method} inner pgd").x_adv
-        with autocast():
-            loss = method.train_loss(trained, batch, x_adv, reference)
-        if not torch.isfinite(loss):
-            raise BenchError(f"the {recipe.method} loss is {loss.item()} at step {step}; lower --lr "
+        try:
+            loss = adversarial_step(method, tower, trained, optimizer, batch, recipe,
+                                    _attack_seed(recipe.seed, step, procs.rank), autocast)
+        except NonFiniteLossError:
+            loss = float("nan")  # the model's outputs diverged: same message as a NaN training loss
+        if loss != loss or abs(loss) == float("inf"):
+            raise BenchError(f"the {recipe.method} loss is {loss} at step {step}; lower --lr "
                              f"(now {recipe.lr}) or check the data")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+        losses.append(loss)
         done = step + 1
         if procs.main and (done % recipe.eval_every == 0 or done == recipe.steps):
             monitor = _monitor(tower, head, held, recipe, autocast)
         bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.4f}", cos=f"{monitor.clean_adv_cosine:.3f}",
+        bar.set_postfix(loss=f"{loss:.4f}", cos=f"{monitor.clean_adv_cosine:.3f}",
                         clean=f"{monitor.clean_accuracy:.2f}", robust=f"{monitor.robust_accuracy:.2f}")
         if procs.main and bar.disable and done % recipe.eval_every == 0:
-            print(f"step {done}/{recipe.steps} loss {loss.item():.4f} held-out clean {monitor.clean_accuracy:.3f} "
+            print(f"step {done}/{recipe.steps} loss {loss:.4f} held-out clean {monitor.clean_accuracy:.3f} "
                   f"robust {monitor.robust_accuracy:.3f} cos {monitor.clean_adv_cosine:.3f}", flush=True)
         if done % recipe.checkpoint_every == 0 or done == recipe.steps:
             if procs.main:
