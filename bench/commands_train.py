@@ -87,7 +87,7 @@ def _train_robust(args: argparse.Namespace) -> None:
     from bench.eps import eps_label, parse_eps
     from bench.train import distributed
     from bench.train.images import read_training_images
-    from bench.train.robust import RobustRecipe, train_robust
+    from bench.train.robust import CARD_FILE, WEIGHTS_FILE, RobustRecipe, train_robust
 
     settings = {**_defaults(args.suite, args.method), **{k: v for k, v in vars(args).items() if v is not None}}
     eps = parse_eps(args.eps)
@@ -114,10 +114,10 @@ def _train_robust(args: argparse.Namespace) -> None:
     if card is not None:
         card["eps_label"] = eps_label(eps)
         if args.suite == "tiny":
-            card["clean_zero_shot_accuracy"] = _tiny_clean_accuracy(str(args.out / "vision.safetensors"))
+            card["clean_zero_shot_accuracy"] = _tiny_clean_accuracy(str(args.out / WEIGHTS_FILE))
         from bench.train.checkpoint import write_card
 
-        write_card(args.out / "card.json", card)
+        write_card(args.out / CARD_FILE, card)
         print(json.dumps(card["metrics"], indent=1))
 
 

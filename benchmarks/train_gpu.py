@@ -17,7 +17,7 @@ import torch
 from bench.encoders.load import EncoderSpec, build_encoder
 from bench.train.methods import Batch, ZeroShotHead, make_method
 from bench.train.optim import param_groups
-from bench.train.robust import RobustRecipe, VisionTower, _autocast, adversarial_step
+from bench.train.robust import RobustRecipe, VisionTower, adversarial_step, autocast_for
 from benchmarks.common import environment, measure, print_table, write_json
 
 
@@ -40,7 +40,7 @@ def one_config(arch: str, method: str, batch_size: int, checkpointing: bool, dev
     x = torch.rand(batch_size, 3, encoder.image_size, encoder.image_size, generator=generator).to(device)
     batch = Batch(x, torch.randint(0, classes, (batch_size,), generator=generator).to(device),
                   torch.ones(batch_size, classes, dtype=torch.bool, device=device))
-    autocast = _autocast(device)
+    autocast = autocast_for(device)
     step = make_method(method, "frozen", frozen, head)
     adversarial_step(step, tower, tower, optimizer, batch, recipe, 0, autocast)  # warm-up (allocator, kernels)
     m = measure(lambda: [adversarial_step(step, tower, tower, optimizer, batch, recipe, i, autocast)

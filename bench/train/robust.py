@@ -82,7 +82,7 @@ class Monitor:
     clean_adv_cosine: float = float("nan")
 
 
-def _autocast(device: torch.device) -> Callable[[], AbstractContextManager]:
+def autocast_for(device: torch.device) -> Callable[[], AbstractContextManager]:
     return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
@@ -168,7 +168,7 @@ def train_robust(encoder: Encoder, base: dict[str, Any], data: LabelledImages, r
     torch.manual_seed(recipe.seed)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True)
-    autocast = _autocast(device)
+    autocast = autocast_for(device)
     encoder = encoder.to(device).eval()
     encoder.requires_grad_(False)
     head, allowed = _head(encoder, data, device)  # the text tower is never trained

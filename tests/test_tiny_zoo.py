@@ -1,0 +1,60 @@
+"""The shipped tiny robust zoo: cards, clean accuracies, the committed leaderboard, retraining."""
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench import load_encoder
+from bench.cli import main
+from bench.evaluate import clean_accuracy
+from bench.suites import get_suite, load_task
+from bench.tiny.suite import ROBUST_METHODS, WEIGHTS
+
+ROOT = Path(__file__).resolve().parent.parent
+ZOO = [f"{method}-{eps}" for method in ROBUST_METHODS for eps in (2, 4)]
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_shipped_member_reproduces_its_card(name):
+    card = json.loads((WEIGHTS / f"{name}.json").read_text())
+    method, eps = name.rsplit("-", 1)
+    assert card["method"] == method and card["eps_label"] == f"{eps}/255"
+    assert card["base"]["source"] == "tiny:clip" and card["command"].startswith("bench train")
+    assert (WEIGHTS / f"{name}.safetensors").stat().st_size < 2_000_000
+    encoder, clip = load_encoder(name, suite="tiny"), load_encoder("clip", suite="tiny")
+    assert encoder.provenance.sha256.split("+")[0] == clip.provenance.sha256  # text tower of the tiny clip
+    tuned, base = encoder.clip.state_dict(), clip.clip.state_dict()
+    assert all(torch.equal(tuned[k], base[k]) for k in base if not k.startswith("visual."))
+    suite = get_suite("tiny")
+    for task, expected in card["clean_zero_shot_accuracy"].items():
+        assert clean_accuracy(encoder, load_task(suite, task, None)) == pytest.approx(expected, abs=0.01)
+
+
+def test_committed_leaderboard_reproduces_on_a_subset(capsys):
+    """What CI checks: part of results/tiny re-run from scratch gives the committed cells."""
+    code = main(["reproduce", str(ROOT / "results" / "tiny"), "--encoders", "clip,fare-4",
+                 "--tasks", "tiny-shape,tiny-colour", "--n-samples", "12"])
+    out = capsys.readouterr().out
+    assert code == 0, out[-3000:]
+    assert "reproduced: all" in out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["fare-2"])
+def test_retraining_reproduces_a_shipped_member(name, tmp_path):
+    """Re-runs the card's command (~3 min on 2 CPU cores) and compares the weights bit for bit."""
+    from safetensors.torch import load_file
+
+    card = json.loads((WEIGHTS / f"{name}.json").read_text())
+    argv = shlex.split(card["command"])[1:]
+    argv[argv.index("--out") + 1] = str(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "bench", *argv], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ours, shipped = load_file(str(tmp_path / "vision.safetensors")), load_file(str(WEIGHTS / f"{name}.safetensors"))
+    assert ours.keys() == shipped.keys() and all(torch.equal(ours[k], shipped[k]) for k in ours)
