@@ -52,7 +52,7 @@ def test_shipped_weights_are_small():
 
 @pytest.mark.slow
 def test_retraining_reproduces_the_shipped_weights(tmp_path):
-    """Retrains with the card's recipe (~9 min on 2 CPU cores) and compares bit for bit."""
+    """Retrains with the card's recipe (~25 min on 2 CPU cores) and compares bit for bit."""
     from safetensors.torch import load_file
 
     recipe = CARD["recipe"]
