@@ -100,11 +100,10 @@ def _train_robust(args: argparse.Namespace) -> None:
                           eval_every=settings["eval_every"], holdout=args.holdout,
                           grad_checkpointing=args.grad_checkpointing, save_dtype=settings["save_dtype"])
     spec, name = resolve_encoder(args.base, args.suite)
-    folders = _training_folders(args.data, args.suite)  # fails before the model is built
+    data = read_training_images(_training_folders(args.data, args.suite))  # data errors before the model
     procs = distributed.start(args.device)
     try:
         encoder = build_encoder(spec, name)
-        data = read_training_images(folders)
         base = {"name": name, "architecture": spec.architecture, "source": spec.base,
                 "sha256": encoder.provenance.sha256, "quick_gelu": spec.quick_gelu}
         card = train_robust(encoder, base, data, recipe, args.out, args.resume, args.command_line,

@@ -158,3 +158,18 @@ def test_torchrun_two_processes_with_gloo_train_and_write_one_checkpoint(world, 
     assert card["processes"] == 2
     tuned = load_encoder(str(tmp_path / "ddp" / "vision.safetensors"))
     assert all(torch.isfinite(p).all() for p in tuned.parameters())
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["train", "--suite", "paper", "--method", "fare"], "needs --data"),
+    (["train", "--method", "fare", "--eps", "4"], "did you mean 4/255"),
+    (["train", "--method", "fare", "--eps", "0"], "eps > 0"),
+    (["train", "--suite", "paper", "--method", "clip"], "tiny only"),
+    (["train", "--method", "tecoa", "--base", "fare-9"], "fare-4"),
+    (["train", "--suite", "paper", "--method", "fare", "--data", "/nonexistent/imagenet"], "does not exist"),
+])
+def test_bad_training_input_is_one_line_and_exit_2(tmp_path, capsys, argv, needle):
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and needle in err, err
+    assert not (tmp_path / "out").exists()
