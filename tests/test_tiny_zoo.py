@@ -39,8 +39,9 @@ def test_committed_leaderboard_reproduces_on_a_subset(capsys):
     """What CI checks: part of results/tiny re-run from scratch gives the committed cells."""
     code = main(["reproduce", str(ROOT / "results" / "tiny"), "--encoders", "clip,fare-4",
                  "--tasks", "tiny-shape,tiny-colour", "--n-samples", "12"])
-    out = capsys.readouterr().out
-    assert code == 0, out[-3000:]
+    captured = capsys.readouterr()
+    out = captured.out
+    assert code == 0, (out + captured.err)[-3000:]
     assert "reproduced: all" in out
 
 
