@@ -96,7 +96,8 @@ def _head(encoder: Encoder, data: LabelledImages, device: torch.device) -> tuple
 
 
 def _held_out(data: LabelledImages, rows: Tensor, size: int, allowed: Tensor, device: torch.device) -> Batch:
-    items = [ImageRows(data, size)[int(r)] for r in rows]
+    images = ImageRows(data, size)
+    items = [images[int(r)] for r in rows]
     x = torch.stack([i[0] for i in items]).to(device)
     labels = torch.tensor([i[1] for i in items], device=device)
     return Batch(x, labels, allowed[torch.tensor([i[2] for i in items], device=device)])
