@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -65,3 +66,15 @@ def folder_and_checkpoint(root: Path, per_class: int) -> tuple[Path, Path]:
     """An image-folder dataset and a random tiny open_clip checkpoint under root."""
     data = make_image_folder(root / "shapes", per_class=per_class)
     return data, save_full_safetensors(random_model(seed=0), root / "tiny.safetensors")
+
+
+def kill_when_exists(proc: subprocess.Popen, path: Path, timeout: float = 300) -> None:
+    """SIGKILL proc the moment path appears: a crash right after its first checkpoint."""
+    import signal
+    import time
+
+    deadline = time.time() + timeout
+    while not path.exists() and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()

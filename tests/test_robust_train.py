@@ -3,10 +3,8 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -113,12 +111,7 @@ def test_kill_and_resume_matches_an_uninterrupted_run(world, tmp_path):
     reference = _train(folder, checkpoint, tmp_path / "reference", *steps)
     assert reference.wait(timeout=600) == 0, reference.stderr.read()
     killed = _train(folder, checkpoint, tmp_path / "killed", *steps)
-    state = tmp_path / "killed" / "train_state.pt"
-    deadline = time.time() + 300
-    while not state.exists() and time.time() < deadline:
-        time.sleep(0.02)
-    killed.send_signal(signal.SIGKILL)
-    killed.wait()
+    fx.kill_when_exists(killed, tmp_path / "killed" / "train_state.pt")
     assert not (tmp_path / "killed" / "vision.safetensors").exists()
     resumed = _train(folder, checkpoint, tmp_path / "killed", *steps, "--resume")
     assert resumed.wait(timeout=600) == 0, resumed.stderr.read()

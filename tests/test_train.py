@@ -1,15 +1,14 @@
 """bench train for the tiny CLIP: outputs, card, exact resume after a real SIGKILL."""
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from safetensors.torch import load_file
 
 from bench.train.optim import lr_at, param_groups
+from tests import bench_fixtures as fx
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,12 +24,7 @@ def test_train_kill_and_resume_matches_an_uninterrupted_run(tmp_path):
     reference = _train(tmp_path / "reference")
     assert reference.wait(timeout=600) == 0, reference.stderr.read()
     killed = _train(tmp_path / "killed")
-    state = tmp_path / "killed" / "train_state.pt"
-    deadline = time.time() + 300
-    while not state.exists() and time.time() < deadline:
-        time.sleep(0.02)
-    killed.send_signal(signal.SIGKILL)
-    killed.wait()
+    fx.kill_when_exists(killed, tmp_path / "killed" / "train_state.pt")
     assert not (tmp_path / "killed" / "clip.safetensors").exists()
     resumed = _train(tmp_path / "killed", "--resume")
     assert resumed.wait(timeout=600) == 0, resumed.stderr.read()
