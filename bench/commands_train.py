@@ -55,6 +55,11 @@ def _defaults(suite: str, method: str) -> dict[str, Any]:
     return {**COMMON, **DEFAULTS[key]}
 
 
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The suite/method defaults, overridden by every flag the user gave."""
+    return {**_defaults(args.suite, args.method), **{k: v for k, v in vars(args).items() if v is not None}}
+
+
 def _training_folders(data: str | None, suite: str) -> list[tuple[str, Path]]:
     if data is None:
         if suite != "tiny":
@@ -89,7 +94,7 @@ def _train_robust(args: argparse.Namespace) -> None:
     from bench.train.images import read_training_images
     from bench.train.robust import CARD_FILE, WEIGHTS_FILE, RobustRecipe, train_robust
 
-    settings = {**_defaults(args.suite, args.method), **{k: v for k, v in vars(args).items() if v is not None}}
+    settings = _settings(args)
     eps = parse_eps(args.eps)
     if eps == 0:
         raise BenchError("--eps 0 is clean training; adversarial fine-tuning needs eps > 0, e.g. 4/255")
@@ -138,7 +143,7 @@ def _train_tiny_clip(args: argparse.Namespace) -> None:
     from bench.train.checkpoint import write_card
     from bench.train.clip import ClipRecipe, train_clip
 
-    settings = {**_defaults(args.suite, "clip"), **{k: v for k, v in vars(args).items() if v is not None}}
+    settings = _settings(args)
     root = world_root(None, 0)
     recipe = ClipRecipe(steps=settings["steps"], batch_size=settings["batch_size"], lr=settings["lr"],
                         wd=settings["wd"], warmup=settings["warmup"], seed=args.seed,
