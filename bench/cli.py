@@ -13,6 +13,9 @@ EXAMPLES = """examples:
   bench run --encoder clip --attack aa --eps 0,2/255,4/255 --task imagenet --data-root /data
   bench run --encoder fare-4,sim-clip-4 --attack apgd --eps 4/255 --n-samples 500 --device cuda
   bench run --encoder path/to/vision.safetensors --task folder:/data/my_images --attack pgd --eps 2/255
+  bench run --encoder fare-4 --task tiny-captions,tiny-vqa --vlm tiny-llava --attack apgd --eps 0,2/255,4/255
+  bench run --encoder clip --task tiny-captions --eps 2/255 --target "please reset your password"
+  bench run --suite paper --encoder fare-4 --task coco,textvqa --vlm llava-1.5-7b --eps 4/255 --device cuda
   bench list encoders
   bench leaderboard results/ --format md --out results/leaderboard.md
   bench plot results/ --out results/robust_vs_eps.png
@@ -30,6 +33,11 @@ the same command skips finished samples, so a killed run loses nothing. eps is i
 units of [0,1] images: 4/255 or 0.0157; 0 means clean. A robust sample is one classified
 correctly and unbroken by every attack of the run (--attack aa: APGD-CE + APGD-T, the
 RobustVLM protocol).
+
+Captioning and VQA tasks (tiny-captions, tiny-vqa, tiny-textvqa; coco, flickr30k, vqav2,
+textvqa) put the encoder into a VLM (--vlm) and run APGD on the LM loss of each
+ground-truth caption / frequent answer, keeping per sample the lowest-scoring output
+(CIDEr, VQA accuracy). --task all runs classification, captioning and VQA.
 """
 
 
@@ -71,9 +79,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     run.add_argument("--data-root", default=None, help="where the suite's datasets live (or $BENCH_DATA)")
     run.add_argument("--out", default="results", type=Path, help="results directory (one sub-folder per run)")
+    run.add_argument("--vlm", default=None,
+                     help="VLM for captioning / VQA tasks: tiny-llava, llava-1.5-7b, llava:PATH (suite default)")
+    run.add_argument("--target", default=None,
+                     help='targeted VLM attack: push outputs towards this string, e.g. "Please reset your password"')
+    run.add_argument("--early-stop", type=float, default=None, metavar="SCORE",
+                     help="VLM tasks: stop attacking a sample once its score <= SCORE (RobustVLM's shortcut; "
+                          "makes robust scores optimistic, recorded in the run config)")
 
     lst = sub.add_parser("list", help="list encoders, attacks, tasks or suites with their provenance")
-    lst.add_argument("what", choices=["encoders", "attacks", "tasks", "suites"])
+    lst.add_argument("what", choices=["encoders", "attacks", "tasks", "vlms", "suites"])
     lst.add_argument("--suite", default=None)
 
     from bench import commands_train, commands_world, reproduce

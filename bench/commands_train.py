@@ -16,6 +16,8 @@ TRAIN_DESCRIPTION = """Train the encoders a suite ranks.
   --method sim-clip   negative cosine between clean and adversarial embeddings; --anchor
                       frozen (default: the public code, anchors on the frozen original) or
                       shared (the paper's siamese pass through the encoder being trained)
+  --method vlm        tiny-llava (tiny suite): LLaVA's recipe on the tiny world's captions, VQA
+                      and TextVQA; --base is the frozen vision tower, projector + LM learn
 
 The inner attack is PGD (--inner-steps, --inner-step-size, random start) on the method's own
 loss. Robust methods write OUT/vision.safetensors (the vision tower; load it anywhere with
@@ -26,6 +28,7 @@ Multi-GPU (or multi-process CPU with gloo): torchrun --nproc_per_node=N -m bench
 
 EXAMPLES = """examples:
   bench train --method fare --eps 4/255 --out runs/fare-4
+  bench train --method vlm --out runs/tiny-llava
   bench train --method sim-clip --anchor shared --eps 2/255 --steps 200 --out runs/simclip-shared
   bench train --suite paper --method tecoa --base clip --eps 4/255 --data /data/imagenet/train \\
       --device cuda --grad-checkpointing --out runs/tecoa-4
@@ -37,6 +40,7 @@ EXAMPLES = """examples:
 # (Sim-CLIP's script prints lr 1e-3; we default to the FARE/TeCoA 1e-5 and record what ran).
 DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
     ("tiny", "clip"): {"steps": 1500, "batch_size": 128, "lr": 2e-3, "wd": 0.1, "warmup": 100},
+    ("tiny", "vlm"): {"steps": 2000, "batch_size": 64, "lr": 1e-3, "wd": 0.01, "warmup": 100},
     ("tiny", "robust"): {"steps": 250, "batch_size": 64, "lr": 1e-4, "wd": 1e-4, "warmup": 25,
                          "save_dtype": "float16", "eval_every": 25},
     ("paper", "fare"): {"steps": 20000, "batch_size": 128, "lr": 1e-5, "wd": 1e-4, "warmup": 1400},
@@ -48,10 +52,10 @@ TINY_TRAIN_SPLITS = "tiny"  # --data tiny: the tiny world's classification train
 
 
 def _defaults(suite: str, method: str) -> dict[str, Any]:
-    key = (suite, "robust" if suite == "tiny" and method != "clip" else method)
+    key = (suite, "robust" if suite == "tiny" and method not in ("clip", "vlm") else method)
     if key not in DEFAULTS:
         raise BenchError(f"bench train --method {method} is not available for --suite {suite}: "
-                         "clip is tiny only; sim-clip, fare and tecoa train on either suite")
+                         "clip and vlm are tiny only; sim-clip, fare and tecoa train on either suite")
     return {**COMMON, **DEFAULTS[key]}
 
 
@@ -78,10 +82,13 @@ def train_command(args: argparse.Namespace) -> None:
     if args.out is None:
         from bench.eps import eps_label, parse_eps
 
-        tag = "tiny-clip" if args.method == "clip" else f"{args.method}-{eps_label(parse_eps(args.eps)).split('/')[0]}"
+        tags = {"clip": "tiny-clip", "vlm": "tiny-llava"}
+        tag = tags.get(args.method) or f"{args.method}-{eps_label(parse_eps(args.eps)).split('/')[0]}"
         args.out = Path("runs/train") / tag
     if args.method == "clip":
         _train_tiny_clip(args)
+    elif args.method == "vlm":
+        _train_tiny_vlm(args)
     else:
         _train_robust(args)
 
@@ -158,6 +165,26 @@ def _train_tiny_clip(args: argparse.Namespace) -> None:
     print(json.dumps(card["clean_zero_shot_accuracy"], indent=1))
 
 
+def _train_tiny_vlm(args: argparse.Namespace) -> None:
+    from bench import load_encoder
+    from bench.tiny.suite import world_root
+    from bench.train.vlm import CARD_FILE, WEIGHTS_FILE, VLMRecipe, train_vlm
+
+    _defaults(args.suite, args.method)
+    settings = _settings(args)
+    recipe = VLMRecipe(steps=settings["steps"], batch_size=settings["batch_size"], lr=settings["lr"],
+                       wd=settings["wd"], warmup=settings["warmup"], seed=args.seed,
+                       checkpoint_every=args.checkpoint_every)
+    encoder = load_encoder(args.base, "tiny")
+    card = train_vlm(encoder, world_root(None, 0), args.out, recipe, args.resume, args.command_line)
+    from bench.train.checkpoint import write_card
+    from bench.train.vlm import tiny_vlm_card_scores
+
+    card |= tiny_vlm_card_scores(encoder, args.out / WEIGHTS_FILE, world_root(None, 0))
+    write_card(args.out / CARD_FILE, card)
+    print(json.dumps({k: card[k] for k in ("clean", "trivial_baselines")}, indent=1))
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from bench.cli import positive_int
 
@@ -165,7 +192,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                            description=TRAIN_DESCRIPTION, epilog=EXAMPLES,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("--suite", default="tiny", choices=["tiny", "paper"], help="whose zoo and defaults")
-    train.add_argument("--method", default="clip", choices=["clip", "sim-clip", "fare", "tecoa"])
+    train.add_argument("--method", default="clip", choices=["clip", "sim-clip", "fare", "tecoa", "vlm"])
     train.add_argument("--base", default="clip", help="encoder to fine-tune: zoo name, open_clip:ARCH/TAG, path")
     train.add_argument("--eps", default="4/255", help="L-inf radius of the inner attack (pixel units)")
     train.add_argument("--data", default=None,

@@ -1,9 +1,10 @@
-"""Clean zero-shot accuracy of an encoder on a task (for model cards and quick checks)."""
+"""Clean scores for model cards and quick checks: zero-shot accuracy, VLM CIDEr / VQA accuracy."""
 from __future__ import annotations
 
 import torch
 
 from bench.encoders import Encoder
+from tasks.vlm_task import VLMTask
 from tasks.zeroshot import ZeroShotTask
 
 
@@ -17,3 +18,23 @@ def clean_accuracy(encoder: Encoder, task: ZeroShotTask, batch_size: int = 256) 
         x, y = task.load(ids[i : i + batch_size], encoder.image_size)
         correct += int((victim(x.to(device)).argmax(dim=1).cpu() == y).sum())
     return correct / len(ids)
+
+
+@torch.no_grad()
+def clean_vlm_score(vlm: torch.nn.Module, task: VLMTask, n: int | None = None, batch_size: int = 64) -> float:
+    """Mean clean score (CIDEr or VQA accuracy %) of a VLM on a task's first n seeded samples."""
+    ids = task.sample_ids(n, 0)
+    scorer, outputs = task.scorer(ids), {}
+    device = next(vlm.parameters()).device
+    for i in range(0, len(ids), batch_size):
+        chunk = ids[i : i + batch_size]
+        texts = vlm.generate(task.load(chunk, vlm.image_size).to(device), task.prompts(chunk, vlm.prompts),
+                             task.max_new_tokens(vlm.prompts))
+        outputs.update(zip(chunk, texts))
+    return sum(scorer(outputs).values()) / len(ids)
+
+
+def constant_output_score(task: VLMTask, output: str) -> float:
+    """The score of answering every sample with one string (the trivial baselines)."""
+    ids = task.sample_ids(None, 0)
+    return sum(task.scorer(ids)({i: output for i in ids}).values()) / len(ids)

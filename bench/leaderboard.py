@@ -1,7 +1,10 @@
 """All runs under a results directory -> the papers' tables and the robust-accuracy plot.
 
-Cells are accuracies in percent over the samples all runs of the cell share; a robust
-cell is the per-sample worst case over every attack run at that eps.
+Cells are mean scores over the samples all runs of the cell share: accuracy % for
+zero-shot classification, CIDEr or VQA accuracy % for a VLM's captioning / VQA (columns
+'VLM:task METRIC eps', as the papers' 'LLaVA COCO' columns). A robust cell is the
+per-sample worst case (lowest score) over every attack run at that eps; targeted VLM runs
+answer another question (did the output contain the target?) and stay out of the table.
 """
 from __future__ import annotations
 
@@ -13,19 +16,30 @@ import pandas as pd
 from bench.errors import BenchError
 from bench.store import CONFIG, RECORDS, read_records
 
+ACCURACY = "accuracy %"
+
+
+def _scores(config: dict, records: list[dict]) -> pd.DataFrame:
+    frame = pd.DataFrame(records)
+    if config.get("vlm"):
+        out = frame[["id"]].assign(clean=frame["clean_score"], adv=frame["adv_score"], metric=config["metric"])
+        return out.assign(task=f"{config['vlm']}:{config['task']}")
+    out = frame[["id"]].assign(clean=100.0 * frame["clean_correct"], adv=100.0 * frame["robust"], metric=ACCURACY)
+    return out.assign(task=config["task"])
+
 
 def load_samples(results: Path) -> pd.DataFrame:
-    """One row per (run, sample): encoder, task, attack, eps, eps_label, id, clean_correct, robust."""
+    """One row per (run, sample): encoder, task, attack, eps, eps_label, id, metric, clean and adv score."""
     if not results.is_dir():
         raise BenchError(f"results directory {results} does not exist; run bench run --out {results} first")
     frames = []
     for config_path in sorted(results.rglob(CONFIG)):
         config = json.loads(config_path.read_text())
         records = read_records(config_path.parent / RECORDS)
-        if not records:
+        if not records or config.get("target"):
             continue
-        frame = pd.DataFrame(records)[["id", "clean_correct", "robust"]]
-        for key in ("encoder", "task", "attack", "eps", "eps_label"):
+        frame = _scores(config, records)
+        for key in ("encoder", "attack", "eps", "eps_label"):
             frame[key] = config[key]
         frames.append(frame)
     if not frames:
@@ -34,23 +48,27 @@ def load_samples(results: Path) -> pd.DataFrame:
 
 
 def accuracy_table(samples: pd.DataFrame) -> pd.DataFrame:
-    """Rows = encoders; columns '<task> <eps>' grouped by eps (clean first) + 'avg <eps>'."""
-    clean = samples.groupby(["encoder", "task", "id"])["clean_correct"].first().groupby(["encoder", "task"]).mean()
-    cells = {("clean", task, enc): acc for (enc, task), acc in clean.items()}
+    """Rows = encoders; per eps (clean first): classification tasks, their 'avg', then VLM columns."""
+    clean = samples.groupby(["encoder", "task", "id"])["clean"].first().groupby(["encoder", "task"]).mean()
+    cells = {("clean", task, enc): score for (enc, task), score in clean.items()}
     eps_of = {"clean": 0.0}
     attacked = samples[samples["eps"] > 0]
     for (enc, task, label), group in attacked.groupby(["encoder", "task", "eps_label"]):
         eps_of[label] = float(group["eps"].iloc[0])
-        per_sample = group.pivot_table(index="id", columns="attack", values="robust", aggfunc="first")
-        cells[(label, task, enc)] = per_sample.dropna().all(axis=1).mean()
-    tasks = sorted(samples["task"].unique())
+        per_sample = group.pivot_table(index="id", columns="attack", values="adv", aggfunc="first")
+        cells[(label, task, enc)] = per_sample.dropna().min(axis=1).mean()
+    metric = samples.groupby("task")["metric"].first()
+    classification = sorted(t for t in metric.index if metric[t] == ACCURACY)
+    vlm_tasks = sorted(t for t in metric.index if metric[t] != ACCURACY)
     encoders = list(dict.fromkeys(samples["encoder"]))
     table = pd.DataFrame(index=pd.Index(encoders, name="encoder"))
     for label in sorted(eps_of, key=eps_of.get):
-        for task in tasks:
-            table[f"{task} {label}"] = [100 * cells.get((label, task, e), float("nan")) for e in encoders]
-        if len(tasks) > 1:
-            table[f"avg {label}"] = table[[f"{t} {label}" for t in tasks]].mean(axis=1)
+        for task in classification:
+            table[f"{task} {label}"] = [cells.get((label, task, e), float("nan")) for e in encoders]
+        if len(classification) > 1:
+            table[f"avg {label}"] = table[[f"{t} {label}" for t in classification]].mean(axis=1)
+        for task in vlm_tasks:
+            table[f"{task} {metric[task]} {label}"] = [cells.get((label, task, e), float("nan")) for e in encoders]
     return table.round(1)
 
 
@@ -84,7 +102,10 @@ def plot_command(results: Path, out: Path | None) -> None:
     table = accuracy_table(samples)
     eps_of = dict(zip(samples["eps_label"], samples["eps"]))
     eps_of["clean"] = 0.0
-    tasks = sorted(samples["task"].unique())
+    classification = samples[samples["metric"] == ACCURACY]
+    if classification.empty:
+        raise BenchError(f"bench plot draws zero-shot accuracy; {results} has only captioning / VQA runs")
+    tasks = sorted(classification["task"].unique())
     prefix = "avg" if len(tasks) > 1 else tasks[0]
     columns = [c for c in table.columns if c.startswith(prefix + " ")]
     labels = [c.split(" ", 1)[1] for c in columns]

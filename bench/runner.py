@@ -34,6 +34,9 @@ class RunPlan:
     batch_size: int
     norm: str = "linf"
     attack_args: dict[str, Any] = field(default_factory=dict)
+    vlm: str | None = None  # captioning / VQA runs: the VLM around the encoder
+    target: str | None = None  # targeted VLM attack: the string pushed towards
+    early_stop: float | None = None  # VLM: stop attacking a sample at this score (optimistic)
 
     def __post_init__(self) -> None:
         if self.eps == 0:  # a clean run is the same whatever attack was asked for
@@ -45,8 +48,10 @@ class RunResult:
     plan: RunPlan
     path: Path
     n: int
-    clean_acc: float
-    robust_acc: float
+    clean: float  # mean clean score: accuracy %, CIDEr or VQA accuracy %
+    robust: float  # mean worst-case score under the run's attack
+    metric: str = "accuracy %"
+    target_success: float | None = None  # targeted VLM runs: % of outputs containing the target
 
 
 def _slug(text: str) -> str:
@@ -70,9 +75,13 @@ def run_config(plan: RunPlan, encoder: Encoder, sample_ids: list[str], device: s
 
 
 def run_directory(out: Path, plan: RunPlan, sha256: str) -> Path:
-    key = json.dumps([plan.steps, plan.seed, plan.n_samples, plan.norm, plan.attack_args, plan.batch_size, sha256])
-    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
-    return out / f"{_slug(plan.encoder)}__{_slug(plan.task)}__{plan.attack}__{_slug(plan.label)}__{digest}"
+    fields: list[Any] = [plan.steps, plan.seed, plan.n_samples, plan.norm, plan.attack_args, plan.batch_size, sha256]
+    if plan.vlm is not None:  # only VLM runs carry these, so classification folders keep their names
+        fields += [plan.vlm, plan.target, plan.early_stop]
+    digest = hashlib.sha256(json.dumps(fields).encode()).hexdigest()[:8]
+    model = _slug(plan.encoder) if plan.vlm is None else f"{_slug(plan.vlm)}+{_slug(plan.encoder)}"
+    attack = plan.attack if plan.target is None or plan.eps == 0 else f"{plan.attack}-targeted"
+    return out / f"{model}__{_slug(plan.task)}__{attack}__{_slug(plan.label)}__{digest}"
 
 
 def execute(plan: RunPlan, encoder: Encoder, task: ZeroShotTask, out: Path, cache_dir: Path | None,
@@ -115,6 +124,6 @@ def execute(plan: RunPlan, encoder: Encoder, task: ZeroShotTask, out: Path, cach
 def summarize(plan: RunPlan, path: Path) -> RunResult:
     records = read_records(path / RECORDS)
     n = len(records)
-    clean = sum(r["clean_correct"] for r in records) / max(n, 1)
-    robust = sum(r["robust"] for r in records) / max(n, 1)
+    clean = 100 * sum(r["clean_correct"] for r in records) / max(n, 1)
+    robust = 100 * sum(r["robust"] for r in records) / max(n, 1)
     return RunResult(plan, path, n, clean, robust)

@@ -11,9 +11,12 @@ from bench.encoders.load import EncoderSpec
 from bench.encoders.zoo import paper_zoo
 from bench.errors import BenchError
 from bench.registry import Registry
-from bench.tiny.suite import CLASSIFICATION_TASKS, tiny_datasets, tiny_zoo, world_root
+from bench.tiny.suite import CLASSIFICATION_TASKS, tiny_datasets, tiny_vlm_datasets, tiny_zoo, world_root
+from bench.vlm import VLMSpec, paper_vlms, tiny_vlms
 from tasks.datasets import DATASETS, DatasetSpec
 from tasks.imagefolder import read_image_folder
+from tasks.vlm_datasets import VLM_DATASETS, VLMTaskSpec
+from tasks.vlm_task import VLMTask
 from tasks.zeroshot import ZeroShotTask
 
 CONFIG_FILE = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "robust-vlm-bench" / "config.json"
@@ -27,6 +30,16 @@ class Suite:
     default_tasks: tuple[str, ...]
     default_n_samples: int
     data_root: Callable[[str | None], Path]
+    vlm_datasets: Registry[VLMTaskSpec]
+    vlms: Callable[[], Registry[VLMSpec]]  # built on first use: it imports transformers
+    default_vlm: str
+    default_vlm_samples: int
+
+    def task_names(self) -> list[str]:
+        return [*self.datasets.names(), *self.vlm_datasets.names()]
+
+    def is_vlm_task(self, name: str) -> bool:
+        return name in self.vlm_datasets
 
 
 def configured_data_root(flag: str | None) -> Path:
@@ -47,10 +60,13 @@ def configured_data_root(flag: str | None) -> Path:
 
 
 SUITES: Registry[Suite] = Registry("suite")
-SUITES.add("tiny", Suite("tiny", tiny_zoo(), tiny_datasets(), CLASSIFICATION_TASKS, 100, world_root),
-           "embedded, offline, minutes on a CPU: a generated world of shapes and a tiny CLIP zoo")
-SUITES.add("paper", Suite("paper", paper_zoo(), DATASETS, ("imagenet",), 1000, configured_data_root),
-           "full scale (GPU): ViT-L/14 zoo from the hub, ImageNet + CLIP_benchmark datasets on disk")
+SUITES.add("tiny", Suite("tiny", tiny_zoo(), tiny_datasets(), CLASSIFICATION_TASKS, 100, world_root,
+                         tiny_vlm_datasets(), tiny_vlms, "tiny-llava", 100),
+           "embedded, offline, minutes on a CPU: a generated world of shapes, a tiny CLIP zoo and tiny-llava")
+SUITES.add("paper", Suite("paper", paper_zoo(), DATASETS, ("imagenet",), 1000, configured_data_root,
+                          VLM_DATASETS, paper_vlms, "llava-1.5-7b", 500),
+           "full scale (GPU): ViT-L/14 zoo from the hub, ImageNet + CLIP_benchmark datasets, COCO, Flickr30k, "
+           "VQAv2, TextVQA and LLaVA-1.5-7B")
 DEFAULT_SUITE = "tiny"
 
 
@@ -61,9 +77,31 @@ def get_suite(name: str | None) -> Suite:
 FOLDER_PREFIX = "folder:"
 
 
+ALL_TASKS = "all"
+
+
+def expand_tasks(suite: Suite, names: list[str] | None) -> list[str]:
+    """No --task: the suite's classification defaults; 'all': every classification and VLM task."""
+    if not names:
+        return list(suite.default_tasks)
+    out: list[str] = []
+    for name in names:
+        out += [*suite.datasets.names(), *suite.vlm_datasets.names()] if name == ALL_TASKS else [name]
+    return list(dict.fromkeys(out))
+
+
 def check_task_name(suite: Suite, name: str) -> None:
-    if not name.startswith(FOLDER_PREFIX):
-        suite.datasets.get(name)
+    if name.startswith(FOLDER_PREFIX) or suite.is_vlm_task(name):
+        return
+    if name not in suite.datasets:
+        from bench.errors import unknown
+
+        raise unknown("task", name, suite.task_names(), " (bench list tasks)")
+
+
+def load_vlm_task(suite: Suite, name: str, data_root: str | None) -> VLMTask:
+    spec = suite.vlm_datasets.get(name)
+    return spec.value.read(spec.name, suite.data_root(data_root))
 
 
 def load_task(suite: Suite, name: str, data_root: str | None) -> ZeroShotTask:

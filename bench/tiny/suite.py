@@ -11,6 +11,7 @@ from bench.errors import BenchError
 from bench.registry import Registry
 from bench.tiny import world
 from tasks.datasets import DatasetSpec
+from tasks.vlm_datasets import VLMTaskSpec
 
 WEIGHTS = TINY_WEIGHTS
 CLASSIFICATION_TASKS = tuple(world.CLASSIFICATION)
@@ -57,6 +58,27 @@ def tiny_zoo() -> Registry[EncoderSpec]:
             zoo.add(name, EncoderSpec("tiny-clip", "tiny:clip", vision=f"tiny:{name}"),
                     f"{title} fine-tune of the tiny clip at eps {eps}/255 (bench/tiny/weights/{name}.json)")
     return zoo
+
+
+def tiny_vlm_datasets() -> Registry[VLMTaskSpec]:
+    """The tiny world's captioning, VQA and reading tasks, read by the paper suite's readers."""
+    from tasks.captioning import CaptioningTask
+    from tasks.captions import read_karpathy
+    from tasks.vlm_datasets import vqa_reader
+
+    def captions(name: str, root: Path) -> CaptioningTask:
+        return CaptioningTask(name, read_karpathy(root / "captions" / "dataset_tiny.json", root / "captions", "test"))
+
+    datasets: Registry[VLMTaskSpec] = Registry("task")
+    datasets.add("tiny-captions", VLMTaskSpec(captions),
+                 f"tiny world captioning (Karpathy format), {world.CAPTION_SPLITS['test']} test images, 5 refs; CIDEr")
+    datasets.add("tiny-vqa", VLMTaskSpec(vqa_reader("vqa", "questions_val.json", "annotations_val.json",
+                                                    lambda b, i: b / "images" / f"COCO_val2014_{int(i):012d}.jpg")),
+                 f"tiny world VQA (VQAv2 format): count, colour, shape, yes/no on {world.VQA_SPLITS['val']} images")
+    datasets.add("tiny-textvqa", VLMTaskSpec(vqa_reader("textvqa", "questions_val.json", "annotations_val.json",
+                                                        lambda b, i: b / "train_images" / f"{i}.jpg")),
+                 f"tiny world reading (TextVQA format): the word on a sign, {world.TEXTVQA_SPLITS['val']} images")
+    return datasets
 
 
 def tiny_datasets() -> Registry[DatasetSpec]:

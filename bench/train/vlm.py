@@ -1,0 +1,169 @@
+"""Training tiny-llava: LLaVA's recipe (frozen vision tower; projector + LM learn) on the
+tiny world's captions, VQA and TextVQA train splits, deterministic on a CPU.
+
+Which examples a step sees, and which reference caption each gets, are pure functions of
+(seed, step), so a resumed run replays exactly what an uninterrupted one would.
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from bench.environment import git_commit, versions
+from bench.errors import BenchError
+from bench.train.checkpoint import load_state, save_state, write_card
+from bench.train.images import StepBatches
+from bench.train.optim import lr_at, param_groups, set_lr
+from bench.vlm.tiny_llava import PROMPTS, assemble, build_parts, save_parts
+from tasks.captions import read_karpathy
+from tasks.vqa import read_vqa
+
+WEIGHTS_FILE = "tiny-llava.safetensors"
+CARD_FILE = "tiny-llava.json"
+
+
+@dataclass(frozen=True)
+class VLMRecipe:
+    steps: int = 2000
+    batch_size: int = 64
+    lr: float = 1e-3
+    wd: float = 0.01
+    warmup: int = 100
+    seed: int = 0
+    checkpoint_every: int = 250
+    textvqa_repeats: int = 4  # the reading split is small: seen 4x as often per image
+
+
+@dataclass(frozen=True)
+class Examples:
+    images: Tensor  # uint8 [M, 3, H, W], each distinct image once
+    image_of: Tensor  # [N] row -> image
+    prompts: list[str]
+    targets: list[list[str]]  # one or more acceptable targets (caption references)
+
+
+def most_common_answer(answers: list[str]) -> str:
+    """VQAv2's multiple_choice_answer: the most frequent of the 10 (first seen wins a tie)."""
+    return Counter(answers).most_common(1)[0][0]
+
+
+def _decode(paths: list[Path]) -> Tensor:
+    arrays = []
+    for p in paths:
+        with Image.open(p) as f:
+            arrays.append(np.asarray(f.convert("RGB"), dtype=np.uint8))
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+def read_examples(world: Path, recipe: VLMRecipe) -> Examples:
+    paths: dict[Path, int] = {}
+    image_of, prompts, targets = [], [], []
+
+    def add(path: Path, prompt: str, options: list[str]) -> None:
+        image_of.append(paths.setdefault(path, len(paths)))
+        prompts.append(prompt)
+        targets.append(options)
+
+    for item in read_karpathy(world / "captions" / "dataset_tiny.json", world / "captions", "train"):
+        add(item.image, PROMPTS.caption, item.references)
+    for task, folder, repeats in (("vqa", "images", 1), ("textvqa", "train_images", recipe.textvqa_repeats)):
+        root = world / task
+        for item in read_vqa(root / "questions_train.json", root / "annotations_train.json") * repeats:
+            name = f"COCO_val2014_{item.image_id:012d}.jpg" if task == "vqa" else f"{item.image_id}.jpg"
+            add(root / folder / name, PROMPTS.question.format(question=item.question),
+                [most_common_answer(item.answers)])
+    return Examples(_decode(list(paths)), torch.tensor(image_of), prompts, targets)
+
+
+def _pick(targets: list[list[str]], rows: list[int], seed: int, step: int) -> list[str]:
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    picks = torch.randint(0, 1 << 30, (len(rows),), generator=generator).tolist()
+    return [targets[r][p % len(targets[r])] for r, p in zip(rows, picks)]
+
+
+def train_vlm(encoder: nn.Module, world: Path, out: Path, recipe: VLMRecipe, resume: bool,
+              command: list[str]) -> dict[str, Any]:
+    torch.manual_seed(recipe.seed)
+    torch.use_deterministic_algorithms(True)
+    out.mkdir(parents=True, exist_ok=True)
+    data = read_examples(world, recipe)
+    encoder.eval().requires_grad_(False)
+    projector, lm = build_parts(encoder.visual.transformer.width, recipe.seed)
+    vlm = assemble(encoder, projector, lm)
+    trainable = nn.ModuleDict({"projector": projector, "lm": lm})
+    optimizer = torch.optim.AdamW(param_groups(trainable, recipe.wd), lr=recipe.lr, betas=(0.9, 0.98))
+    batches = StepBatches(torch.arange(len(data.prompts)), recipe.batch_size, recipe.seed)
+    start = 0
+    state = load_state(out) if resume else None
+    if state is not None:
+        if state["extra"].get("recipe") != asdict(recipe):
+            raise BenchError(f"--resume: {out} was trained with another recipe; use the same flags or a new --out")
+        trainable.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        start = state["step"]
+    started = time.perf_counter()
+    trainable.train()
+    bar = tqdm(range(start, recipe.steps), initial=start, total=recipe.steps, desc="train tiny-llava", disable=None)
+    for step in bar:
+        set_lr(optimizer, lr_at(step, recipe.lr, recipe.warmup, recipe.steps))
+        rows = batches(step).tolist()
+        x = data.images[data.image_of[rows]].float() / 255
+        loss = vlm.loss(x, [data.prompts[r] for r in rows], _pick(data.targets, rows, recipe.seed, step)).mean()
+        if not torch.isfinite(loss):
+            raise BenchError(f"tiny-llava training diverged at step {step} (loss {loss.item()}); lower --lr")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(trainable.parameters(), 1.0)
+        optimizer.step()
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+        if bar.disable and (step + 1) % 100 == 0:  # no terminal: a line per 100 steps
+            print(f"step {step + 1}/{recipe.steps} loss {loss.item():.3f}", flush=True)
+        if (step + 1) % recipe.checkpoint_every == 0 or step + 1 == recipe.steps:
+            save_state(out, trainable, optimizer, step + 1, None, {"recipe": asdict(recipe)})
+    base = encoder.provenance
+    save_parts(out / WEIGHTS_FILE, projector, lm, {"base": base.source, "architecture": base.architecture})
+    card = {"name": "tiny-llava", "method": "vlm", "recipe": asdict(recipe), "command": " ".join(command),
+            "vision": {"name": base.name, "source": base.source, "sha256": base.sha256, "frozen": True},
+            "data": f"tiny world train splits: captions, vqa, textvqa x{recipe.textvqa_repeats} "
+                    f"({len(data.prompts)} examples, {len(data.images)} images)",
+            "versions": versions(), "git_commit": git_commit(),
+            "train_seconds_this_session": round(time.perf_counter() - started, 1)}
+    write_card(out / CARD_FILE, card)
+    return card
+
+
+def tiny_vlm_card_scores(encoder: nn.Module, weights: Path, world: Path) -> dict[str, Any]:
+    """Clean CIDEr / VQA accuracy of saved weights on every tiny VLM task, as `bench run` measures
+    them, next to the trivial baselines: the most frequent training caption / answer for everything."""
+    from bench.encoders.weights import sha256_of
+    from bench.evaluate import clean_vlm_score, constant_output_score
+    from bench.suites import get_suite, load_vlm_task
+    from bench.vlm.tiny_llava import load_tiny_llava
+
+    vlm = load_tiny_llava(encoder, weights, "cpu")
+    suite = get_suite("tiny")
+    captions = [r for it in read_karpathy(world / "captions" / "dataset_tiny.json", world / "captions", "train")
+                for r in it.references]
+    answers = {task: [most_common_answer(it.answers) for it in read_vqa(world / task / "questions_train.json",
+                                                                      world / task / "annotations_train.json")]
+               for task in ("vqa", "textvqa")}
+    constant = {"tiny-captions": Counter(captions).most_common(1)[0][0],
+                "tiny-vqa": Counter(answers["vqa"]).most_common(1)[0][0],
+                "tiny-textvqa": Counter(answers["textvqa"]).most_common(1)[0][0]}
+    clean, baselines = {}, {}
+    for name in suite.vlm_datasets.names():
+        task = load_vlm_task(suite, name, None)
+        clean[f"{name} {task.metric}"] = round(clean_vlm_score(vlm, task), 2)
+        baselines[f"{name} {task.metric}"] = {"output": constant[name],
+                                               "score": round(constant_output_score(task, constant[name]), 2)}
+    return {"clean": clean, "trivial_baselines": baselines, "weights_sha256": sha256_of(weights)}

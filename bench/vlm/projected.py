@@ -1,0 +1,152 @@
+"""A LLaVA-style VLM: CLIP patch tokens -> projector -> a causal language model.
+
+The vision side is any `load_encoder` result, so a robust encoder is swapped in the
+RobustVLM way: patch tokens of the penultimate block (no class token, no ln_post) go to
+the projector. Images are pixels in [0,1]; normalisation happens inside the encoder, so
+the attack's eps is in pixel units and the loss is differentiable w.r.t. the pixels.
+"""
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from bench.errors import BenchError
+from bench.vlm.text import TextCodec
+
+# prompt -> (ids before the image tokens, ids after them); the answer follows directly.
+Frame = Callable[[str], tuple[list[int], list[int]]]
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """How this VLM is asked for a caption and for a short answer, and how long it may talk."""
+
+    caption: str
+    question: str  # with {question}
+    caption_tokens: int
+    answer_tokens: int
+
+
+def penultimate_patch_tokens(encoder: nn.Module, x: Tensor) -> Tensor:
+    """[B, patches, width]: the output of the second-to-last block, patch tokens only."""
+    visual = encoder.visual
+    blocks = len(visual.transformer.resblocks)
+    pixels = (x - encoder.mean) / encoder.std
+    out = visual.forward_intermediates(pixels, indices=[blocks - 2], stop_early=True, intermediates_only=True,
+                                       normalize_intermediates=False, output_fmt="NLC")
+    return out["image_intermediates"][0]
+
+
+class ProjectedVLM(nn.Module):
+    def __init__(self, encoder: nn.Module, projector: nn.Module, lm: nn.Module, codec: TextCodec, frame: Frame,
+                 prompts: Prompts, name: str) -> None:
+        super().__init__()
+        self.encoder, self.projector, self.lm = encoder, projector, lm
+        self.codec, self.frame, self.prompts, self.name = codec, frame, prompts, name
+        self.image_size: int = encoder.image_size
+        self.sha256 = "random"  # of the VLM's own weights (projector + LM); loaders set it
+        self._check_widths()
+        self._lm_arguments = set(inspect.signature(lm.forward).parameters)
+
+    def _check_widths(self) -> None:
+        width = self.encoder.visual.transformer.width
+        first = next(m for m in self.projector.modules() if isinstance(m, nn.Linear))
+        if first.in_features != width:
+            raise BenchError(f"encoder {self.encoder.provenance.name} gives {width}-dim patch tokens but the VLM's "
+                             f"projector takes {first.in_features}; use an encoder of the VLM's architecture")
+
+    def image_tokens(self, x: Tensor) -> Tensor:
+        feats = penultimate_patch_tokens(self.encoder, x)
+        dtype = next(self.projector.parameters()).dtype
+        return self.projector(feats.to(dtype))
+
+    def _layout(self, prompts: list[str], n_image: int, targets: list[list[int]]) -> dict[str, Tensor]:
+        """Left-padded ids with image slots and answer labels; every row ends at the same column."""
+        rows, labels = [], []
+        for prompt, target in zip(prompts, targets):
+            before, after = self.frame(prompt)
+            rows.append([*before, *[-1] * n_image, *after, *target])
+            labels.append([-100] * (len(rows[-1]) - len(target)) + target)
+        length = max(map(len, rows))
+        ids = torch.full((len(rows), length), self.codec.pad_id, dtype=torch.long)
+        image = torch.zeros(len(rows), length, dtype=torch.bool)
+        mask = torch.zeros(len(rows), length, dtype=torch.long)
+        label = torch.full((len(rows), length), -100, dtype=torch.long)
+        for i, (row, lab) in enumerate(zip(rows, labels)):
+            start = length - len(row)
+            r = torch.tensor(row)
+            image[i, start:] = r == -1
+            ids[i, start:] = r.clamp(min=0)
+            mask[i, start:] = 1
+            label[i, start:] = torch.tensor(lab)
+        positions = (mask.cumsum(1) - 1).clamp(min=0)
+        return {"ids": ids, "image": image, "mask": mask, "labels": label, "positions": positions}
+
+    def _embed(self, x: Tensor, layout: dict[str, Tensor]) -> Tensor:
+        tokens = self.image_tokens(x)
+        embeds = self.lm.get_input_embeddings()(layout["ids"]).clone()
+        embeds[layout["image"]] = tokens.reshape(-1, tokens.shape[-1]).to(embeds.dtype)
+        return embeds
+
+    def _device(self, layout: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
+        return {k: v.to(device) for k, v in layout.items()}
+
+    def loss(self, images: Tensor, prompts: list[str], targets: list[str]) -> Tensor:
+        """Per-sample mean cross-entropy of each target (then end-of-text) given image and prompt."""
+        ids = [[*self.codec.encode(t), self.codec.eos_id] for t in targets]
+        return self.loss_ids(images, prompts, ids)
+
+    def loss_ids(self, images: Tensor, prompts: list[str], targets: list[list[int]]) -> Tensor:
+        n_image = self._n_image(images)
+        layout = self._device(self._layout(prompts, n_image, targets), images.device)
+        embeds = self._embed(images, layout)
+        logits = self.lm(inputs_embeds=embeds, attention_mask=layout["mask"], position_ids=layout["positions"],
+                         use_cache=False).logits
+        labels = layout["labels"][:, 1:]
+        ce = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), labels, ignore_index=-100, reduction="none")
+        counted = (labels != -100).sum(1).clamp(min=1)
+        return ce.sum(1) / counted
+
+    def _n_image(self, images: Tensor) -> int:
+        if images.dim() != 4 or images.shape[1] != 3 or images.shape[-1] != self.image_size:
+            raise BenchError(f"the VLM takes images [N, 3, {self.image_size}, {self.image_size}]; got {list(images.shape)}")
+        patch = self.encoder.visual.patch_size
+        patch = patch[0] if isinstance(patch, tuple) else patch
+        return (self.image_size // patch) ** 2
+
+    @torch.no_grad()
+    def generate(self, images: Tensor, prompts: list[str], max_new_tokens: int) -> list[str]:
+        """Greedy decoding with a key-value cache, batched with left padding."""
+        layout = self._device(self._layout(prompts, self._n_image(images), [[] for _ in prompts]), images.device)
+        embeds = self._embed(images, layout)
+        mask, positions = layout["mask"], layout["positions"][:, -1:]
+        cache_arg = "cache" if "cache" in self._lm_arguments else "past_key_values"  # renamed in transformers 5
+        first = {"logits_to_keep": 1} if "logits_to_keep" in self._lm_arguments else {}
+        out = self.lm(inputs_embeds=embeds, attention_mask=mask, position_ids=layout["positions"], use_cache=True,
+                      **first)
+        n = images.shape[0]
+        done = torch.zeros(n, dtype=torch.bool, device=images.device)
+        produced: list[Tensor] = []
+        embedding = self.lm.get_input_embeddings()
+        for step in range(max_new_tokens):
+            token = out.logits[:, -1].argmax(-1)
+            token = torch.where(done, torch.full_like(token, self.codec.eos_id), token)
+            produced.append(token)
+            done |= token == self.codec.eos_id
+            if bool(done.all()) or step == max_new_tokens - 1:
+                break
+            mask = torch.cat([mask, torch.ones(n, 1, dtype=mask.dtype, device=mask.device)], dim=1)
+            positions = positions + 1
+            cache = out.cache if cache_arg == "cache" else out.past_key_values
+            out = self.lm(inputs_embeds=embedding(token[:, None]), attention_mask=mask, position_ids=positions,
+                          use_cache=True, **{cache_arg: cache})
+        texts = []
+        for row in torch.stack(produced, 1).tolist() if produced else [[] for _ in range(n)]:
+            ids = row[: row.index(self.codec.eos_id)] if self.codec.eos_id in row else row
+            texts.append(self.codec.decode(ids))
+        return texts

@@ -1,0 +1,46 @@
+"""Visual question answering (VQAv2, TextVQA, the tiny world): VQA accuracy under attack.
+
+Untargeted passes follow RobustVLM: push away from each distinct human answer (most
+frequent first, at most `max_answers`), then towards "maybe" and "Word".
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from tasks.vlm_task import Scorer, VLMPrompts, VLMTask
+from tasks.vqa import VQAItem, read_vqa
+
+
+class VQATask(VLMTask):
+    kind = "vqa"
+    metric = "VQA acc"
+    extra_targets = ("maybe", "Word")
+
+    def __init__(self, name: str, items: list[VQAItem], image_path: Callable[[VQAItem], Path],
+                 max_answers: int = 3) -> None:
+        self.items = {str(it.question_id): it for it in items}
+        super().__init__(name, {k: image_path(it) for k, it in self.items.items()})
+        self.max_answers = max_answers
+
+    def prompts(self, ids: list[str], style: VLMPrompts) -> list[str]:
+        return [style.question.format(question=self.items[i].question) for i in ids]
+
+    def max_new_tokens(self, style: VLMPrompts) -> int:
+        return style.answer_tokens
+
+    def attack_targets(self, ids: list[str]) -> list[list[str]]:
+        return [[a for a, _ in Counter(self.items[i].answers).most_common(self.max_answers)] for i in ids]
+
+    def scorer(self, ids: list[str]) -> Scorer:
+        def score(outputs: dict[str, str]) -> dict[str, float]:
+            from tasks.metrics import vqa_accuracy  # pycocoevalcap loads on first use
+
+            return {i: 100 * vqa_accuracy(text, self.items[i].answers) for i, text in outputs.items()}
+
+        return score
+
+
+def read_vqa_task(name: str, questions: Path, annotations: Path, image_path: Callable[[VQAItem], Path]) -> VQATask:
+    return VQATask(name, read_vqa(questions, annotations), image_path)

@@ -1,0 +1,71 @@
+"""Image captioning (COCO, Flickr30k, the tiny world): CIDEr under attack.
+
+Untargeted passes follow RobustVLM: one APGD run per ground-truth caption, pushing its
+likelihood down; the lowest-scoring output per sample is kept. CIDEr's idf comes from the
+references of the evaluated set, so a sample's score depends on which samples are
+evaluated but not on the other outputs: per-sample scores are exact for any batch.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from tasks.captions import CaptionItem
+from tasks.vlm_task import Scorer, VLMPrompts, VLMTask
+
+
+class CaptioningTask(VLMTask):
+    kind = "captioning"
+    metric = "CIDEr"
+
+    def __init__(self, name: str, items: list[CaptionItem], max_references: int = 5) -> None:
+        self.items = {it.id: it for it in items}
+        super().__init__(name, {k: it.image for k, it in self.items.items()})
+        self.max_references = max_references
+
+    def prompts(self, ids: list[str], style: VLMPrompts) -> list[str]:
+        return [style.caption] * len(ids)
+
+    def max_new_tokens(self, style: VLMPrompts) -> int:
+        return style.caption_tokens
+
+    def attack_targets(self, ids: list[str]) -> list[list[str]]:
+        return [self.items[i].references[: self.max_references] for i in ids]
+
+    def scorer(self, ids: list[str]) -> Scorer:
+        references = {i: self.items[i].references for i in ids}
+
+        def score(outputs: dict[str, str]) -> dict[str, float]:
+            from tasks.metrics import cider_scores  # pycocoevalcap loads on first use
+
+            # Every evaluated sample's references take part, so idf is that of the evaluated set.
+            everything = {i: outputs.get(i, "") for i in references}
+            scores = cider_scores(everything, references)
+            return {i: scores[i] for i in outputs}
+
+        return score
+
+
+def coco_references(annotations: Path, ids: list[str]) -> dict[str, list[str]]:
+    """COCO's reference captions from captions_val2014.json through the COCO API, as the papers read them."""
+    from pycocotools.coco import COCO
+
+    from bench.errors import BenchError
+
+    if not annotations.is_file():
+        raise BenchError(f"COCO annotations {annotations} do not exist; put captions_val2014.json there")
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):  # the COCO API prints progress lines
+        try:
+            coco = COCO(str(annotations))
+        except Exception as err:  # json errors, missing keys: the API raises several types
+            raise BenchError(f"COCO annotations {annotations} cannot be read ({type(err).__name__}: {err}); "
+                             f"re-download captions_val2014.json") from None
+    out = {}
+    for i in ids:
+        anns = coco.imgToAnns.get(int(i), [])
+        if not anns:
+            raise BenchError(f"{annotations} has no captions for image id {i}; use the val2014 annotations")
+        out[i] = [a["caption"] for a in anns]
+    return out

@@ -1,0 +1,57 @@
+"""Captioning and VQA datasets of the paper suite, in OpenFlamingo's eval layout under the data root.
+
+    coco/dataset_coco.json (Karpathy) + coco/val2014/ + coco/annotations/captions_val2014.json
+    flickr30k/dataset_flickr30k.json (Karpathy) + flickr30k/flickr30k-images/
+    vqav2/v2_OpenEnded_mscoco_val2014_questions.json + v2_mscoco_val2014_annotations.json + vqav2/val2014/
+    textvqa/val_questions_vqa_format.json + val_annotations_vqa_format.json + textvqa/train_images/
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from bench.registry import Registry
+from tasks.answering import VQATask, read_vqa_task
+from tasks.captioning import CaptioningTask, coco_references
+from tasks.captions import read_karpathy
+from tasks.vlm_task import VLMTask
+
+
+@dataclass(frozen=True)
+class VLMTaskSpec:
+    read: Callable[[str, Path], VLMTask]  # (name, data root) -> task
+
+
+def _coco(name: str, root: Path) -> CaptioningTask:
+    items = read_karpathy(root / "coco" / "dataset_coco.json", root / "coco", "test")
+    refs = coco_references(root / "coco" / "annotations" / "captions_val2014.json", [it.id for it in items])
+    return CaptioningTask(name, [replace(it, references=refs[it.id]) for it in items])
+
+
+def _flickr(name: str, root: Path) -> CaptioningTask:
+    base = root / "flickr30k"
+    return CaptioningTask(name, read_karpathy(base / "dataset_flickr30k.json", base / "flickr30k-images", "test"))
+
+
+def vqa_reader(folder: str, questions: str, annotations: str, image: Callable[[Path, int | str], Path]
+               ) -> Callable[[str, Path], VQATask]:
+    def read(name: str, root: Path) -> VQATask:
+        base = root / folder
+        return read_vqa_task(name, base / questions, base / annotations, lambda it: image(base, it.image_id))
+
+    return read
+
+
+VLM_DATASETS: Registry[VLMTaskSpec] = Registry("task")
+VLM_DATASETS.add("coco", VLMTaskSpec(_coco),
+                 "COCO captions, Karpathy test split (5000 images); references from captions_val2014.json; CIDEr")
+VLM_DATASETS.add("flickr30k", VLMTaskSpec(_flickr), "Flickr30k captions, Karpathy test split (1000 images); CIDEr")
+VLM_DATASETS.add("vqav2", VLMTaskSpec(vqa_reader(
+    "vqav2", "v2_OpenEnded_mscoco_val2014_questions.json", "v2_mscoco_val2014_annotations.json",
+    lambda base, i: base / "val2014" / f"COCO_val2014_{int(i):012d}.jpg")),
+    "VQAv2 val2014 questions (10 answers each); VQA accuracy")
+VLM_DATASETS.add("textvqa", VLMTaskSpec(vqa_reader(
+    "textvqa", "val_questions_vqa_format.json", "val_annotations_vqa_format.json",
+    lambda base, i: base / "train_images" / f"{i}.jpg")),
+    "TextVQA val (VQA format, OpenFlamingo's files); VQA accuracy")
