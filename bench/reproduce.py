@@ -1,6 +1,7 @@
 """`bench reproduce RESULTS`: re-run a committed leaderboard's command and diff the cells.
 
-RESULTS/reproduce.json holds the `bench run` settings that produced RESULTS/runs. A subset
+RESULTS/reproduce.json holds the `bench run` settings (one object, or a list of them: the
+classification and the VLM runs) that produced RESULTS/runs. A subset
 (--encoders, --tasks, --n-samples) re-runs only that part; the committed side of each cell
 is then recomputed from the committed per-sample records of exactly the samples re-run,
 so a 10-sample check compares like with like. Exit 1 with the differing cells listed.
@@ -29,22 +30,46 @@ def read_manifest(results: Path) -> dict[str, Any]:
                          "(e.g. results/tiny)")
     try:
         manifest = json.loads(path.read_text())
-        manifest["run"]["encoder"], manifest["run"]["task"], manifest["runs"]  # noqa: B018 (required keys)
+        if isinstance(manifest["run"], dict):
+            manifest["run"] = [manifest["run"]]
+        for settings in manifest["run"]:
+            settings["encoder"], settings["task"], manifest["runs"]  # noqa: B018 (required keys)
     except (json.JSONDecodeError, KeyError, TypeError) as err:
         raise BenchError(f"{path} is malformed ({type(err).__name__}: {err}); restore it from git") from None
     return manifest
 
 
-def _subset(requested: str | None, committed: str, what: str) -> str:
+def _subset(requested: str | None, committed: list[str], what: str) -> list[str]:
+    """The requested names (all committed ones when none); an unknown name is an error."""
     if requested is None:
         return committed
-    known = committed.split(",")
-    bad = [name for name in requested.split(",") if name not in known]
+    bad = [name for name in requested.split(",") if name not in committed]
     if bad:
         from bench.errors import unknown
 
-        raise unknown(what, bad[0], known, " (the committed leaderboard has only these)")
-    return requested
+        raise unknown(what, bad[0], committed, " (the committed leaderboard has only these)")
+    return requested.split(",")
+
+
+def _names(settings: list[dict[str, Any]], key: str) -> list[str]:
+    return list(dict.fromkeys(n for s in settings for n in s[key].split(",")))
+
+
+def select(settings: list[dict[str, Any]], encoders: str | None, tasks: str | None,
+           n_samples: int | None) -> list[dict[str, Any]]:
+    """The committed settings narrowed to the requested encoders, tasks and sample count."""
+    wanted_encoders = _subset(encoders, _names(settings, "encoder"), "encoder")
+    wanted_tasks = _subset(tasks, _names(settings, "task"), "task")
+    out = []
+    for original in settings:
+        chosen = dict(original)
+        chosen["encoder"] = ",".join(e for e in original["encoder"].split(",") if e in wanted_encoders)
+        chosen["task"] = ",".join(t for t in original["task"].split(",") if t in wanted_tasks)
+        if n_samples is not None:
+            chosen["n_samples"] = n_samples
+        if chosen["encoder"] and chosen["task"]:
+            out.append(chosen)
+    return out
 
 
 def run_namespace(settings: dict[str, Any], out: Path, command_line: list[str]) -> argparse.Namespace:
@@ -80,14 +105,11 @@ def reproduce_command(args: argparse.Namespace, home: Path) -> int:
     from bench.commands import run_command
 
     manifest = read_manifest(args.results)
-    settings = dict(manifest["run"])
-    settings["encoder"] = _subset(args.encoders, settings["encoder"], "encoder")
-    settings["task"] = _subset(args.tasks, settings["task"], "task")
-    if args.n_samples is not None:
-        settings["n_samples"] = args.n_samples
+    chosen = select(manifest["run"], args.encoders, args.tasks, args.n_samples)
     committed = load_samples(args.results / manifest["runs"])
     with tempfile.TemporaryDirectory(prefix="bench-reproduce-") as tmp:
-        run_command(run_namespace(settings, Path(tmp), args.command_line), home)
+        for settings in chosen:
+            run_command(run_namespace(settings, Path(tmp), args.command_line), home)
         fresh = load_samples(Path(tmp))
     moved = compare(committed, fresh, args.tolerance)
     cells = accuracy_table(fresh).size

@@ -18,7 +18,9 @@ from tasks.vlm_attack import VLMAttack, attack_batch
 from tasks.vlm_task import VLMTask
 
 VLM_IDENTITY = (*IDENTITY, "vlm", "vlm_sha256", "target", "early_stop")
-VLM_ATTACKS = ("apgd", "none")
+# On captioning / VQA every one of these means the RobustVLM protocol (APGD on the LM loss),
+# so `--task all` works with the classification default `aa`.
+VLM_ATTACKS = ("apgd", "aa", "none")
 
 
 def check_vlm_attack(name: str) -> None:

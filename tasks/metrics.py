@@ -1,0 +1,126 @@
+"""The scores papers report: CIDEr (pycocoevalcap, x100) for captions and the official VQA
+accuracy for VQAv2 and TextVQA. Both reproduce the reference code exactly, quirks included,
+so our numbers compare with published ones."""
+from __future__ import annotations
+
+import re
+
+from bench.errors import BenchError
+from tasks import ptb
+
+_NEIGHBOUR = "x"  # a neutral line after each prediction (see cider_scores)
+
+
+def cider_scores(predictions: dict[str, str], references: dict[str, list[str]],
+                 tokenizer: str = "auto") -> dict[str, float]:
+    """Per-sample CIDEr-D x100; their mean is cider(). Document frequencies come from the
+    references only, so a sample's score does not depend on the other predictions (callers
+    keep the worst case per sample across attacks on that)."""
+    for ident in references:
+        if ident not in predictions:
+            raise BenchError(f"CIDEr: no prediction for id {ident!r}; give one prediction per reference id")
+    for ident in predictions:
+        if ident not in references:
+            raise BenchError(f"CIDEr: no references for id {ident!r}; give references for every prediction id")
+    if not references:
+        raise BenchError("CIDEr needs at least one sample; give predictions and references")
+    for ident, refs in references.items():
+        if not refs:
+            raise BenchError(f"CIDEr: id {ident!r} has no reference captions; give at least one")
+    try:
+        from pycocoevalcap.cider.cider import Cider
+    except ImportError:
+        raise BenchError("CIDEr needs pycocoevalcap; pip install 'robust-vlm-bench[vlm]'") from None
+
+    ids = list(references)
+    # References go through the tokenizer as one file, as pycocoevalcap does. Java's lexer can
+    # look past a line's end ("letter a." loses its period before a line starting "The"), so
+    # each prediction gets the same neighbour line instead of the next prediction: its tokens,
+    # and so its score, never depend on the other predictions.
+    ref_tokens = ptb.tokenize([ref for ident in ids for ref in references[ident]], tokenizer)
+    spaced = [line for ident in ids for line in (predictions[ident], _NEIGHBOUR)]
+    pred_tokens = ptb.tokenize(spaced, tokenizer)[::2]
+    gts, start = {}, 0
+    for ident in ids:
+        gts[ident] = ref_tokens[start:start + len(references[ident])]
+        start += len(references[ident])
+    res = {ident: [pred_tokens[k]] for k, ident in enumerate(ids)}
+    _, per_sample = Cider().compute_score(gts, res)
+    return {ident: float(score) * 100.0 for ident, score in zip(ids, per_sample)}
+
+
+def cider(predictions: dict[str, str], references: dict[str, list[str]], tokenizer: str = "auto") -> float:
+    """Corpus CIDEr-D x100 (as papers report): the mean of cider_scores()."""
+    scores = cider_scores(predictions, references, tokenizer)
+    return sum(scores.values()) / len(scores)
+
+
+# ---------------------------------------------------------------- VQA accuracy
+# Normalisation of the official evaluator (GT-Vision-Lab/VQA, PythonEvaluationTools/
+# vqaEvaluation/vqaEval.py, Python 3 version). Its punctuation list has no "'" and no ":".
+_PUNCT = [";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!"]
+_DIGIT_COMMA_DIGIT = re.compile(r"\d,\d")
+# The official pattern starts with "(?!<=\d)", a typo for a lookbehind: as written it never
+# fires, so every period not followed by a digit goes ("3.5" keeps its period, "5." does not).
+_PERIOD = re.compile(r"\.(?!\d)")
+# It passes re.UNICODE (= 32) as sub()'s positional count: at most 32 periods are removed.
+_PERIOD_COUNT = int(re.UNICODE)
+_NUMBERS = {"none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4",
+            "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9", "ten": "10"}
+_ARTICLES = {"a", "an", "the"}
+# The official contraction table (key -> value). Keys with capitals ("Im", "Ive", "Id've",
+# "I'dve") can never match lower-cased words; "somebody'd" maps to "somebodyd" (sic).
+_CONTRACTIONS = dict(pair.split(">") for pair in """
+aint>ain't arent>aren't cant>can't couldve>could've couldnt>couldn't couldn'tve>couldn't've
+couldnt've>couldn't've didnt>didn't doesnt>doesn't dont>don't hadnt>hadn't hadnt've>hadn't've
+hadn'tve>hadn't've hasnt>hasn't havent>haven't hed>he'd hed've>he'd've he'dve>he'd've hes>he's
+howd>how'd howll>how'll hows>how's Id've>I'd've I'dve>I'd've Im>I'm Ive>I've isnt>isn't itd>it'd
+itd've>it'd've it'dve>it'd've itll>it'll let's>let's maam>ma'am mightnt>mightn't
+mightnt've>mightn't've mightn'tve>mightn't've mightve>might've mustnt>mustn't mustve>must've
+neednt>needn't notve>not've oclock>o'clock oughtnt>oughtn't ow's'at>'ow's'at 'ows'at>'ow's'at
+'ow'sat>'ow's'at shant>shan't shed've>she'd've she'dve>she'd've she's>she's shouldve>should've
+shouldnt>shouldn't shouldnt've>shouldn't've shouldn'tve>shouldn't've somebody'd>somebodyd
+somebodyd've>somebody'd've somebody'dve>somebody'd've somebodyll>somebody'll somebodys>somebody's
+someoned>someone'd someoned've>someone'd've someone'dve>someone'd've someonell>someone'll
+someones>someone's somethingd>something'd somethingd've>something'd've
+something'dve>something'd've somethingll>something'll thats>that's thered>there'd
+thered've>there'd've there'dve>there'd've therere>there're theres>there's theyd>they'd
+theyd've>they'd've they'dve>they'd've theyll>they'll theyre>they're theyve>they've twas>'twas
+wasnt>wasn't wed've>we'd've we'dve>we'd've weve>we've werent>weren't whatll>what'll
+whatre>what're whats>what's whatve>what've whens>when's whered>where'd wheres>where's
+whereve>where've whod>who'd whod've>who'd've who'dve>who'd've wholl>who'll whos>who's
+whove>who've whyll>why'll whyre>why're whys>why's wont>won't wouldve>would've wouldnt>wouldn't
+wouldnt've>wouldn't've wouldn'tve>wouldn't've yall>y'all yall'll>y'all'll y'allll>y'all'll
+yall'd've>y'all'd've y'alld've>y'all'd've y'all'dve>y'all'd've youd>you'd youd've>you'd've
+you'dve>you'd've youll>you'll youre>you're youve>you've""".split())
+
+
+def _punctuation(text: str) -> str:
+    # The official test looks at the original text, and one "1,000" anywhere makes every
+    # punctuation mark vanish instead of turning into a space.
+    digit_comma = _DIGIT_COMMA_DIGIT.search(text) is not None
+    out = text
+    for p in _PUNCT:
+        out = out.replace(p, "" if (p + " " in text or " " + p in text or digit_comma) else " ")
+    return _PERIOD.sub("", out, count=_PERIOD_COUNT)
+
+
+def _digits_articles(text: str) -> str:
+    words = [_NUMBERS.get(w, w) for w in text.lower().split()]
+    return " ".join(_CONTRACTIONS.get(w, w) for w in words if w not in _ARTICLES)
+
+
+def vqa_accuracy(prediction: str, answers: list[str]) -> float:
+    """Official VQA accuracy in [0, 1]: the mean over each answer left out of
+    min(1, matches among the others / 3). Also used for TextVQA."""
+    if not answers:
+        raise BenchError("VQA accuracy needs the human answers; got none for a question")
+    # Only the prediction is cleaned of newlines/tabs and stripped, and it is always
+    # normalised; the answers get the punctuation pass alone, and only when they disagree
+    # (a unanimous "The Beatles" is then compared raw with the normalised "beatles").
+    pred = prediction.replace("\n", " ").replace("\t", " ").strip()
+    pred = _digits_articles(_punctuation(pred))
+    gts = [_punctuation(a) for a in answers] if len(set(answers)) > 1 else list(answers)
+    accs = [min(1, float(sum(1 for j, a in enumerate(gts) if j != k and a == pred)) / 3)
+            for k in range(len(gts))]
+    return float(sum(accs)) / len(accs)

@@ -1,0 +1,126 @@
+"""Attacks on the tiny VLM: the LM-loss objective on the APGD core, the worst-case protocol,
+batched = one at a time, targeted attacks, and `bench run` on captioning / VQA tasks."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from attacks import run_apgd
+from bench.cli import main
+from bench.store import RECORDS, read_records
+from bench.suites import get_suite, load_vlm_task
+from bench.vlm import load_vlm
+from tasks.vlm_attack import LMObjective, VLMAttack, attack_batch
+
+EPS = 4 / 255
+
+
+@pytest.fixture(scope="module")
+def vlm():
+    from bench import load_encoder
+
+    suite = get_suite("tiny")
+    return load_vlm("tiny-llava", suite.vlms(), load_encoder("clip", "tiny"), "cpu")
+
+
+@pytest.fixture(scope="module")
+def vqa():
+    return load_vlm_task(get_suite("tiny"), "tiny-vqa", None)
+
+
+def test_apgd_on_the_lm_loss_moves_it_the_asked_way(vlm, vqa):
+    ids = vqa.sample_ids(6, 0)
+    x = vqa.load(ids, 64)
+    prompts = vqa.prompts(ids, vlm.prompts)
+    answers = [t[0] for t in vqa.attack_targets(ids)]
+    with torch.no_grad():
+        clean = vlm.loss(x, prompts, answers)
+    away = run_apgd(LMObjective(vlm, prompts, answers, towards=False), x, eps=EPS, steps=10, random_start=False,
+                    initial_step=1.0, stop_on_success=False)
+    with torch.no_grad():
+        assert bool((vlm.loss(away.x_adv, prompts, answers) > clean).all())
+    assert float((away.x_adv - x).abs().max()) <= EPS + 1e-6 and 0 <= float(away.x_adv.min())
+    target = ["maybe"] * len(ids)
+    with torch.no_grad():
+        before = vlm.loss(x, prompts, target)
+    towards = run_apgd(LMObjective(vlm, prompts, target, towards=True), x, eps=EPS, steps=10, random_start=False,
+                       initial_step=1.0, stop_on_success=False)
+    with torch.no_grad():
+        assert bool((vlm.loss(towards.x_adv, prompts, target) < before).all())
+
+
+def test_worst_case_records_and_batched_equals_one_at_a_time(vlm, vqa):
+    ids = vqa.sample_ids(4, 0)
+    x = vqa.load(ids, 64)
+    scorer = vqa.scorer(ids)
+    settings = VLMAttack(EPS, steps=5, seed=0)
+    batched = attack_batch(vlm, vqa, ids, x, settings, scorer)
+    single = [attack_batch(vlm, vqa, [i], x[k : k + 1], settings, scorer)[0] for k, i in enumerate(ids)]
+    assert [r["adv_score"] for r in batched] == [r["adv_score"] for r in single]
+    assert [r["adv_output"] for r in batched] == [r["adv_output"] for r in single]
+    labels = {"clean", "ref-0", "ref-1", "ref-2", "towards:maybe", "towards:Word"}
+    for r in batched:
+        assert r["adv_score"] <= r["clean_score"] and r["winner"] in labels and r["linf"] <= EPS + 1e-6
+        assert r["clean_score"] == scorer({r["id"]: r["clean_output"]})[r["id"]]
+        assert r["adv_score"] == pytest.approx(scorer({r["id"]: r["adv_output"]})[r["id"]])
+    assert sum(r["adv_score"] for r in batched) < sum(r["clean_score"] for r in batched)
+
+
+def _run(tmp_path: Path, *extra: str) -> int:
+    return main(["run", "--encoder", "clip", "--n-samples", "4", "--steps", "3", "--batch-size", "4",
+                 "--out", str(tmp_path), *extra])
+
+
+def test_bench_run_on_vlm_tasks_resumes_to_the_same_records(tmp_path, capsys):
+    assert _run(tmp_path, "--task", "tiny-vqa,tiny-captions", "--eps", "0,2/255") == 0
+    table = capsys.readouterr().out
+    assert "CIDEr" in table and "VQA acc" in table
+    runs = sorted(p for p in tmp_path.iterdir() if p.is_dir())
+    assert len(runs) == 4 and all(p.name.startswith("tiny-llava+clip__") for p in runs)
+    adv = next(p for p in runs if "tiny-vqa__apgd__2-255" in p.name)
+    config = json.loads((adv / "config.json").read_text())
+    assert config["vlm"] == "tiny-llava" and config["early_stop"] is None and len(config["vlm_sha256"]) == 64
+    full = (adv / RECORDS).read_text()
+    (adv / RECORDS).write_text("")  # as if killed before its only batch landed
+    assert _run(tmp_path, "--task", "tiny-vqa", "--eps", "2/255") == 0
+    assert (adv / RECORDS).read_text() == full
+    capsys.readouterr()
+    assert main(["leaderboard", str(tmp_path), "--format", "csv"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert "tiny-llava:tiny-captions CIDEr clean" in header and "tiny-llava:tiny-vqa VQA acc 2/255" in header
+
+
+def test_targeted_run_reports_success(tmp_path, capsys):
+    assert _run(tmp_path, "--task", "tiny-captions", "--eps", "4/255", "--target", "please reset your password",
+                "--n-samples", "2", "--batch-size", "2") == 0
+    assert "target hit %" in capsys.readouterr().out
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert "apgd-targeted" in run.name
+    records = read_records(run / RECORDS)
+    assert all(isinstance(r["target_hit"], bool) for r in records)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--task", "tiny-shape", "--target", "maybe"], "--target applies to captioning / VQA tasks"),
+    (["--task", "tiny-vqa", "--target", "buy bitcoin now"], "does not know (buy, bitcoin, now)"),
+    (["--task", "tiny-vqa", "--attack", "cw"], "does not apply to captioning / VQA tasks"),
+    (["--task", "tiny-vqa", "--vlm", "tiny-lava"], "did you mean 'tiny-llava'"),
+    (["--task", "tiny-vq"], "did you mean 'tiny-vqa'"),
+])
+def test_bad_vlm_input_is_one_line(tmp_path, capsys, extra, message):
+    assert _run(tmp_path / "out", *extra) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_task_all_expands_to_every_task():
+    from bench.suites import expand_tasks
+
+    suite = get_suite("tiny")
+    assert expand_tasks(suite, ["all"]) == ["tiny-shape", "tiny-colour", "tiny-count", "tiny-captions", "tiny-vqa",
+                                            "tiny-textvqa"]
+    assert expand_tasks(suite, None) == ["tiny-shape", "tiny-colour", "tiny-count"]
