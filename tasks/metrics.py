@@ -30,7 +30,7 @@ def cider_scores(predictions: dict[str, str], references: dict[str, list[str]],
     try:
         from pycocoevalcap.cider.cider import Cider
     except ImportError:
-        raise BenchError("CIDEr needs pycocoevalcap; pip install 'robust-vlm-bench[vlm]'") from None
+        raise BenchError("CIDEr needs pycocoevalcap; pip install pycocoevalcap") from None
 
     ids = list(references)
     # References go through the tokenizer as one file, as pycocoevalcap does. Java's lexer can
