@@ -79,10 +79,10 @@ def run_command(args: argparse.Namespace, home: Path) -> list[RunResult]:
     # Data errors before any work.
     tasks = [load_task(suite, name, args.data_root) for name in class_names]
     vlm_tasks = [load_vlm_task(suite, name, args.data_root) for name in vlm_names]
+    n_samples = args.n_samples or suite.default_n_samples
     results = []
     for enc_name in encoders:
         encoder = load_encoder(enc_name, args.suite, args.device, args.arch)
-        n_samples = args.n_samples or suite.default_n_samples
         for task in tasks:
             for label, eps in eps_values:
                 plan = RunPlan(enc_name, task.name, args.attack, eps, label, args.steps, args.seed, n_samples,

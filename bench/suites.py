@@ -86,7 +86,8 @@ def expand_tasks(suite: Suite, names: list[str] | None) -> list[str]:
         return list(suite.default_tasks)
     out: list[str] = []
     for name in names:
-        out += [*suite.datasets.names(), *suite.vlm_datasets.names()] if name == ALL_TASKS else [name]
+        out += [e.name for registry in (suite.datasets, suite.vlm_datasets) for e in registry] if name == ALL_TASKS \
+            else [name]
     return list(dict.fromkeys(out))
 
 

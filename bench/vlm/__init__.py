@@ -21,7 +21,6 @@ LLAVA_PREFIX = "llava:"
 @dataclass(frozen=True)
 class VLMSpec:
     load: Callable[[nn.Module, str, str], ProjectedVLM]  # (encoder, device, name) -> VLM
-    architecture: str  # the encoder architecture the VLM was trained with
 
 
 def tiny_vlms() -> Registry[VLMSpec]:
@@ -29,8 +28,7 @@ def tiny_vlms() -> Registry[VLMSpec]:
     from bench.vlm.tiny_llava import load_tiny_llava
 
     vlms: Registry[VLMSpec] = Registry("vlm")
-    vlms.add("tiny-llava", VLMSpec(lambda e, d, n: load_tiny_llava(e, TINY_WEIGHTS / "tiny-llava.safetensors", d),
-                                   "tiny-clip"),
+    vlms.add("tiny-llava", VLMSpec(lambda e, d, n: load_tiny_llava(e, TINY_WEIGHTS / "tiny-llava.safetensors", d)),
              "tiny CLIP patch tokens -> MLP -> 2-layer Llama, trained on the tiny world (bench/tiny/weights/tiny-llava.json)")
     return vlms
 
@@ -39,7 +37,7 @@ def paper_vlms() -> Registry[VLMSpec]:
     from bench.vlm.llava import load_llava
 
     vlms: Registry[VLMSpec] = Registry("vlm")
-    vlms.add("llava-1.5-7b", VLMSpec(lambda e, d, n: load_llava(e, "llava-hf/llava-1.5-7b-hf", d, n), "ViT-L-14"),
+    vlms.add("llava-1.5-7b", VLMSpec(lambda e, d, n: load_llava(e, "llava-hf/llava-1.5-7b-hf", d, n)),
              "LLaVA-1.5-7B (hf llava-hf/llava-1.5-7b-hf), encoder swapped the RobustVLM way: 224 px, 256 tokens")
     return vlms
 
