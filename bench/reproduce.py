@@ -55,19 +55,25 @@ def _names(settings: list[dict[str, Any]], key: str) -> list[str]:
     return list(dict.fromkeys(n for s in settings for n in s[key].split(",")))
 
 
-def select(settings: list[dict[str, Any]], encoders: str | None, tasks: str | None,
-           n_samples: int | None) -> list[dict[str, Any]]:
-    """The committed settings narrowed to the requested encoders, tasks and sample count."""
+def select(settings: list[dict[str, Any]], encoders: str | None, tasks: str | None, n_samples: int | None,
+           whole_set: set[str] = frozenset()) -> list[dict[str, Any]]:
+    """The committed settings narrowed to the requested encoders, tasks and sample count.
+
+    Tasks in `whole_set` (CIDEr: its idf comes from the evaluated references) keep the
+    committed sample count, since their scores change with the sample set."""
     wanted_encoders = _subset(encoders, _names(settings, "encoder"), "encoder")
     wanted_tasks = _subset(tasks, _names(settings, "task"), "task")
     out = []
     for original in settings:
-        chosen = dict(original)
-        chosen["encoder"] = ",".join(e for e in original["encoder"].split(",") if e in wanted_encoders)
-        chosen["task"] = ",".join(t for t in original["task"].split(",") if t in wanted_tasks)
-        if n_samples is not None:
-            chosen["n_samples"] = n_samples
-        if chosen["encoder"] and chosen["task"]:
+        encoders_here = [e for e in original["encoder"].split(",") if e in wanted_encoders]
+        tasks_here = [t for t in original["task"].split(",") if t in wanted_tasks]
+        groups = [[t for t in tasks_here if t not in whole_set], [t for t in tasks_here if t in whole_set]]
+        for k, group in enumerate(groups):
+            if not encoders_here or not group:
+                continue
+            chosen = {**original, "encoder": ",".join(encoders_here), "task": ",".join(group)}
+            if n_samples is not None and k == 0:
+                chosen["n_samples"] = n_samples
             out.append(chosen)
     return out
 
@@ -105,8 +111,9 @@ def reproduce_command(args: argparse.Namespace, home: Path) -> int:
     from bench.commands import run_command
 
     manifest = read_manifest(args.results)
-    chosen = select(manifest["run"], args.encoders, args.tasks, args.n_samples)
     committed = load_samples(args.results / manifest["runs"])
+    cider_tasks = {t.split(":", 1)[-1] for t in committed.loc[committed["metric"] == "CIDEr", "task"].unique()}
+    chosen = select(manifest["run"], args.encoders, args.tasks, args.n_samples, cider_tasks)
     with tempfile.TemporaryDirectory(prefix="bench-reproduce-") as tmp:
         for settings in chosen:
             run_command(run_namespace(settings, Path(tmp), args.command_line), home)

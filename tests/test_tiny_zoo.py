@@ -45,6 +45,23 @@ def test_committed_leaderboard_reproduces_on_a_subset(capsys):
     assert "reproduced: all" in out
 
 
+def test_committed_vlm_cells_reproduce_on_a_subset(capsys):
+    """The captioning / VQA part of results/tiny: tiny-llava with fare-4, re-run from scratch."""
+    code = main(["reproduce", str(ROOT / "results" / "tiny"), "--encoders", "fare-4", "--tasks", "tiny-vqa",
+                 "--n-samples", "6"])
+    captured = capsys.readouterr()
+    assert code == 0, (captured.out + captured.err)[-3000:]
+    assert "reproduced: all 3 cells" in captured.out
+
+
+def test_cider_tasks_keep_the_committed_sample_count():
+    from bench.reproduce import read_manifest, select
+
+    settings = read_manifest(ROOT / "results" / "tiny")["run"]
+    chosen = select(settings, "clip", "tiny-shape,tiny-captions,tiny-vqa", 5, {"tiny-captions"})
+    assert [(s["task"], s["n_samples"]) for s in chosen] == [("tiny-shape", 5), ("tiny-vqa", 5), ("tiny-captions", 50)]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["fare-2"])
 def test_retraining_reproduces_a_shipped_member(name, tmp_path):
