@@ -28,7 +28,7 @@ def test_default_command_runs_offline_on_an_empty_cache(tmp_path):
     for task in ("tiny-shape", "tiny-colour", "tiny-count"):
         row = next(line.split() for line in lines if f" {task} " in line)
         assert row[2:4] == ["apgd", "4/255"]
-        clean, robust = float(row[5]), float(row[6])
+        clean, robust = float(row[-3]), float(row[-2])  # ... metric, clean, robust, run
         assert robust < clean  # the tiny clip collapses under attack
     assert (tmp_path / "home" / "tiny-world-v1-seed0" / "manifest.json").is_file()
 
