@@ -45,3 +45,17 @@ def make_llava(path: Path, vision_width: int = 64, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     LlavaForConditionalGeneration(config).save_pretrained(str(path))
     return path
+
+
+def make_llama(path: Path, seed: int = 0) -> Path:
+    """A tiny random Llama causal LM + tokenizer in the transformers format (OpenFlamingo's language side)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = build_tokenizer(path)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(seed)
+    LlamaForCausalLM(config).save_pretrained(str(path))
+    return path

@@ -13,7 +13,7 @@ from torch import nn
 
 from bench.errors import BenchError
 from bench.registry import Registry
-from bench.vlm.projected import ProjectedVLM
+from bench.vlm.projected import ProjectedVLM  # also the shape of FlamingoVLM (same methods)
 
 LLAVA_PREFIX = "llava:"
 
@@ -34,11 +34,15 @@ def tiny_vlms() -> Registry[VLMSpec]:
 
 
 def paper_vlms() -> Registry[VLMSpec]:
+    from bench.vlm.flamingo import load_open_flamingo_9b
     from bench.vlm.llava import load_llava
 
     vlms: Registry[VLMSpec] = Registry("vlm")
     vlms.add("llava-1.5-7b", VLMSpec(lambda e, d, n: load_llava(e, "llava-hf/llava-1.5-7b-hf", d, n)),
              "LLaVA-1.5-7B (hf llava-hf/llava-1.5-7b-hf), encoder swapped the RobustVLM way: 224 px, 256 tokens")
+    vlms.add("open-flamingo-9b", VLMSpec(load_open_flamingo_9b),
+             "OpenFlamingo-9B (openflamingo/OpenFlamingo-9B-vitl-mpt7b + MPT-7B), the encoder's ViT-L/14 swapped in; "
+             "needs: pip install --no-deps open_flamingo einops einops-exts")
     return vlms
 
 

@@ -7,7 +7,6 @@ the attack's eps is in pixel units and the loss is differentiable w.r.t. the pix
 """
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bench.errors import BenchError
+from bench.vlm.decoding import accepted_arguments, greedy_decode
 from bench.vlm.text import TextCodec
 
 # prompt -> (ids before the image tokens, ids after them); the answer follows directly.
@@ -51,7 +51,7 @@ class ProjectedVLM(nn.Module):
         self.image_size: int = encoder.image_size
         self.sha256 = "random"  # of the VLM's own weights (projector + LM); loaders set it
         self._check_widths()
-        self._lm_arguments = set(inspect.signature(lm.forward).parameters)
+        self._lm_arguments = accepted_arguments(lm.forward)
 
     def _check_widths(self) -> None:
         width = self.encoder.visual.transformer.width
@@ -123,30 +123,8 @@ class ProjectedVLM(nn.Module):
     def generate(self, images: Tensor, prompts: list[str], max_new_tokens: int) -> list[str]:
         """Greedy decoding with a key-value cache, batched with left padding."""
         layout = self._device(self._layout(prompts, self._n_image(images), [[] for _ in prompts]), images.device)
-        embeds = self._embed(images, layout)
-        mask, positions = layout["mask"], layout["positions"][:, -1:]
-        cache_arg = "cache" if "cache" in self._lm_arguments else "past_key_values"  # renamed in transformers 5
-        first = {"logits_to_keep": 1} if "logits_to_keep" in self._lm_arguments else {}
-        out = self.lm(inputs_embeds=embeds, attention_mask=mask, position_ids=layout["positions"], use_cache=True,
-                      **first)
-        n = images.shape[0]
-        done = torch.zeros(n, dtype=torch.bool, device=images.device)
-        produced: list[Tensor] = []
         embedding = self.lm.get_input_embeddings()
-        for step in range(max_new_tokens):
-            token = out.logits[:, -1].argmax(-1)
-            token = torch.where(done, torch.full_like(token, self.codec.eos_id), token)
-            produced.append(token)
-            done |= token == self.codec.eos_id
-            if bool(done.all()) or step == max_new_tokens - 1:
-                break
-            mask = torch.cat([mask, torch.ones(n, 1, dtype=mask.dtype, device=mask.device)], dim=1)
-            positions = positions + 1
-            cache = out.cache if cache_arg == "cache" else out.past_key_values
-            out = self.lm(inputs_embeds=embedding(token[:, None]), attention_mask=mask, position_ids=positions,
-                          use_cache=True, **{cache_arg: cache})
-        texts = []
-        for row in torch.stack(produced, 1).tolist() if produced else [[] for _ in range(n)]:
-            ids = row[: row.index(self.codec.eos_id)] if self.codec.eos_id in row else row
-            texts.append(self.codec.decode(ids))
-        return texts
+        rows = greedy_decode(self.lm, self._lm_arguments, {"inputs_embeds": self._embed(images, layout)},
+                             lambda token: {"inputs_embeds": embedding(token)}, layout["mask"], self.codec.eos_id,
+                             max_new_tokens)
+        return [self.codec.decode(row) for row in rows]

@@ -1,0 +1,82 @@
+"""OpenFlamingo with an encoder swapped in: the open_flamingo package's own model on a tiny
+random Llama, a checkpoint read with weights_only=True, a pixel gradient, batched decoding."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bench.encoders.load import EncoderSpec, build_encoder
+from bench.errors import BenchError
+from tests.vlm_fixtures import make_llama
+
+pytest.importorskip("open_flamingo", reason="pip install --no-deps open_flamingo einops einops-exts")
+from bench.vlm.flamingo import build_flamingo  # noqa: E402
+
+PROMPTS = ["<image>Output:", "<image>Question:what color is the circle? Short answer:"]
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory):
+    root = tmp_path_factory.mktemp("flamingo")
+    lang = make_llama(root / "lang")
+    encoder = build_encoder(EncoderSpec("tiny-vit-test", "random"), "test")
+    trained = build_flamingo(encoder, str(lang), None, 1, "x").flamingo
+    with torch.no_grad():  # a recognisable "trained" perceiver and cross-attention
+        for name, p in trained.named_parameters():
+            if name.endswith("_gate"):  # open gates (they start at 0: the image would not matter)
+                p.fill_(1.0)
+            elif "perceiver" in name or "gated_cross_attn" in name:
+                p.normal_(0, 0.02, generator=torch.Generator().manual_seed(len(name)))
+    checkpoint = root / "checkpoint.pt"
+    torch.save({k: v for k, v in trained.state_dict().items()}, checkpoint)
+    return encoder, lang, checkpoint, trained.state_dict()
+
+
+@pytest.fixture(scope="module")
+def vlm(parts):
+    encoder, lang, checkpoint, _ = parts
+    return build_flamingo(encoder, str(lang), checkpoint, 1, "open-flamingo-test").eval()
+
+
+def test_checkpoint_is_loaded_and_the_encoder_swapped_in(vlm, parts):
+    encoder, _, checkpoint, state = parts
+    loaded = vlm.flamingo.state_dict()
+    assert all(torch.equal(loaded[k], state[k]) for k in state if "perceiver" in k or "gated_cross_attn" in k)
+    assert vlm.flamingo.vision_encoder.visual is encoder.visual and len(vlm.sha256) == 64
+
+
+def test_loss_has_a_pixel_gradient_and_batches_like_single_samples(vlm):
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    loss = vlm.loss(x, PROMPTS, ["a red circle", "red"])
+    loss.sum().backward()
+    assert loss.shape == (2,) and float(x.grad.abs().sum()) > 0
+    single = torch.cat([vlm.loss(x[i : i + 1].detach(), PROMPTS[i : i + 1], [t]) for i, t in enumerate(["a red circle", "red"])])
+    torch.testing.assert_close(loss.detach(), single, rtol=1e-4, atol=1e-4)
+    # the image matters: another image gives another loss
+    assert not torch.allclose(vlm.loss(torch.zeros_like(x), PROMPTS, ["a red circle", "red"]), loss.detach())
+
+
+def test_generation_runs_batched(vlm):
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    texts = vlm.generate(x, PROMPTS, 4)
+    assert len(texts) == 2 and texts == [vlm.generate(x[i : i + 1], PROMPTS[i : i + 1], 4)[0] for i in range(2)]
+
+
+def test_a_broken_checkpoint_is_one_line(parts, tmp_path):
+    encoder, lang, _, _ = parts
+    bad = tmp_path / "checkpoint.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(BenchError, match="cannot be read"):
+        build_flamingo(encoder, str(lang), bad, 1, "x")
+
+
+def test_the_vlm_attack_protocol_runs_on_flamingo(vlm):
+    from bench.suites import get_suite, load_vlm_task
+    from tasks.vlm_attack import VLMAttack, attack_batch
+
+    task = load_vlm_task(get_suite("tiny"), "tiny-vqa", None)
+    ids = task.sample_ids(2, 0)
+    records = attack_batch(vlm, task, ids, task.load(ids, vlm.image_size), VLMAttack(4 / 255, 2, 0),
+                           task.scorer(ids))
+    assert [r["id"] for r in records] == ids
+    assert all(r["linf"] <= 4 / 255 + 1e-6 and r["adv_score"] <= r["clean_score"] for r in records)
