@@ -124,3 +124,13 @@ def test_task_all_expands_to_every_task():
     assert expand_tasks(suite, ["all"]) == ["tiny-shape", "tiny-colour", "tiny-count", "tiny-captions", "tiny-vqa",
                                             "tiny-textvqa"]
     assert expand_tasks(suite, None) == ["tiny-shape", "tiny-colour", "tiny-count"]
+
+
+def test_early_stop_skips_samples_at_or_below_the_score(vlm, vqa, tmp_path):
+    """--early-stop 100 on VQA (scores <= 100): no sample is attacked; the run records it."""
+    ids = vqa.sample_ids(3, 0)
+    records = attack_batch(vlm, vqa, ids, vqa.load(ids, 64), VLMAttack(EPS, 5, 0, early_stop=100.0), vqa.scorer(ids))
+    assert all(r["winner"] == "clean" and r["adv_score"] == r["clean_score"] and r["linf"] == 0 for r in records)
+    assert _run(tmp_path, "--task", "tiny-vqa", "--eps", "4/255", "--early-stop", "100", "--n-samples", "2") == 0
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert json.loads((run / "config.json").read_text())["early_stop"] == 100.0
