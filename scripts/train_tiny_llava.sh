@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Retrain tiny-llava (frozen tiny clip -> MLP projector -> 2-layer Llama) on the tiny world's
-# captions, VQA and TextVQA train splits and copy it into bench/tiny/weights. About 12 minutes
+# captions, VQA and TextVQA train splits and copy it into bench/tiny/weights. About 6 minutes
 # on 2 CPU cores; bit-identical on the same machine kind (see the card's "command").
 set -euo pipefail
 out=${1:-runs/tiny-llava}
