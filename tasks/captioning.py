@@ -32,17 +32,10 @@ class CaptioningTask(VLMTask):
         return [self.items[i].references[: self.max_references] for i in ids]
 
     def scorer(self, ids: list[str]) -> Scorer:
-        references = {i: self.items[i].references for i in ids}
+        from tasks.metrics import CiderReferences  # pycocoevalcap loads on first use
 
-        def score(outputs: dict[str, str]) -> dict[str, float]:
-            from tasks.metrics import cider_scores  # pycocoevalcap loads on first use
-
-            # Every evaluated sample's references take part, so idf is that of the evaluated set.
-            everything = {i: outputs.get(i, "") for i in references}
-            scores = cider_scores(everything, references)
-            return {i: scores[i] for i in outputs}
-
-        return score
+        # Tokenised once per run; each call tokenises only the outputs it scores.
+        return CiderReferences({i: self.items[i].references for i in ids}).scores
 
 
 def coco_references(annotations: Path, ids: list[str]) -> dict[str, list[str]]:

@@ -11,42 +11,59 @@ from tasks import ptb
 _NEIGHBOUR = "x"  # a neutral line after each prediction (see cider_scores)
 
 
+class CiderReferences:
+    """The references of an evaluated set, tokenised once; scores any of its predictions.
+
+    Document frequencies come from the references only, so a sample's score does not depend
+    on the other predictions: a batch of outputs is scored exactly as in the whole set
+    (callers keep the worst case per sample across attacks on that).
+    """
+
+    def __init__(self, references: dict[str, list[str]], tokenizer: str = "auto") -> None:
+        if not references:
+            raise BenchError("CIDEr needs at least one sample; give predictions and references")
+        for ident, refs in references.items():
+            if not refs:
+                raise BenchError(f"CIDEr: id {ident!r} has no reference captions; give at least one")
+        try:
+            from pycocoevalcap.cider.cider import Cider
+        except ImportError:
+            raise BenchError("CIDEr needs pycocoevalcap; pip install pycocoevalcap") from None
+        self._cider, self.tokenizer = Cider, tokenizer
+        # References go through the tokenizer as one file, as pycocoevalcap does.
+        tokens = ptb.tokenize([ref for refs in references.values() for ref in refs], tokenizer)
+        self.gts, start = {}, 0
+        for ident, refs in references.items():
+            self.gts[ident] = tokens[start:start + len(refs)]
+            start += len(refs)
+
+    def scores(self, predictions: dict[str, str]) -> dict[str, float]:
+        """Per-sample CIDEr-D x100 of the given predictions (any subset of the ids)."""
+        for ident in predictions:
+            if ident not in self.gts:
+                raise BenchError(f"CIDEr: no references for id {ident!r}; give references for every prediction id")
+        ids = list(predictions)
+        # Java's lexer can look past a line's end ("letter a." loses its period before a line
+        # starting "The"), so each prediction gets the same neighbour line instead of the next
+        # prediction: its tokens, and so its score, never depend on the other predictions.
+        spaced = [line for ident in ids for line in (predictions[ident], _NEIGHBOUR)]
+        tokens = dict(zip(ids, ptb.tokenize(spaced, self.tokenizer)[::2]))
+        # Every reference takes part (the idf of the evaluated set); unscored ids get "".
+        res = {ident: [tokens.get(ident, "")] for ident in self.gts}
+        _, per_sample = self._cider().compute_score(self.gts, res)
+        return {ident: float(score) * 100.0 for ident, score in zip(self.gts, per_sample) if ident in tokens}
+
+
 def cider_scores(predictions: dict[str, str], references: dict[str, list[str]],
                  tokenizer: str = "auto") -> dict[str, float]:
-    """Per-sample CIDEr-D x100; their mean is cider(). Document frequencies come from the
-    references only, so a sample's score does not depend on the other predictions (callers
-    keep the worst case per sample across attacks on that)."""
+    """Per-sample CIDEr-D x100 of one prediction per reference id; their mean is cider()."""
     for ident in references:
         if ident not in predictions:
             raise BenchError(f"CIDEr: no prediction for id {ident!r}; give one prediction per reference id")
     for ident in predictions:
         if ident not in references:
             raise BenchError(f"CIDEr: no references for id {ident!r}; give references for every prediction id")
-    if not references:
-        raise BenchError("CIDEr needs at least one sample; give predictions and references")
-    for ident, refs in references.items():
-        if not refs:
-            raise BenchError(f"CIDEr: id {ident!r} has no reference captions; give at least one")
-    try:
-        from pycocoevalcap.cider.cider import Cider
-    except ImportError:
-        raise BenchError("CIDEr needs pycocoevalcap; pip install pycocoevalcap") from None
-
-    ids = list(references)
-    # References go through the tokenizer as one file, as pycocoevalcap does. Java's lexer can
-    # look past a line's end ("letter a." loses its period before a line starting "The"), so
-    # each prediction gets the same neighbour line instead of the next prediction: its tokens,
-    # and so its score, never depend on the other predictions.
-    ref_tokens = ptb.tokenize([ref for ident in ids for ref in references[ident]], tokenizer)
-    spaced = [line for ident in ids for line in (predictions[ident], _NEIGHBOUR)]
-    pred_tokens = ptb.tokenize(spaced, tokenizer)[::2]
-    gts, start = {}, 0
-    for ident in ids:
-        gts[ident] = ref_tokens[start:start + len(references[ident])]
-        start += len(references[ident])
-    res = {ident: [pred_tokens[k]] for k, ident in enumerate(ids)}
-    _, per_sample = Cider().compute_score(gts, res)
-    return {ident: float(score) * 100.0 for ident, score in zip(ids, per_sample)}
+    return CiderReferences(references, tokenizer).scores(predictions)
 
 
 def cider(predictions: dict[str, str], references: dict[str, list[str]], tokenizer: str = "auto") -> float:

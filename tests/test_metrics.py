@@ -194,6 +194,19 @@ def test_a_samples_score_ignores_the_other_predictions(caption_set):
     assert any(after[k] != before[k] for i, k in enumerate(refs) if i % 2)
 
 
+def test_a_batch_scores_as_in_the_whole_set(caption_set):
+    """CiderReferences (references tokenised once, per run) scores any subset exactly."""
+    from tasks.metrics import CiderReferences
+
+    preds, refs = caption_set
+    whole = cider_scores(preds, refs)
+    scorer = CiderReferences(refs)
+    batch = dict(list(preds.items())[3:9])
+    assert scorer.scores(batch) == {k: whole[k] for k in batch}
+    with pytest.raises(BenchError, match="no references for id 'zz'"):
+        scorer.scores({"zz": "a dog"})
+
+
 def test_a_prediction_is_tokenised_apart_from_the_next_one(caption_set):
     # In one file Java reads past a line's end: "letter a." loses its period before a line
     # starting "The". Each prediction gets the same neighbour line, so its score holds.
