@@ -28,9 +28,7 @@ def clean_vlm_score(vlm: torch.nn.Module, task: VLMTask, n: int | None = None, b
     device = next(vlm.parameters()).device
     for i in range(0, len(ids), batch_size):
         chunk = ids[i : i + batch_size]
-        texts = vlm.generate(task.load(chunk, vlm.image_size).to(device), task.prompts(chunk, vlm.prompts),
-                             task.max_new_tokens(vlm.prompts))
-        outputs.update(zip(chunk, texts))
+        outputs.update(zip(chunk, task.answers(vlm, chunk, task.load(chunk, vlm.image_size).to(device))))
     return sum(scorer(outputs).values()) / len(ids)
 
 

@@ -69,11 +69,10 @@ def attack_batch(vlm: VLM, task: VLMTask, ids: list[str], x: Tensor, s: VLMAttac
                  scorer: Any) -> list[dict[str, Any]]:
     """One record per sample: clean and worst-case output and score, the pass that won, norms."""
     prompts = task.prompts(ids, vlm.prompts)
-    tokens = task.max_new_tokens(vlm.prompts)
 
     def answer(images: Tensor, rows: list[int]) -> dict[str, str]:
-        texts = vlm.generate(images[rows], [prompts[r] for r in rows], tokens)
-        return {ids[r]: t for r, t in zip(rows, texts)}
+        chosen = [ids[r] for r in rows]
+        return dict(zip(chosen, task.answers(vlm, chosen, images[rows])))
 
     everyone = list(range(len(ids)))
     clean_out = answer(x, everyone)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
+import torch
 from torch import Tensor
 
-from tasks.imagefolder import load_batch
+from tasks.imagefolder import load_image
 
 
 class VLMPrompts(Protocol):
@@ -48,7 +49,11 @@ class VLMTask:
         return ids if n is None else ids[:n]
 
     def load(self, ids: list[str], size: int) -> Tensor:
-        return load_batch(Path("/"), [str(self.images[i]) for i in ids], size)
+        return torch.stack([load_image(self.images[i], size) for i in ids])
+
+    def answers(self, vlm: Any, ids: list[str], images: Tensor) -> list[str]:
+        """The VLM's greedy outputs for these samples (images [len(ids), 3, S, S])."""
+        return vlm.generate(images, self.prompts(ids, vlm.prompts), self.max_new_tokens(vlm.prompts))
 
     def prompts(self, ids: list[str], style: VLMPrompts) -> list[str]:
         raise NotImplementedError

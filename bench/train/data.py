@@ -17,16 +17,21 @@ class CaptionData:
     captions: list[list[str]]  # 5 references per image
 
 
+def decode_images(paths: list[Path]) -> Tensor:
+    """uint8 [N, 3, H, W] of same-size RGB files, held in memory for a whole training run."""
+    arrays = []
+    for path in paths:
+        with Image.open(path) as f:
+            arrays.append(np.asarray(f.convert("RGB"), dtype=np.uint8))
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
 def read_caption_split(world: Path, split: str) -> CaptionData:
     """The Karpathy-style captions file of the tiny world, one split, images decoded."""
     root = world / "captions"
     meta = json.loads((root / "dataset_tiny.json").read_text())
     items = [im for im in meta["images"] if im["split"] == split]
-    arrays = []
-    for im in items:
-        with Image.open(root / im["filepath"] / im["filename"]) as f:
-            arrays.append(np.asarray(f.convert("RGB"), dtype=np.uint8))
-    images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    images = decode_images([root / im["filepath"] / im["filename"] for im in items])
     return CaptionData(images, [[s["raw"] for s in im["sentences"]] for im in items])
 
 

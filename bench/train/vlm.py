@@ -12,15 +12,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor, nn
 from tqdm import tqdm
 
 from bench.environment import git_commit, versions
 from bench.errors import BenchError
 from bench.train.checkpoint import load_state, save_state, write_card
+from bench.train.data import decode_images
 from bench.train.images import StepBatches
 from bench.train.optim import lr_at, param_groups, set_lr
 from bench.vlm.tiny_llava import PROMPTS, assemble, build_parts, save_parts
@@ -56,14 +55,6 @@ def most_common_answer(answers: list[str]) -> str:
     return Counter(answers).most_common(1)[0][0]
 
 
-def _decode(paths: list[Path]) -> Tensor:
-    arrays = []
-    for p in paths:
-        with Image.open(p) as f:
-            arrays.append(np.asarray(f.convert("RGB"), dtype=np.uint8))
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-
-
 def read_examples(world: Path, recipe: VLMRecipe) -> Examples:
     paths: dict[Path, int] = {}
     image_of, prompts, targets = [], [], []
@@ -81,7 +72,7 @@ def read_examples(world: Path, recipe: VLMRecipe) -> Examples:
             name = f"COCO_val2014_{item.image_id:012d}.jpg" if task == "vqa" else f"{item.image_id}.jpg"
             add(root / folder / name, PROMPTS.question.format(question=item.question),
                 [most_common_answer(item.answers)])
-    return Examples(_decode(list(paths)), torch.tensor(image_of), prompts, targets)
+    return Examples(decode_images(list(paths)), torch.tensor(image_of), prompts, targets)
 
 
 def _pick(targets: list[list[str]], rows: list[int], seed: int, step: int) -> list[str]:

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from bench.errors import BenchError
 from bench.vlm.decoding import accepted_arguments, greedy_decode
-from bench.vlm.projected import Prompts
+from bench.vlm.projected import Prompts, check_images
 from bench.vlm.text import HFCodec
 
 FLAMINGO_PROMPTS = Prompts(caption="<image>Output:", question="<image>Question:{question} Short answer:",
@@ -56,8 +56,7 @@ class FlamingoVLM(nn.Module):
         self.sha256 = "random"
 
     def _normalised(self, images: Tensor) -> Tensor:
-        if images.dim() != 4 or images.shape[1] != 3 or images.shape[-1] != self.image_size:
-            raise BenchError(f"the VLM takes images [N, 3, {self.image_size}, {self.image_size}]; got {list(images.shape)}")
+        check_images(images, self.image_size)
         return (images - self.encoder.mean) / self.encoder.std
 
     def _condition(self, images: Tensor, ids: Tensor) -> None:

@@ -32,6 +32,11 @@ class Prompts:
     answer_tokens: int
 
 
+def check_images(images: Tensor, size: int) -> None:
+    if images.dim() != 4 or images.shape[1] != 3 or images.shape[-2:] != (size, size):
+        raise BenchError(f"the VLM takes images [N, 3, {size}, {size}]; got {list(images.shape)}")
+
+
 def penultimate_patch_tokens(encoder: nn.Module, x: Tensor) -> Tensor:
     """[B, patches, width]: the output of the second-to-last block, patch tokens only."""
     visual = encoder.visual
@@ -113,8 +118,7 @@ class ProjectedVLM(nn.Module):
         return ce.sum(1) / counted
 
     def _n_image(self, images: Tensor) -> int:
-        if images.dim() != 4 or images.shape[1] != 3 or images.shape[-1] != self.image_size:
-            raise BenchError(f"the VLM takes images [N, 3, {self.image_size}, {self.image_size}]; got {list(images.shape)}")
+        check_images(images, self.image_size)
         patch = self.encoder.visual.patch_size
         patch = patch[0] if isinstance(patch, tuple) else patch
         return (self.image_size // patch) ** 2

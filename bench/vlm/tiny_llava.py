@@ -6,7 +6,6 @@ bench/tiny/weights (projector + LM only; the vision tower is whichever encoder i
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -81,8 +80,3 @@ def load_tiny_llava(encoder: nn.Module, path: Path, device: str) -> ProjectedVLM
     vlm = assemble(encoder, projector.float(), lm.float(), path.stem)
     vlm.sha256 = sha256_of(path)
     return vlm.to(device).eval()
-
-
-def card(path: Path) -> dict:
-    card_path = path.with_suffix(".json")
-    return json.loads(card_path.read_text()) if card_path.is_file() else {}
