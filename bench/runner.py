@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,40 +85,53 @@ def run_directory(out: Path, plan: RunPlan, sha256: str) -> Path:
     return out / f"{model}__{_slug(plan.task)}__{attack}__{_slug(plan.label)}__{digest}"
 
 
-def execute(plan: RunPlan, encoder: Encoder, task: ZeroShotTask, out: Path, cache_dir: Path | None,
-            device: str, command: list[str] | None = None) -> RunResult:
-    sample_ids = task.sample_ids(plan.n_samples, plan.seed)
-    path = run_directory(out, plan, encoder.provenance.sha256)
-    store = RunDir(path, run_config(plan, encoder, sample_ids, device, command or []), IDENTITY)
+BatchRecords = Callable[[int, list[str]], list[dict[str, Any]]]  # (batch index, ids) -> a record per id
+
+
+def run_batches(path: Path, config: dict[str, Any], identity: tuple[str, ...], sample_ids: list[str],
+                batch_size: int, desc: str, records_for: BatchRecords) -> None:
+    """Append a record per sample, batch by batch, to the run folder; finished samples are kept.
+
+    A batch with any unfinished sample runs whole, so a resumed run's records are those of an
+    uninterrupted one; only the missing ones are appended.
+    """
+    store = RunDir(path, config, identity)
     try:
         done = store.finished()
-        victim = task.victim(encoder, cache_dir)
-        attack = get_attack(plan.attack)
-        batches = [sample_ids[i : i + plan.batch_size] for i in range(0, len(sample_ids), plan.batch_size)]
-        desc = f"{plan.encoder} {plan.task} {plan.attack} {plan.label}"
-        with tqdm(total=len(sample_ids), initial=len(done & set(sample_ids)), desc=desc, unit="img",
+        batches = [sample_ids[i : i + batch_size] for i in range(0, len(sample_ids), batch_size)]
+        with tqdm(total=len(sample_ids), initial=len(done & set(sample_ids)), desc=desc, unit="sample",
                   file=sys.stderr, leave=False, disable=None) as bar:
             for k, ids in enumerate(batches):
-                todo = [i for i in ids if i not in done]
-                if not todo:
+                if all(i in done for i in ids):
                     continue
-                x, y = task.load(ids, encoder.image_size)  # the whole batch: identical to an uninterrupted run
-                x, y = x.to(device), y.to(device)
-                settings = AttackSettings(plan.eps, plan.steps, batch_seed(plan.seed, k), plan.norm, plan.attack_args)
-                outcome = attack(victim, x, y, settings)
-                clean_pred, adv_pred = outcome.clean_pred, outcome.adv_pred
-                delta = (outcome.x_adv - x).flatten(1)
-                records = [
-                    {"id": i, "label": int(y[j]), "clean_pred": int(clean_pred[j]), "adv_pred": int(adv_pred[j]),
-                     "clean_correct": bool(clean_pred[j] == y[j]), "robust": bool(outcome.robust[j]),
-                     "winner": outcome.winner[j], "linf": round(float(delta[j].abs().max()), 8),
-                     "l2": round(float(delta[j].norm()), 6)}
-                    for j, i in enumerate(ids) if i not in done
-                ]
+                records = [r for r in records_for(k, ids) if r["id"] not in done]
                 store.append(records)
                 bar.update(len(records))
     finally:
         store.close()
+
+
+def execute(plan: RunPlan, encoder: Encoder, task: ZeroShotTask, out: Path, cache_dir: Path | None,
+            device: str, command: list[str] | None = None) -> RunResult:
+    sample_ids = task.sample_ids(plan.n_samples, plan.seed)
+    path = run_directory(out, plan, encoder.provenance.sha256)
+    victim = task.victim(encoder, cache_dir)
+    attack = get_attack(plan.attack)
+
+    def records_for(k: int, ids: list[str]) -> list[dict[str, Any]]:
+        x, y = task.load(ids, encoder.image_size)
+        x, y = x.to(device), y.to(device)
+        settings = AttackSettings(plan.eps, plan.steps, batch_seed(plan.seed, k), plan.norm, plan.attack_args)
+        outcome = attack(victim, x, y, settings)
+        clean_pred, adv_pred = outcome.clean_pred, outcome.adv_pred
+        delta = (outcome.x_adv - x).flatten(1)
+        return [{"id": i, "label": int(y[j]), "clean_pred": int(clean_pred[j]), "adv_pred": int(adv_pred[j]),
+                 "clean_correct": bool(clean_pred[j] == y[j]), "robust": bool(outcome.robust[j]),
+                 "winner": outcome.winner[j], "linf": round(float(delta[j].abs().max()), 8),
+                 "l2": round(float(delta[j].norm()), 6)} for j, i in enumerate(ids)]
+
+    run_batches(path, run_config(plan, encoder, sample_ids, device, command or []), IDENTITY, sample_ids,
+                plan.batch_size, f"{plan.encoder} {plan.task} {plan.attack} {plan.label}", records_for)
     return summarize(plan, path)
 
 

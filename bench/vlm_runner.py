@@ -5,15 +5,12 @@ table number can be recomputed from them (and re-scored with another metric).
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from bench.errors import BenchError
-from bench.runner import IDENTITY, RunPlan, RunResult, batch_seed, run_config, run_directory
-from bench.store import RECORDS, RunDir, read_records
+from bench.runner import IDENTITY, RunPlan, RunResult, batch_seed, run_batches, run_config, run_directory
+from bench.store import RECORDS, read_records
 from tasks.vlm_attack import VLMAttack, attack_batch
 from tasks.vlm_task import VLMTask
 
@@ -39,25 +36,14 @@ def execute_vlm(plan: RunPlan, vlm: Any, task: VLMTask, out: Path, device: str,
                "metric": task.metric, "task_kind": task.kind,
                "protocol": "APGD per ground-truth string, no random start, initial step eps; worst output per "
                            "sample" if plan.target is None else "APGD towards the target string"}
-    store = RunDir(path, config, VLM_IDENTITY)
-    try:
-        done = store.finished()
-        scorer = task.scorer(sample_ids)
-        batches = [sample_ids[i : i + plan.batch_size] for i in range(0, len(sample_ids), plan.batch_size)]
-        desc = f"{plan.vlm}+{plan.encoder} {plan.task} {plan.attack} {plan.label}"
-        with tqdm(total=len(sample_ids), initial=len(done & set(sample_ids)), desc=desc, unit="sample",
-                  file=sys.stderr, leave=False, disable=None) as bar:
-            for k, ids in enumerate(batches):
-                if all(i in done for i in ids):
-                    continue
-                x = task.load(ids, vlm.image_size).to(device)  # the whole batch: identical to an uninterrupted run
-                settings = VLMAttack(plan.eps, plan.steps, batch_seed(plan.seed, k), plan.norm, plan.target,
-                                     plan.early_stop)
-                records = [r for r in attack_batch(vlm, task, ids, x, settings, scorer) if r["id"] not in done]
-                store.append(records)
-                bar.update(len(records))
-    finally:
-        store.close()
+    scorer = task.scorer(sample_ids)
+
+    def records_for(k: int, ids: list[str]) -> list[dict[str, Any]]:
+        settings = VLMAttack(plan.eps, plan.steps, batch_seed(plan.seed, k), plan.norm, plan.target, plan.early_stop)
+        return attack_batch(vlm, task, ids, task.load(ids, vlm.image_size).to(device), settings, scorer)
+
+    run_batches(path, config, VLM_IDENTITY, sample_ids, plan.batch_size,
+                f"{plan.vlm}+{plan.encoder} {plan.task} {plan.attack} {plan.label}", records_for)
     return summarize_vlm(plan, path, task.metric)
 
 
