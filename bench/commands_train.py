@@ -168,19 +168,17 @@ def _train_tiny_clip(args: argparse.Namespace) -> None:
 def _train_tiny_vlm(args: argparse.Namespace) -> None:
     from bench import load_encoder
     from bench.tiny.suite import world_root
-    from bench.train.vlm import CARD_FILE, WEIGHTS_FILE, VLMRecipe, train_vlm
+    from bench.train.checkpoint import write_card
+    from bench.train.vlm import CARD_FILE, WEIGHTS_FILE, VLMRecipe, tiny_vlm_card_scores, train_vlm
 
-    _defaults(args.suite, args.method)
     settings = _settings(args)
     recipe = VLMRecipe(steps=settings["steps"], batch_size=settings["batch_size"], lr=settings["lr"],
                        wd=settings["wd"], warmup=settings["warmup"], seed=args.seed,
                        checkpoint_every=args.checkpoint_every)
     encoder = load_encoder(args.base, "tiny")
-    card = train_vlm(encoder, world_root(None, 0), args.out, recipe, args.resume, args.command_line)
-    from bench.train.checkpoint import write_card
-    from bench.train.vlm import tiny_vlm_card_scores
-
-    card |= tiny_vlm_card_scores(encoder, args.out / WEIGHTS_FILE, world_root(None, 0))
+    world = world_root(None, 0)  # verifying the world hashes every file: once
+    card = train_vlm(encoder, world, args.out, recipe, args.resume, args.command_line)
+    card |= tiny_vlm_card_scores(encoder, args.out / WEIGHTS_FILE, world)
     write_card(args.out / CARD_FILE, card)
     print(json.dumps({k: card[k] for k in ("clean", "trivial_baselines")}, indent=1))
 

@@ -63,3 +63,13 @@ def test_retraining_reproduces_the_shipped_weights(tmp_path):
     subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True)
     ours, shipped = load_file(str(tmp_path / "clip.safetensors")), load_file(str(WEIGHTS / "clip.safetensors"))
     assert all((ours[k] == shipped[k]).all() for k in shipped)
+
+
+def test_the_world_is_verified_once_per_process(monkeypatch):
+    from bench.tiny import suite, world
+
+    root = suite.world_root()
+    calls = []
+    monkeypatch.setattr(world, "verify", lambda r: calls.append(r) or True)
+    assert suite.world_root() == root and suite.world_root(str(root)) == root
+    assert calls == []  # already verified by this process

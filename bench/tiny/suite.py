@@ -24,15 +24,25 @@ def bench_home() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "robust-vlm-bench"
 
 
+# Worlds verified by this process: verifying hashes every file (~0.4 s), and a run asks once per task.
+_VERIFIED: set[Path] = set()
+
+
 def world_root(flag: str | None = None, seed: int = 0) -> Path:
     """The tiny world: generated on first use (progress bar), reused once its manifest verifies."""
-    if flag:  # a user's folder is only read, never regenerated or deleted
-        root = Path(flag).expanduser()
+    root = Path(flag).expanduser() if flag else bench_home() / f"tiny-world-v{world.VERSION}-seed{seed}"
+    if root in _VERIFIED:
+        return root
+    _VERIFIED.add(_checked_world(root, bool(flag), seed))
+    return root
+
+
+def _checked_world(root: Path, users: bool, seed: int) -> Path:
+    if users:  # a user's folder is only read, never regenerated or deleted
         if not world.verify(root):
             raise BenchError(f"--data-root {root} does not hold a complete tiny world (missing or changed files); "
                              f"write one with: bench data tiny --out {root}")
         return root
-    root = bench_home() / f"tiny-world-v{world.VERSION}-seed{seed}"
     if world.verify(root):
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
