@@ -40,3 +40,15 @@ def check_valid(x_adv: Tensor, x: Tensor, eps: float | None, norm: Norm, attack:
                 f"{attack}: sample {worst} is outside the {norm} ball: "
                 f"||delta|| = {float(dist[worst]):.8f} > eps = {eps:.8f}"
             )
+
+
+def checked_norms(x_adv: Tensor, x: Tensor, eps: float, norm: Norm, attack: str) -> tuple[list[float], list[float]]:
+    """Per-sample (linf, l2) of the points about to be recorded, after the guard passes them.
+
+    Records are the only place a number leaves the project, so every stored adversarial
+    example is checked here against the *run's* eps and norm, whichever backend produced
+    it (ours, pyautoattack, torchattacks classes that take no eps).
+    """
+    check_valid(x_adv, x, eps, norm, attack)
+    delta = (x_adv - x).flatten(1)
+    return delta.abs().amax(dim=1).tolist(), delta.norm(dim=1).tolist()

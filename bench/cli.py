@@ -148,6 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Exception as err:
+        from attacks.guard import InvalidAdversarialError
+
+        if not isinstance(err, InvalidAdversarialError):
+            raise  # unexpected: a bug, shown with its traceback
+        print(f"error: {err}; nothing was recorded for that batch (check --attack-args, --eps, --norm)",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted: finished samples are saved; re-run the same command to resume", file=sys.stderr)
         return 130

@@ -11,6 +11,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from attacks import checked_norms
 from bench.attack_registry import AttackSettings, get_attack
 from bench.encoders import Encoder
 from bench.environment import git_commit, versions
@@ -124,11 +125,11 @@ def execute(plan: RunPlan, encoder: Encoder, task: ZeroShotTask, out: Path, cach
         settings = AttackSettings(plan.eps, plan.steps, batch_seed(plan.seed, k), plan.norm, plan.attack_args)
         outcome = attack(victim, x, y, settings)
         clean_pred, adv_pred = outcome.clean_pred, outcome.adv_pred
-        delta = (outcome.x_adv - x).flatten(1)
+        linf, l2 = checked_norms(outcome.x_adv, x, plan.eps, plan.norm, plan.attack)  # type: ignore[arg-type]
         return [{"id": i, "label": int(y[j]), "clean_pred": int(clean_pred[j]), "adv_pred": int(adv_pred[j]),
                  "clean_correct": bool(clean_pred[j] == y[j]), "robust": bool(outcome.robust[j]),
-                 "winner": outcome.winner[j], "linf": round(float(delta[j].abs().max()), 8),
-                 "l2": round(float(delta[j].norm()), 6)} for j, i in enumerate(ids)]
+                 "winner": outcome.winner[j], "linf": round(linf[j], 8),
+                 "l2": round(l2[j], 6)} for j, i in enumerate(ids)]
 
     run_batches(path, run_config(plan, encoder, sample_ids, device, command or []), IDENTITY, sample_ids,
                 plan.batch_size, f"{plan.encoder} {plan.task} {plan.attack} {plan.label}", records_for)

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
-from attacks import run_apgd
+from attacks import checked_norms, run_apgd
 from attacks.core import attack_mode
 from attacks.objectives import Evaluation
 from tasks.vlm_task import VLMPrompts, VLMTask
@@ -111,12 +111,12 @@ def attack_batch(vlm: VLM, task: VLMTask, ids: list[str], x: Tensor, s: VLMAttac
                 active = torch.zeros(len(ids), dtype=torch.bool, device=x.device)
                 active[rows] = True
                 consider(_apgd(vlm, x, prompts, targets, towards, active, s, label), rows, label)
-    delta = (x_worst - x).flatten(1)
+    linf, l2 = checked_norms(x_worst, x, s.eps, s.norm, "vlm-attack")  # type: ignore[arg-type]
     records = []
     for r, i in enumerate(ids):
         rec = {"id": i, "clean_output": clean_out[i], "clean_score": round(clean[i], 6),
                "adv_output": worst_out[i], "adv_score": round(worst[i], 6), "winner": winner[r],
-               "linf": round(float(delta[r].abs().max()), 8), "l2": round(float(delta[r].norm()), 6)}
+               "linf": round(linf[r], 8), "l2": round(l2[r], 6)}
         if hit is not None:
             rec["target_hit"] = hit[r]
         records.append(rec)

@@ -127,3 +127,14 @@ def test_leaderboard_and_plot(world, tmp_path, capsys):
         assert main(["leaderboard", str(out), "--format", fmt, "--out", str(tmp_path / f"t.{fmt}")]) == 0
     assert main(["plot", str(out), "--out", str(tmp_path / "plot.png")]) == 0
     assert (tmp_path / "plot.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_point_outside_the_runs_ball_is_never_recorded(world, tmp_path, capsys):
+    """torchattacks' CW has no eps: with a large step it leaves the 4/255 ball, and the run refuses."""
+    out = tmp_path / "results"
+    code = main(_args(world, out, "--attack", "torchattacks:CW", "--eps", "4/255",
+                      "--attack-args", '{"lr": 0.05, "c": 10}'))
+    err = capsys.readouterr().err
+    assert code == 2 and "outside the linf ball" in err and len(err.strip().splitlines()) == 1
+    recorded = [r for p in out.rglob("records.jsonl") for r in read_records(p)]
+    assert len(recorded) < 24 and all(r["linf"] <= 4 / 255 + 1e-6 for r in recorded)
