@@ -105,3 +105,35 @@ def test_readers_name_file_and_record_on_bad_input(tmp_path):
                                               "question_type": "how many", "answer_type": "number"}]}))
     with pytest.raises(BenchError, match=r"annotations\[0\] has 9 answers; VQA needs 10"):
         read_vqa(q, a)
+
+
+def test_bench_data_never_deletes_a_users_folder(tmp_path, monkeypatch, capsys):
+    from bench.cli import main
+
+    precious = tmp_path / "mine"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    assert main(["data", "tiny", "--out", str(precious)]) == 2
+    err = capsys.readouterr().err
+    assert "not a tiny world" in err and len(err.strip().splitlines()) == 1
+    monkeypatch.chdir(precious)
+    assert main(["data", "tiny", "--out", "."]) == 2  # the working folder itself
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]  # no temporary folder left either
+    assert [p.name for p in precious.iterdir()] == ["thesis.tex"]
+    assert (precious / "thesis.tex").read_text() == "years of work"
+
+
+def test_only_a_pure_tiny_world_is_replaceable(tiny_world, tmp_path):
+    import shutil
+
+    root, _ = tiny_world
+    assert world.is_replaceable(root) and world.is_replaceable(tmp_path / "new")
+    (tmp_path / "empty").mkdir()
+    assert world.is_replaceable(tmp_path / "empty")
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    (copy / "captions" / "notes.txt").write_text("mine")  # a user's file inside a world
+    assert not world.is_replaceable(copy)
+    (copy / "captions" / "notes.txt").unlink()
+    (copy / "manifest.json").write_text("{broken")
+    assert not world.is_replaceable(copy)

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from bench.encoders.load import TINY_WEIGHTS, EncoderSpec
@@ -45,16 +43,7 @@ def _checked_world(root: Path, users: bool, seed: int) -> Path:
         return root
     if world.verify(root):
         return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    # Generate next to the target and rename: a killed generation never looks complete.
-    tmp = Path(tempfile.mkdtemp(prefix=".tiny-world-", dir=root.parent))
-    try:
-        world.write_world(tmp / "world", seed=seed)
-        if root.exists():
-            shutil.rmtree(root)
-        (tmp / "world").rename(root)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    world.write_world(root, seed=seed)
     return root
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from bench.errors import BenchError
 from bench.tiny import language
 from bench.tiny.scenes import COLOURS, COUNT_WORDS, SHAPES, render, sample_scene
 
@@ -153,10 +155,7 @@ def file_hashes(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file() and p.name != "manifest.json"}
 
 
-def write_world(out: Path, seed: int = 0, progress: bool = True) -> dict[str, Any]:
-    """Generate everything into out (replaced if present); returns the manifest."""
-    if out.exists():
-        shutil.rmtree(out)
+def _generate(out: Path, seed: int, progress: bool) -> dict[str, Any]:
     parts: list[Callable[[Path, int], Iterator[None]]] = [
         _classification, _captions, lambda o, s: _vqa(o, s, reading=False), lambda o, s: _vqa(o, s, reading=True)]
     with tqdm(total=n_items(), desc="tiny world", unit="img", disable=not progress) as bar:
@@ -165,6 +164,48 @@ def write_world(out: Path, seed: int = 0, progress: bool = True) -> dict[str, An
                 bar.update()
     manifest = {"version": VERSION, "seed": seed, "files": file_hashes(out)}
     _write_json(out / "manifest.json", manifest)
+    return manifest
+
+
+def is_replaceable(root: Path) -> bool:
+    """True when root is absent, empty, or a tiny world holding nothing but its manifest's files.
+
+    Only such a folder may be replaced: anything else holds files this project did not
+    write (`--out .` must never wipe a working folder).
+    """
+    if not root.exists():
+        return True
+    if not root.is_dir():
+        return False
+    present = {p.relative_to(root).as_posix() for p in root.rglob("*") if not p.is_dir()}
+    if not present:
+        return True
+    try:
+        listed = set(json.loads((root / "manifest.json").read_text())["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return present <= listed | {"manifest.json"}
+
+
+def write_world(out: Path, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+    """Generate everything into out; returns the manifest.
+
+    The world is written next to out and renamed into place, so a killed generation never
+    looks complete. An existing out is replaced only when `is_replaceable` says so.
+    """
+    if not is_replaceable(out):
+        raise BenchError(f"{out} exists and is not a tiny world (it holds files this project did not write); "
+                         "refusing to replace it: give an empty or new folder")
+    out = out.resolve()  # `--out .`: the temporary folder must be a sibling, not a child
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tiny-world-", dir=out.parent))
+    try:
+        manifest = _generate(tmp / "world", seed, progress)
+        if out.exists():
+            out.rename(tmp / "old")
+        (tmp / "world").rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return manifest
 
 
