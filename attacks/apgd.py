@@ -222,6 +222,7 @@ def apgd(
     target: Tensor | None = None,
     random_start: bool = True,
     initial_step: float = 2.0,
+    rho: float = 0.75,
     max_rows: int | None = None,
 ) -> Tensor:
     """APGD against a classifier (images in [0,1] -> logits); returns x_adv like x.
@@ -250,7 +251,7 @@ def apgd(
             raise ValueError(f"target= needs a targeted loss (ce-targeted, dlr-targeted), not loss={loss!r}")
         generator = make_generator(seed, x.device)
         attack = partial(run_apgd, eps=eps, norm=norm_, steps=steps, restarts=restarts, seed=generator,
-                         random_start=random_start, initial_step=initial_step, name=f"apgd-{loss}")
+                         random_start=random_start, initial_step=initial_step, rho=rho, name=f"apgd-{loss}")
         if spec.targeted and target is None:
             if not 1 <= n_targets <= clean.n_classes - 1:
                 raise ValueError(f"n_targets={n_targets} must be in 1..{clean.n_classes - 1} (classes - 1)")

@@ -8,14 +8,16 @@ an attack's own bookkeeping.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from attacks.apgd import apgd
 from attacks.checks import check_eps, check_norm, check_steps
-from attacks.classify import clean_pass, labels_for
+from attacks.classify import clean_pass, labels_for, top_targets
+from attacks.cw import cw
 from attacks.core import attack_mode
 from attacks.guard import check_valid
 from attacks.objectives import Model
@@ -28,6 +30,7 @@ class Settings:
     steps: int
     seed: int
     max_rows: int | None  # APGD-T packs target runs into batches of up to this many rows
+    args: dict[str, Any] = field(default_factory=dict)  # the core's optional arguments (attacks.table)
 
 
 EnsembleMember = Callable[[Model, Tensor, Tensor, Settings], Tensor]
@@ -35,7 +38,7 @@ EnsembleMember = Callable[[Model, Tensor, Tensor, Settings], Tensor]
 
 def _apgd_member(loss: str) -> EnsembleMember:
     def run(model: Model, x: Tensor, y: Tensor, s: Settings) -> Tensor:
-        return apgd(model, x, y, s.eps, s.norm, s.steps, loss, seed=s.seed, max_rows=s.max_rows)
+        return apgd(model, x, y, s.eps, s.norm, s.steps, loss, seed=s.seed, max_rows=s.max_rows, **s.args)
 
     return run
 
@@ -46,12 +49,19 @@ def _apgd_t_member(model: Model, x: Tensor, y: Tensor, s: Settings) -> Tensor:
     with torch.no_grad():
         n_classes = model(x[:1]).shape[1]
     loss = "dlr-targeted" if n_classes >= 4 else "ce-targeted"
-    return apgd(model, x, y, s.eps, s.norm, s.steps, loss, seed=s.seed, n_targets=min(9, n_classes - 1),
-                max_rows=s.max_rows)
+    args = {"n_targets": min(9, n_classes - 1), **s.args}
+    return apgd(model, x, y, s.eps, s.norm, s.steps, loss, seed=s.seed, max_rows=s.max_rows, **args)
 
 
 def _pgd_member(model: Model, x: Tensor, y: Tensor, s: Settings) -> Tensor:
-    return pgd(model, x, y, s.eps, s.norm, s.steps, seed=s.seed)
+    return pgd(model, x, y, s.eps, s.norm, s.steps, seed=s.seed, **s.args)
+
+
+def _cw_member(model: Model, x: Tensor, y: Tensor, s: Settings) -> Tensor:
+    """Targeted CW towards the highest-scoring non-true class (the most reachable target)."""
+    with torch.no_grad():
+        target = top_targets(model(x).float(), y, 1)[:, 0]
+    return cw(model, x, target, eps=s.eps, norm=s.norm, steps=s.steps, seed=s.seed, **s.args)
 
 
 ENSEMBLE: dict[str, EnsembleMember] = {
@@ -60,6 +70,7 @@ ENSEMBLE: dict[str, EnsembleMember] = {
     "apgd-t": _apgd_t_member,
     "apgd-ce-t": _apgd_member("ce-targeted"),
     "pgd": _pgd_member,
+    "cw": _cw_member,
 }
 
 CLEAN = "clean"  # winner of a sample that was misclassified without any attack
@@ -87,18 +98,21 @@ def worst_case(
     steps: int = 100,
     seed: int = 0,
     max_rows: int | None = None,
+    args: dict[str, Any] | None = None,
 ) -> WorstCaseResult:
     """Run `attacks` in order, each on the samples no earlier attack broke.
 
     max_rows: let APGD-T run several targets at once in batches of up to this many rows
     (e.g. len(x)); faster where the model's throughput grows with the batch (ViTs, GPUs),
-    slower where it does not (small CNNs on a CPU: see benchmarks/attacks.py).
+    slower where it does not (small CNNs on a CPU: see benchmarks/attacks.py). `args` go to
+    every member's core (checked by attacks.table.check_arguments). An empty `attacks`
+    scores the clean images only.
     """
     norm_ = check_norm(norm)
     eps = check_eps(eps, norm_)
     check_steps(steps)
-    if isinstance(attacks, str) or not attacks:
-        raise ValueError(f"attacks must be a non-empty list of names from {', '.join(ENSEMBLE)}")
+    if isinstance(attacks, str):
+        raise ValueError(f"attacks must be a list of names from {', '.join(ENSEMBLE)}")
     unknown = [a for a in attacks if a not in ENSEMBLE]
     if unknown:
         raise ValueError(f"unknown attack {unknown[0]!r} in attacks; allowed: {', '.join(ENSEMBLE)}")
@@ -109,7 +123,7 @@ def worst_case(
         robust = clean_correct.clone()
         winner: list[str | None] = [None if ok else CLEAN for ok in clean_correct.tolist()]
         x_adv = x.clone()
-        settings = Settings(eps, norm_, steps, seed, max_rows)
+        settings = Settings(eps, norm_, steps, seed, max_rows, dict(args or {}))
         for name in attacks:
             idx = robust.nonzero()[:, 0]
             if idx.numel() == 0:

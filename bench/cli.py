@@ -17,8 +17,10 @@ EXAMPLES = """examples:
   bench run --encoder clip --task tiny-captions --eps 2/255 --target "please reset your password"
   bench run --suite paper --encoder fare-4 --task coco,textvqa --vlm llava-1.5-7b --eps 4/255 --device cuda
   bench list encoders
-  bench leaderboard results/ --format md --out results/leaderboard.md
-  bench plot results/ --out results/robust_vs_eps.png
+  bench run --encoder path/to/fare_eps_4.pt --base clip --task tiny-colour --attack apgd --eps 4/255
+  bench run --encoder clip --task tiny-vqa --attack pgd --attack-args '{"step_size": 0.002}' --eps 2/255
+  bench leaderboard runs/ --format md --out runs/leaderboard.md
+  bench plot runs/ --out runs/robust_vs_eps.png
   bench train --method sim-clip --eps 4/255 --out runs/sim-clip-4
   bench reproduce results/tiny --encoders clip,fare-4 --n-samples 20
 """
@@ -35,9 +37,10 @@ correctly and unbroken by every attack of the run (--attack aa: APGD-CE + APGD-T
 RobustVLM protocol).
 
 Captioning and VQA tasks (tiny-captions, tiny-vqa, tiny-textvqa; coco, flickr30k, vqav2,
-textvqa) put the encoder into a VLM (--vlm) and run APGD on the LM loss of each
-ground-truth caption / frequent answer, keeping per sample the lowest-scoring output
-(CIDEr, VQA accuracy). --task all runs classification, captioning and VQA.
+textvqa) put the encoder into a VLM (--vlm). Every attack runs there on the LM loss: one
+pass per ground-truth caption / frequent answer, keeping per sample the lowest-scoring
+output (CIDEr, VQA accuracy); aa adds RobustVLM's pushes towards "maybe" / "Word" on VQA.
+--task all runs classification, captioning and VQA.
 """
 
 
@@ -67,9 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--encoder", default="clip",
                      help="comma list: zoo names, open_clip:ARCH/TAG, hf-hub:ORG/NAME, or checkpoint paths")
     run.add_argument("--arch", default=None, help="open_clip architecture of a checkpoint path that does not record it")
+    run.add_argument("--base", default=None,
+                     help="the model a vision-only checkpoint was fine-tuned from (zoo name or open_clip:ARCH/TAG): "
+                          "its text tower completes the checkpoint, e.g. --base clip")
     run.add_argument("--task", default=None, help="comma list of datasets (bench list tasks) or folder:PATH")
-    run.add_argument("--attack", default="aa", help="apgd | pgd | cw | aa | none | autoattack | torchattacks:<Name>")
-    run.add_argument("--attack-args", default="{}", help='extra attack arguments as JSON, e.g. \'{"alpha": 0.001}\'')
+    run.add_argument("--attack", default="aa",
+                     help="aa | apgd | apgd-t | apgd-dlr | pgd | cw | none | autoattack | torchattacks:<Name> "
+                          "(bench list attacks); every one but the last two works on every task")
+    run.add_argument("--attack-args", default="{}",
+                     help='the attack core\'s optional arguments as JSON, e.g. \'{"restarts": 5}\' (apgd), '
+                          '\'{"step_size": 0.001}\' (pgd), \'{"kappa": 5}\' (cw); unknown keys are refused')
     run.add_argument("--eps", default="0,4/255", help="comma list: 0 = clean, 4/255 or 0.0157 (pixel units)")
     run.add_argument("--norm", default="linf", choices=["linf", "l2"])
     run.add_argument("--steps", type=positive_int, default=100, help="attack iterations (default 100)")
@@ -78,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch-size", type=positive_int, default=32)
     run.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     run.add_argument("--data-root", default=None, help="where the suite's datasets live (or $BENCH_DATA)")
-    run.add_argument("--out", default="results", type=Path, help="results directory (one sub-folder per run)")
+    run.add_argument("--out", default="runs", type=Path,
+                     help="where run folders go (default runs/; results/ holds the committed leaderboards)")
     run.add_argument("--vlm", default=None,
                      help="VLM for captioning / VQA tasks: tiny-llava, llava-1.5-7b, llava:PATH (suite default)")
     run.add_argument("--target", default=None,
@@ -100,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("leaderboard", "paper-style table of all runs under a results directory"),
                        ("plot", "robust accuracy vs eps, one line per encoder (PNG)")):
         p = sub.add_parser(name, help=text)
-        p.add_argument("results", nargs="?", default="results", type=Path)
+        p.add_argument("results", nargs="?", default="runs", type=Path)
         p.add_argument("--out", type=Path, default=None)
         if name == "leaderboard":
             p.add_argument("--format", default="md", choices=["md", "csv", "latex", "html"])
@@ -166,9 +177,9 @@ def parse_attack_args(text: str) -> dict:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
-        raise BenchError(f"--attack-args is not valid JSON ({err.msg}); write e.g. '{{\"alpha\": 0.001}}'") from None
+        raise BenchError(f"--attack-args is not valid JSON ({err.msg}); write e.g. '{{\"restarts\": 5}}'") from None
     if not isinstance(value, dict):
-        raise BenchError("--attack-args must be a JSON object, e.g. '{\"alpha\": 0.001}'")
+        raise BenchError("--attack-args must be a JSON object, e.g. '{\"restarts\": 5}'")
     return value
 
 

@@ -8,17 +8,17 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from attacks.table import TABLE, AttackEntry
 from bench import load_encoder
-from bench.attack_registry import ATTACKS, get_attack
+from bench.attack_names import checked_arguments, listing, resolve_attack
 from bench.cli import parse_attack_args
-from bench.eps import parse_eps_list
 from bench.encoders.load import SOURCE_PREFIXES, is_source
+from bench.eps import parse_eps_list
 from bench.errors import BenchError, unknown
 from bench.runner import RunPlan, RunResult, execute
-from bench.suites import SUITES, Suite, check_task_name, expand_tasks, get_suite, load_task, load_vlm_task
+from bench.suites import SUITES, Suite, check_task_name, expand_tasks, get_suite, load_task
 from bench.vlm import check_vlm_name, load_vlm
-from bench.vlm_runner import check_vlm_attack, execute_vlm
-from tasks.vlm_task import VLMTask
+from tasks.base import AttackSettings, Task
 
 
 def _split(text: str, what: str) -> list[str]:
@@ -54,66 +54,69 @@ def _check_encoder(name: str, suite_name: str | None) -> None:
         raise BenchError(f"checkpoint {name} does not exist; check the path")
 
 
+class LoadedModels:
+    """One encoder, and the VLM around it, loaded on first use (classification never loads a VLM)."""
+
+    def __init__(self, encoder: torch.nn.Module, vlm_name: str, suite: Suite, device: str) -> None:
+        self.encoder, self.vlm_name, self._suite, self._device = encoder, vlm_name, suite, device
+        self._vlm: torch.nn.Module | None = None
+
+    def vlm(self) -> torch.nn.Module:
+        if self._vlm is None:
+            self._vlm = load_vlm(self.vlm_name, self._suite.vlms(), self.encoder, self._device)
+        return self._vlm
+
+
+def _check_attack(tasks: list[Task], entry: AttackEntry, args: argparse.Namespace, attack_args: dict) -> None:
+    """Every task accepts the attack and its options, or one line names the first that does not."""
+    probe = AttackSettings(entry, 1.0, args.norm, args.steps, args.seed, attack_args, args.target, args.early_stop)
+    for task in tasks:
+        try:
+            task.check_attack(probe)
+        except ValueError as err:
+            raise BenchError(str(err)) from None
+
+
 def run_command(args: argparse.Namespace, home: Path) -> list[RunResult]:
     suite = get_suite(args.suite)
     eps_values = parse_eps_list(args.eps)
     encoders = _split(args.encoder, "encoder")
     task_names = expand_tasks(suite, _split(args.task, "task") if args.task else None)
-    attack_args = parse_attack_args(args.attack_args)
+    entry = resolve_attack(args.attack)
+    attack_args = checked_arguments(entry, parse_attack_args(args.attack_args))
     for name in encoders:
         _check_encoder(name, args.suite)
     for name in task_names:
         check_task_name(suite, name)
-    vlm_names = [t for t in task_names if suite.is_vlm_task(t)]
-    class_names = [t for t in task_names if not suite.is_vlm_task(t)]
-    if class_names:
-        if args.target is not None:
-            raise BenchError(f"--target applies to captioning / VQA tasks; drop it or drop {class_names[0]}")
-        get_attack(args.attack)
     vlm_name = args.vlm or suite.default_vlm
-    if vlm_names:
-        check_vlm_attack(args.attack)
+    uses_vlm = any(suite.is_vlm_task(t) for t in task_names)
+    if uses_vlm:
         check_vlm_name(vlm_name, suite.vlms())
     _check_device(args.device)
     _check_out(args.out)
-    # Data errors before any work.
-    tasks = [load_task(suite, name, args.data_root) for name in class_names]
-    vlm_tasks = [load_vlm_task(suite, name, args.data_root) for name in vlm_names]
-    n_samples = args.n_samples or suite.default_n_samples
+    tasks = [load_task(suite, name, args.data_root) for name in task_names]  # data errors before any work
+    _check_attack(tasks, entry, args, attack_args)
     results = []
     for enc_name in encoders:
-        encoder = load_encoder(enc_name, args.suite, args.device, args.arch)
+        encoder = load_encoder(enc_name, args.suite, args.device, args.arch, args.base)
+        models = LoadedModels(encoder, vlm_name, suite, args.device)
+        if args.target is not None and uses_vlm:
+            models.vlm().codec.check(args.target, "--target")
         for task in tasks:
+            n_samples = args.n_samples or suite.default_samples(task.name)
             for label, eps in eps_values:
                 plan = RunPlan(enc_name, task.name, args.attack, eps, label, args.steps, args.seed, n_samples,
-                               args.batch_size, args.norm, attack_args)
-                results.append(execute(plan, encoder, task, args.out, home / "cache", args.device, args.command_line))
-        if vlm_tasks:
-            results += _run_vlm_tasks(args, suite, vlm_name, encoder, enc_name, vlm_tasks, eps_values)
+                               args.batch_size, args.norm, attack_args, args.target, args.early_stop)
+                results.append(execute(plan, models, task, entry if eps else TABLE["none"], args.out,
+                                       home / "cache", args.device, args.command_line))
     print(summary_table(results).to_string(index=False))
-    return results
-
-
-def _run_vlm_tasks(args: argparse.Namespace, suite: Suite, vlm_name: str, encoder: torch.nn.Module, enc_name: str,
-                   tasks: list[VLMTask], eps_values: list[tuple[str, float]]) -> list[RunResult]:
-    vlm = load_vlm(vlm_name, suite.vlms(), encoder, args.device)
-    if args.target is not None:
-        vlm.codec.check(args.target, "--target")
-    n_samples = args.n_samples or suite.default_vlm_samples
-    results = []
-    for task in tasks:
-        for label, eps in eps_values:
-            plan = RunPlan(enc_name, task.name, "apgd", eps, label, args.steps, args.seed, n_samples,
-                           args.batch_size, args.norm, {}, vlm=vlm_name, target=args.target,
-                           early_stop=args.early_stop)
-            results.append(execute_vlm(plan, vlm, task, args.out, args.device, args.command_line))
+    print(f"records: {args.out}/<run>/records.jsonl; tables: bench leaderboard {args.out}")
     return results
 
 
 def summary_table(results: list[RunResult]) -> pd.DataFrame:
-    rows = [{"encoder": r.plan.encoder if r.plan.vlm is None else f"{r.plan.vlm}+{r.plan.encoder}",
-             "task": r.plan.task, "attack": r.plan.attack, "eps": r.plan.label, "n": r.n, "metric": r.metric,
-             "clean": round(r.clean, 1), "robust": round(r.robust, 1),
+    rows = [{"encoder": r.model, "task": r.plan.task, "attack": r.plan.attack, "eps": r.plan.label, "n": r.n,
+             "metric": r.metric, "clean": round(r.clean, 1), "robust": round(r.robust, 1),
              **({"target hit %": round(r.target_success, 1)} if r.target_success is not None else {}),
              "run": r.path.name} for r in results]
     return pd.DataFrame(rows)
@@ -121,7 +124,12 @@ def summary_table(results: list[RunResult]) -> pd.DataFrame:
 
 def list_command(what: str, suite_name: str | None) -> None:
     suite = get_suite(suite_name)
-    registries = {"encoders": [suite.encoders], "attacks": [ATTACKS], "tasks": [suite.datasets, suite.vlm_datasets],
+    if what == "attacks":
+        rows = listing()
+        width = max(len(name) for name, _ in rows)
+        print("\n".join(f"{name.ljust(width)}  {about}" for name, about in rows))
+        return
+    registries = {"encoders": [suite.encoders], "tasks": [suite.datasets, suite.vlm_datasets],
                   "suites": [SUITES], "vlms": [suite.vlms()]}[what]
     entries = [e for registry in registries for e in registry]
     width = max(len(e.name) for e in entries)
@@ -129,8 +137,6 @@ def list_command(what: str, suite_name: str | None) -> None:
         aliases = [a for registry in registries for a in registry.aliases_of(entry.name)]
         alias_text = f" (alias: {', '.join(aliases)})" if aliases else ""
         print(f"{entry.name.ljust(width)}  {entry.provenance}{alias_text}")
-    if what == "attacks":
-        print(f"{'torchattacks:<Name>'.ljust(width)}  any torchattacks attack by class name; arguments via --attack-args")
     if what == "tasks":
         print(f"{'folder:PATH'.ljust(width)}  any image folder PATH/<class>/<image> (+ classnames.txt, templates.txt)")
         print(f"{'all'.ljust(width)}  every task above (classification, captioning and VQA)")

@@ -10,7 +10,7 @@ from tasks.zeroshot import ZeroShotTask
 
 @torch.no_grad()
 def clean_accuracy(encoder: Encoder, task: ZeroShotTask, batch_size: int = 256) -> float:
-    victim = task.victim(encoder, None)
+    victim = task.classifier(encoder, None)
     ids = task.sample_ids(None, 0)
     device = victim.class_weights.device
     correct = 0

@@ -20,12 +20,11 @@ ACCURACY = "accuracy %"
 
 
 def _scores(config: dict, records: list[dict]) -> pd.DataFrame:
+    """The record core of one run: per sample, clean and adversarial score in the task's metric."""
     frame = pd.DataFrame(records)
-    if config.get("vlm"):
-        out = frame[["id"]].assign(clean=frame["clean_score"], adv=frame["adv_score"], metric=config["metric"])
-        return out.assign(task=f"{config['vlm']}:{config['task']}")
-    out = frame[["id"]].assign(clean=100.0 * frame["clean_correct"], adv=100.0 * frame["robust"], metric=ACCURACY)
-    return out.assign(task=config["task"])
+    column = ":".join(part for part in (config.get("vlm"), config["task"]) if part)  # "tiny-llava:tiny-vqa"
+    return frame[["id"]].assign(clean=frame["clean_score"], adv=frame["adv_score"], metric=config["metric"],
+                                task=column)
 
 
 def load_samples(results: Path) -> pd.DataFrame:

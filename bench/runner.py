@@ -1,4 +1,9 @@
-"""bench run: one run per (encoder, task, attack, eps); resumable, one record per sample."""
+"""bench run: one resumable run per (model, task, attack, eps), for every task kind.
+
+The runner knows nothing of what a task measures: it plans, names and resumes runs, gives
+each batch its seed, and appends the records the task's `attack` returns. Summaries come
+from the record core (tasks.base.core_records), the same for every task kind.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -11,16 +16,14 @@ from typing import Any
 
 from tqdm import tqdm
 
-from attacks import checked_norms
-from bench.attack_registry import AttackSettings, get_attack
-from bench.encoders import Encoder
+from attacks.table import AttackEntry
 from bench.environment import git_commit, versions
 from bench.store import RECORDS, RunDir, read_records
-from tasks.zeroshot import ZeroShotTask
+from tasks.base import AttackSettings, Models, Task, Victim
 
 # Fields that define a run: same values, same records. The command line is not one of them.
 IDENTITY = ("encoder", "sha256", "task", "attack", "eps", "steps", "seed", "norm", "attack_args",
-            "sample_ids", "batch_size")
+            "sample_ids", "batch_size", "vlm", "vlm_sha256", "target", "early_stop")
 
 
 @dataclass(frozen=True)
@@ -36,23 +39,24 @@ class RunPlan:
     batch_size: int
     norm: str = "linf"
     attack_args: dict[str, Any] = field(default_factory=dict)
-    vlm: str | None = None  # captioning / VQA runs: the VLM around the encoder
     target: str | None = None  # targeted VLM attack: the string pushed towards
     early_stop: float | None = None  # VLM: stop attacking a sample at this score (optimistic)
 
     def __post_init__(self) -> None:
         if self.eps == 0:  # a clean run is the same whatever attack was asked for
             object.__setattr__(self, "attack", "none")
+            object.__setattr__(self, "attack_args", {})
 
 
 @dataclass
 class RunResult:
     plan: RunPlan
     path: Path
+    model: str  # the victim's label: "clip", "tiny-llava+clip"
     n: int
     clean: float  # mean clean score: accuracy %, CIDEr or VQA accuracy %
     robust: float  # mean worst-case score under the run's attack
-    metric: str = "accuracy %"
+    metric: str
     target_success: float | None = None  # targeted VLM runs: % of outputs containing the target
 
 
@@ -65,24 +69,26 @@ def batch_seed(seed: int, batch_index: int) -> int:
     return int(hashlib.sha256(f"{seed}:{batch_index}".encode()).hexdigest()[:8], 16)
 
 
-def run_config(plan: RunPlan, encoder: Encoder, sample_ids: list[str], device: str,
-               command: list[str]) -> dict[str, Any]:
+def run_config(plan: RunPlan, models: Models, task: Task, victim: Victim, entry: AttackEntry,
+               sample_ids: list[str], device: str, command: list[str]) -> dict[str, Any]:
+    provenance = models.encoder.provenance
     return {
-        "encoder": plan.encoder, "provenance": encoder.provenance.as_dict(), "sha256": encoder.provenance.sha256,
-        "task": plan.task, "attack": plan.attack, "eps": plan.eps, "eps_label": plan.label, "steps": plan.steps,
-        "seed": plan.seed, "norm": plan.norm, "attack_args": plan.attack_args, "batch_size": plan.batch_size,
-        "n_samples": len(sample_ids), "sample_ids": sample_ids, "command": command, "device": device,
-        "versions": versions(), "git_commit": git_commit(),
+        "encoder": plan.encoder, "provenance": provenance.as_dict(), "sha256": provenance.sha256,
+        "task": plan.task, "task_kind": task.kind, "metric": task.metric, "attack": plan.attack,
+        "attack_members": [m.name for m in entry.members] or [entry.name], "eps": plan.eps, "eps_label": plan.label,
+        "steps": plan.steps, "seed": plan.seed, "norm": plan.norm, "attack_args": plan.attack_args,
+        "batch_size": plan.batch_size, "n_samples": len(sample_ids), "sample_ids": sample_ids,
+        "vlm": None, "vlm_sha256": None, **victim.config, "target": plan.target, "early_stop": plan.early_stop,
+        "command": command, "device": device, "versions": versions(), "git_commit": git_commit(),
     }
 
 
-def run_directory(out: Path, plan: RunPlan, sha256: str) -> Path:
-    fields: list[Any] = [plan.steps, plan.seed, plan.n_samples, plan.norm, plan.attack_args, plan.batch_size, sha256]
-    if plan.vlm is not None:  # only VLM runs carry these, so classification folders keep their names
-        fields += [plan.vlm, plan.target, plan.early_stop]
-    digest = hashlib.sha256(json.dumps(fields).encode()).hexdigest()[:8]
-    model = _slug(plan.encoder) if plan.vlm is None else f"{_slug(plan.vlm)}+{_slug(plan.encoder)}"
+def run_directory(out: Path, plan: RunPlan, victim: Victim) -> Path:
+    fields: list[Any] = [plan.steps, plan.seed, plan.n_samples, plan.norm, plan.attack_args, plan.batch_size,
+                         victim.sha256, victim.config, plan.target, plan.early_stop]
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
     attack = plan.attack if plan.target is None or plan.eps == 0 else f"{plan.attack}-targeted"
+    model = "+".join(_slug(part) for part in victim.label.split("+"))  # "tiny-llava+clip"
     return out / f"{model}__{_slug(plan.task)}__{attack}__{_slug(plan.label)}__{digest}"
 
 
@@ -112,33 +118,29 @@ def run_batches(path: Path, config: dict[str, Any], identity: tuple[str, ...], s
         store.close()
 
 
-def execute(plan: RunPlan, encoder: Encoder, task: ZeroShotTask, out: Path, cache_dir: Path | None,
+def execute(plan: RunPlan, models: Models, task: Task, entry: AttackEntry, out: Path, cache_dir: Path | None,
             device: str, command: list[str] | None = None) -> RunResult:
+    """Run (or resume) one plan on one task; returns its summary."""
     sample_ids = task.sample_ids(plan.n_samples, plan.seed)
-    path = run_directory(out, plan, encoder.provenance.sha256)
-    victim = task.victim(encoder, cache_dir)
-    attack = get_attack(plan.attack)
+    victim = task.victim(models, cache_dir)
+    path = run_directory(out, plan, victim)
+    config = run_config(plan, models, task, victim, entry, sample_ids, device, command or [])
 
     def records_for(k: int, ids: list[str]) -> list[dict[str, Any]]:
-        x, y = task.load(ids, encoder.image_size)
-        x, y = x.to(device), y.to(device)
-        settings = AttackSettings(plan.eps, plan.steps, batch_seed(plan.seed, k), plan.norm, plan.attack_args)
-        outcome = attack(victim, x, y, settings)
-        clean_pred, adv_pred = outcome.clean_pred, outcome.adv_pred
-        linf, l2 = checked_norms(outcome.x_adv, x, plan.eps, plan.norm, plan.attack)  # type: ignore[arg-type]
-        return [{"id": i, "label": int(y[j]), "clean_pred": int(clean_pred[j]), "adv_pred": int(adv_pred[j]),
-                 "clean_correct": bool(clean_pred[j] == y[j]), "robust": bool(outcome.robust[j]),
-                 "winner": outcome.winner[j], "linf": round(linf[j], 8),
-                 "l2": round(l2[j], 6)} for j, i in enumerate(ids)]
+        settings = AttackSettings(entry, plan.eps, plan.norm, plan.steps, batch_seed(plan.seed, k), plan.attack_args,
+                                  plan.target, plan.early_stop, tuple(sample_ids))
+        return task.attack(victim.model, ids, task.load(ids, victim.image_size), settings)
 
-    run_batches(path, run_config(plan, encoder, sample_ids, device, command or []), IDENTITY, sample_ids,
-                plan.batch_size, f"{plan.encoder} {plan.task} {plan.attack} {plan.label}", records_for)
-    return summarize(plan, path)
+    run_batches(path, config, IDENTITY, sample_ids, plan.batch_size,
+                f"{victim.label} {plan.task} {plan.attack} {plan.label}", records_for)
+    return summarize(plan, path, victim.label, task.metric)
 
 
-def summarize(plan: RunPlan, path: Path) -> RunResult:
+def summarize(plan: RunPlan, path: Path, model: str, metric: str) -> RunResult:
+    """Means of the record core: clean and adversarial score, and the target hit rate where recorded."""
     records = read_records(path / RECORDS)
-    n = len(records)
-    clean = 100 * sum(r["clean_correct"] for r in records) / max(n, 1)
-    robust = 100 * sum(r["robust"] for r in records) / max(n, 1)
-    return RunResult(plan, path, n, clean, robust)
+    n = max(len(records), 1)
+    hits = [r["target_hit"] for r in records if "target_hit" in r]
+    return RunResult(plan, path, model, len(records), sum(r["clean_score"] for r in records) / n,
+                     sum(r["adv_score"] for r in records) / n, metric,
+                     100 * sum(hits) / len(hits) if hits else None)

@@ -16,7 +16,7 @@ from bench.vlm import VLMSpec, paper_vlms, tiny_vlms
 from tasks.datasets import DATASETS, DatasetSpec
 from tasks.imagefolder import read_image_folder
 from tasks.vlm_datasets import VLM_DATASETS, VLMTaskSpec
-from tasks.vlm_task import VLMTask
+from tasks.base import Task
 from tasks.zeroshot import ZeroShotTask
 
 CONFIG_FILE = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "robust-vlm-bench" / "config.json"
@@ -40,6 +40,9 @@ class Suite:
 
     def is_vlm_task(self, name: str) -> bool:
         return name in self.vlm_datasets
+
+    def default_samples(self, task: str) -> int:
+        return self.default_vlm_samples if self.is_vlm_task(task) else self.default_n_samples
 
 
 def configured_data_root(flag: str | None) -> Path:
@@ -100,15 +103,13 @@ def check_task_name(suite: Suite, name: str) -> None:
         raise unknown("task", name, suite.task_names(), " (bench list tasks)")
 
 
-def load_vlm_task(suite: Suite, name: str, data_root: str | None) -> VLMTask:
-    spec = suite.vlm_datasets.get(name)
-    return spec.value.read(spec.name, suite.data_root(data_root))
-
-
-def load_task(suite: Suite, name: str, data_root: str | None) -> ZeroShotTask:
-    """A suite dataset by name, or any image folder as folder:PATH."""
+def load_task(suite: Suite, name: str, data_root: str | None) -> Task:
+    """A suite task by name (classification, captioning, VQA), or any image folder as folder:PATH."""
     if name.startswith(FOLDER_PREFIX):
         root = Path(name.removeprefix(FOLDER_PREFIX)).expanduser()
         return ZeroShotTask(read_image_folder(root, root.name))
+    if suite.is_vlm_task(name):
+        vlm_spec = suite.vlm_datasets.get(name)
+        return vlm_spec.value.read(vlm_spec.name, suite.data_root(data_root))
     spec = suite.datasets.get(name)
     return ZeroShotTask(spec.value.read(spec.name, suite.data_root(data_root)))

@@ -45,7 +45,7 @@ def main() -> None:
         ckpt = fx.save_full_safetensors(fx.random_model(seed=0), root / "tiny.safetensors")
         encoder = load_encoder(str(ckpt))
         task = load_task(get_suite(None), f"folder:{data}", None)
-        victim = task.victim(encoder, None)
+        victim = task.classifier(encoder, None)
         ids = task.sample_ids(None, 0)
         batches = [ids[i : i + BATCH] for i in range(0, len(ids), BATCH)]
         loaded = [task.load(b, encoder.image_size) for b in batches]

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from bench import load_encoder
-from bench.suites import get_suite, load_vlm_task
+from bench.suites import get_suite, load_task
 from bench.vlm import load_vlm
 from benchmarks.common import environment, measure, print_table, write_json
 from tasks.vlm_attack import VLMAttack, attack_batch
@@ -46,7 +46,7 @@ def main() -> None:
     settings = VLMAttack(args.eps, args.steps, seed=0)
     rows = []
     for name in args.tasks.split(","):
-        task = load_vlm_task(suite, name, None)
+        task = load_task(suite, name, None)
         ids = task.sample_ids(args.n, 0)
         results = {b: measure(lambda b=b: run(vlm, task, ids, b, settings, device), device) for b in (1, args.batch)}
         one, many = results[1], results[args.batch]

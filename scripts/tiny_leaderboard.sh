@@ -13,7 +13,7 @@ if [ "${1:-all}" != "vlm" ]; then
     --eps 0,2/255,4/255 --n-samples 100 --steps 100 --seed 0 --batch-size 32 --out "$out/runs"
 fi
 "$bench" run --suite tiny --encoder "$encoders" --task tiny-captions,tiny-vqa,tiny-textvqa --vlm tiny-llava \
-  --attack apgd --eps 0,2/255,4/255 --n-samples 50 --steps 100 --seed 0 --batch-size 25 --out "$out/runs"
+  --attack aa --eps 0,2/255,4/255 --n-samples 50 --steps 100 --seed 0 --batch-size 25 --out "$out/runs"
 "$bench" leaderboard "$out/runs" --format md --out "$out/leaderboard.md"
 "$bench" leaderboard "$out/runs" --format csv --out "$out/leaderboard.csv"
 "$bench" plot "$out/runs" --out "$out/robust_vs_eps.png"

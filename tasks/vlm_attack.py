@@ -1,72 +1,106 @@
-"""Attacking a VLM on captioning / VQA: the LM-loss objective and the worst-case protocol.
+"""Attacking a VLM on captioning / VQA: the LM objectives and the worst-case protocol.
 
-Untargeted (REFERENCE.md): one APGD run (no random start, initial step eps, highest-loss
-point kept) per target string, maximising its LM loss; after each run the VLM answers on
-the adversarial image and the lowest-scoring output so far is kept per sample (the clean
-output is the first candidate, so a robust score never exceeds the clean one). Targeted:
-APGD minimising the target's LM loss; success = target contained in the output.
+Each member of the attack (attacks.table) runs its core on the LM objective, one pass per
+string: untargeted members push away from each ground-truth caption / frequent answer
+(RobustVLM), targeted members towards the task's target strings ("maybe", "Word" on VQA).
+After each pass the VLM answers on the adversarial image and the lowest-scoring output so
+far is kept per sample (the clean output is the first candidate, so a robust score never
+exceeds the clean one). With --target every member pushes towards that string instead;
+success = the target contained in the output.
 
-All samples of a batch are attacked together (RobustVLM runs one at a time); the same APGD
-core as classification runs underneath, and its validity guard checks every final image.
+APGD runs with RobustVLM's settings here (no random start, initial step eps), unless
+--attack-args says otherwise. All samples of a batch are attacked together (RobustVLM
+runs one at a time); the cores are the classification ones, on another objective.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from attacks import checked_norms, run_apgd
+from attacks import run_apgd, run_pgd
 from attacks.core import attack_mode
 from attacks.objectives import Evaluation
-from tasks.vlm_task import VLMPrompts, VLMTask
+from attacks.table import Member
+from tasks.base import AttackSettings, Record, core_records
+from tasks.contracts import VLM
+from tasks.token_losses import mean_token_ce, mean_token_margin
 
-
-class VLM(Protocol):
-    prompts: VLMPrompts
-
-    def generate(self, images: Tensor, prompts: list[str], max_new_tokens: int) -> list[str]: ...
-    def loss(self, images: Tensor, prompts: list[str], targets: list[str]) -> Tensor: ...
+# RobustVLM's APGD for VLMs: start at x, first step = eps (attack_vlm in its eval code).
+VLM_CORE_DEFAULTS: dict[str, dict[str, Any]] = {"apgd": {"random_start": False, "initial_step": 1.0},
+                                                 "cw": {"random_start": False, "initial_step": 1.0}}
+# Arguments of the classic L2 CW (tanh space, Adam, search over c): they have no meaning on an LM.
+CLASSIC_CW_ONLY = ("c", "binary_search_steps", "lr", "abort_early")
 
 
 class LMObjective:
     """Per-sample LM loss of one string per row; maximised (untargeted) or minimised (targeted).
 
-    There is no success test inside the attack: it would need a generation per step, so
-    every sample runs all iterations and the output is judged after the attack.
+    loss "ce": the mean token cross-entropy (the LM loss). loss "cw": the mean token margin
+    (CW's max-other-logit minus true-logit, floored at -kappa). There is no success test
+    inside the attack: it would need a generation per step, so every sample runs all
+    iterations and the output is judged after the attack.
     """
 
-    def __init__(self, vlm: VLM, prompts: list[str], targets: list[str], towards: bool) -> None:
-        self.vlm, self.prompts, self.targets = vlm, prompts, targets
+    def __init__(self, vlm: VLM, prompts: list[str], targets: list[str], towards: bool, loss: str = "ce",
+                 kappa: float = 0.0) -> None:
+        self.vlm, self.prompts, self.targets, self.loss, self.kappa = vlm, prompts, targets, loss, kappa
         self.sign = -1.0 if towards else 1.0
 
     def __call__(self, x: Tensor, idx: Tensor) -> Evaluation:
         rows = idx.tolist()
-        loss = self.vlm.loss(x, [self.prompts[i] for i in rows], [self.targets[i] for i in rows])
+        prompts, targets = [self.prompts[i] for i in rows], [self.targets[i] for i in rows]
+        if self.loss == "ce":
+            loss = self.vlm.loss(x, prompts, targets)
+        else:  # the margin, written so that maximising it moves away from the string
+            loss = -mean_token_margin(*self.vlm.target_logits(x, prompts, targets), self.kappa)
         return Evaluation(loss=self.sign * loss, success=torch.zeros(len(rows), dtype=torch.bool, device=x.device))
 
 
-@dataclass(frozen=True)
-class VLMAttack:
-    eps: float
-    steps: int
-    seed: int
-    norm: str = "linf"
-    target: str | None = None  # targeted attack: this string
-    early_stop: float | None = None  # stop attacking a sample once its score <= this (optimistic)
+def check_vlm_attack(settings: AttackSettings) -> None:
+    """ValueError when the attack cannot run on a VLM (asked before any work)."""
+    entry = settings.entry
+    if entry.external is not None:
+        raise ValueError(f"--attack {entry.name} attacks classifiers only; on captioning / VQA use apgd, pgd, cw or aa")
+    if any(m.loss == "dlr" and not m.targeted for m in entry.members):
+        raise ValueError(f"--attack {entry.name} needs class logits (DLR); on captioning / VQA use apgd, pgd, cw or aa")
+    classic = [k for k in CLASSIC_CW_ONLY if k in settings.args]
+    if classic:
+        raise ValueError(f"--attack-args {classic[0]!r} belongs to the classic L2 CW on classifiers; on captioning / "
+                         "VQA, cw runs APGD on the token margin (it takes kappa)")
 
 
-def _apgd(vlm: VLM, x: Tensor, prompts: list[str], targets: list[str], towards: bool, active: Tensor,
-          s: VLMAttack, name: str) -> Tensor:
-    objective = LMObjective(vlm, prompts, targets, towards)
-    result = run_apgd(objective, x, eps=s.eps, norm=s.norm, steps=s.steps, seed=s.seed,  # type: ignore[arg-type]
-                      random_start=False, initial_step=1.0, stop_on_success=False, active=active, name=name)
-    return result.x_adv
+def _run_core(vlm: VLM, member: Member, x: Tensor, prompts: list[str], targets: list[str], towards: bool,
+              active: Tensor, s: AttackSettings, label: str) -> Tensor:
+    args = {**VLM_CORE_DEFAULTS.get(member.core, {}), **s.args}
+    args.pop("n_targets", None)  # the classifier's top-k classes; a VLM's targets are the task's strings
+    # DLR lives on class logits: APGD-T's targeted DLR becomes the LM loss towards the task's
+    # target strings, as in RobustVLM's VQA passes (untargeted DLR is refused up front).
+    loss = "cw" if member.loss == "cw" else "ce"
+    objective = LMObjective(vlm, prompts, targets, towards, loss, args.pop("kappa", 0.0))
+    common = dict(eps=s.eps, norm=s.norm, steps=s.steps, seed=s.seed, stop_on_success=False, active=active,
+                  name=label)
+    if member.core == "pgd":
+        return run_pgd(objective, x, **common, **args).x_adv  # type: ignore[arg-type]
+    return run_apgd(objective, x, **common, **args).x_adv  # type: ignore[arg-type]
 
 
-def attack_batch(vlm: VLM, task: VLMTask, ids: list[str], x: Tensor, s: VLMAttack,
-                 scorer: Any) -> list[dict[str, Any]]:
+Pass = tuple[str, list[str], list[bool], bool]  # (label, string per row, row takes part, towards)
+
+
+def _passes(member: Member, refs: list[list[str]], extra_targets: tuple[str, ...], n: int,
+            target: str | None) -> list[Pass]:
+    if target is not None:
+        return [(f"{member.name}:target", [target] * n, [True] * n, True)]
+    if member.targeted:
+        return [(f"{member.name}:towards:{t}", [t] * n, [True] * n, True) for t in extra_targets]
+    return [(f"{member.name}:ref-{k}", [p[k] if k < len(p) else "" for p in refs], [k < len(p) for p in refs], False)
+            for k in range(max(map(len, refs)))]
+
+
+def attack_batch(vlm: VLM, task: Any, ids: list[str], x: Tensor, s: AttackSettings,
+                 scorer: Any) -> list[Record]:
     """One record per sample: clean and worst-case output and score, the pass that won, norms."""
     prompts = task.prompts(ids, vlm.prompts)
 
@@ -78,46 +112,38 @@ def attack_batch(vlm: VLM, task: VLMTask, ids: list[str], x: Tensor, s: VLMAttac
     clean_out = answer(x, everyone)
     clean = scorer(clean_out)
     worst_out, worst, winner, x_worst = dict(clean_out), dict(clean), ["clean"] * len(ids), x.clone()
-    hit: list[bool] | None = None
+    hit = None if s.target is None else [s.target.lower() in clean_out[i].lower() for i in ids]
+    floor = 0.0 if s.early_stop is None else s.early_stop
 
     def consider(x_adv: Tensor, rows: list[int], label: str) -> None:
         outputs = answer(x_adv, rows)
         scores = scorer(outputs)
         for r in rows:
-            if scores[ids[r]] < worst[ids[r]]:
-                worst[ids[r]], worst_out[ids[r]], winner[r] = scores[ids[r]], outputs[ids[r]], label
-                x_worst[r] = x_adv[r]
+            i = ids[r]
+            if hit is not None:  # targeted: the first pass that hits wins, else the latest output stands
+                if not hit[r]:
+                    hit[r] = s.target.lower() in outputs[i].lower()  # type: ignore[union-attr]
+                    worst[i], worst_out[i], winner[r], x_worst[r] = scores[i], outputs[i], label, x_adv[r]
+            elif scores[i] < worst[i]:
+                worst[i], worst_out[i], winner[r], x_worst[r] = scores[i], outputs[i], label, x_adv[r]
 
     with attack_mode(vlm):  # type: ignore[arg-type]
-        if s.eps > 0 and s.target is not None:
-            x_adv = _apgd(vlm, x, prompts, [s.target] * len(ids), True, torch.ones(len(ids), dtype=torch.bool),
-                          s, "apgd-targeted")
-            outputs = answer(x_adv, everyone)
-            worst_out, worst, x_worst = outputs, scorer(outputs), x_adv
-            hit = [s.target.lower() in outputs[i].lower() for i in ids]
-            winner = ["target" if h else None for h in hit]  # type: ignore[misc]
-        elif s.eps > 0:
-            passes = task.attack_targets(ids)
-            plans = [(f"ref-{k}", [p[k] if k < len(p) else "" for p in passes], [k < len(p) for p in passes], False)
-                     for k in range(max(map(len, passes)))]
-            plans += [(f"towards:{t}", [t] * len(ids), [True] * len(ids), True) for t in task.extra_targets]
-            floor = 0.0 if s.early_stop is None else s.early_stop
-            for label, targets, has, towards in plans:
+        for member in s.entry.members if s.attacking else ():
+            for label, strings, has, towards in _passes(member, task.attack_targets(ids), task.extra_targets,
+                                                        len(ids), s.target):
                 # A score at its minimum (0) cannot fall further: skipping it is exact; --early-stop
                 # raises the floor and makes the score optimistic (recorded in the run config).
-                rows = [r for r in everyone if has[r] and worst[ids[r]] > floor]
+                rows = [r for r in everyone if has[r] and (not hit[r] if hit is not None else worst[ids[r]] > floor)]
                 if not rows:
                     continue
                 active = torch.zeros(len(ids), dtype=torch.bool, device=x.device)
                 active[rows] = True
-                consider(_apgd(vlm, x, prompts, targets, towards, active, s, label), rows, label)
-    linf, l2 = checked_norms(x_worst, x, s.eps, s.norm, "vlm-attack")  # type: ignore[arg-type]
-    records = []
-    for r, i in enumerate(ids):
-        rec = {"id": i, "clean_output": clean_out[i], "clean_score": round(clean[i], 6),
-               "adv_output": worst_out[i], "adv_score": round(worst[i], 6), "winner": winner[r],
-               "linf": round(linf[r], 8), "l2": round(l2[r], 6)}
-        if hit is not None:
-            rec["target_hit"] = hit[r]
-        records.append(rec)
-    return records
+                consider(_run_core(vlm, member, x, prompts, strings, towards, active, s, label), rows, label)
+    if hit is not None:
+        winner = [w if h else None for w, h in zip(winner, hit)]  # type: ignore[misc]
+    extras: list[Record] = [{"clean_output": clean_out[i], "adv_output": worst_out[i]} for i in ids]
+    if hit is not None:
+        for extra, h in zip(extras, hit):
+            extra["target_hit"] = h
+    return core_records(ids, x, x_worst, s, [round(clean[i], 6) for i in ids], [round(worst[i], 6) for i in ids],
+                        winner, extras)

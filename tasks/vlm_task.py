@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
+from tasks.base import AttackSettings, Models, Record, Victim
 from tasks.imagefolder import load_image
 
 
@@ -28,15 +29,38 @@ class Scorer(Protocol):
 
 
 class VLMTask:
-    """Base: items keyed by string ids, each with an image file."""
+    """Base: items keyed by string ids, each with an image file; attacked through a VLM."""
 
     kind = "vlm"
     metric = "score"
-    # Strings every sample is additionally pushed *towards* (RobustVLM's VQA protocol).
+    # Strings targeted attack members push every sample *towards* (RobustVLM's VQA protocol).
     extra_targets: tuple[str, ...] = ()
 
     def __init__(self, name: str, images: dict[str, Path]) -> None:
         self.name, self.images = name, images
+        self._scorer: tuple[tuple[str, ...], Scorer] | None = None
+
+    def check_attack(self, settings: AttackSettings) -> None:
+        from tasks.vlm_attack import check_vlm_attack
+
+        check_vlm_attack(settings)
+
+    def victim(self, models: Models, cache_dir: Any) -> Victim:
+        vlm, encoder, name = models.vlm(), models.encoder, models.vlm_name
+        return Victim(vlm, f"{name}+{encoder.provenance.name}", f"{encoder.provenance.sha256}+{vlm.sha256}",
+                      vlm.image_size, {"vlm": name, "vlm_sha256": vlm.sha256})
+
+    def attack(self, victim: Any, ids: list[str], batch: Tensor, settings: AttackSettings) -> list[Record]:
+        from tasks.vlm_attack import attack_batch
+
+        device = next(victim.parameters()).device
+        return attack_batch(victim, self, ids, batch.to(device), settings, self.run_scorer(settings.evaluated))
+
+    def run_scorer(self, evaluated: tuple[str, ...]) -> Scorer:
+        """The scorer of a run's sample set, built once per run (CIDEr tokenises its references)."""
+        if self._scorer is None or self._scorer[0] != evaluated:
+            self._scorer = (evaluated, self.scorer(list(evaluated)))
+        return self._scorer[1]
 
     @property
     def ids(self) -> list[str]:

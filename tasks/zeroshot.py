@@ -15,7 +15,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from attacks import WorstCaseResult, worst_case
+from attacks.ensemble import CLEAN
 from bench.fileio import atomic_write
+from tasks.base import AttackSettings, Models, Record, Victim, core_records
 from tasks.imagefolder import ClassificationData, load_batch
 
 LOGIT_SCALE = 100.0
@@ -55,9 +58,15 @@ def class_weights(encoder: TextImageEncoder, classnames: list[str], templates: l
 
 
 class ZeroShotTask:
-    """One dataset evaluated zero-shot; sample ids are image paths relative to its root."""
+    """One dataset evaluated zero-shot; sample ids are image paths relative to its root.
+
+    A sample scores 100 when classified correctly (so a run's mean score is its accuracy %);
+    its adversarial score is 100 only if it is correct and survives every member of the
+    attack (AutoAttack's worst case, attacks.worst_case).
+    """
 
     kind = "zero-shot classification"
+    metric = "accuracy %"
 
     def __init__(self, data: ClassificationData) -> None:
         self.data = data
@@ -73,13 +82,44 @@ class ZeroShotTask:
     def load(self, ids: list[str], size: int) -> tuple[Tensor, Tensor]:
         return load_batch(self.data.root, ids, size), torch.tensor([self._label[i] for i in ids])
 
+    def check_attack(self, settings: AttackSettings) -> None:
+        if settings.target is not None:
+            raise ValueError(f"--target applies to captioning / VQA tasks; drop it or drop {self.name}")
+
+    def victim(self, models: Models, cache_dir: Path | None) -> Victim:
+        encoder = models.encoder
+        return Victim(self.classifier(encoder, cache_dir), encoder.provenance.name, encoder.provenance.sha256,
+                      encoder.image_size)
+
+    def attack(self, victim: nn.Module, ids: list[str], batch: tuple[Tensor, Tensor],
+               settings: AttackSettings) -> list[Record]:
+        device = victim.class_weights.device
+        x, y = batch[0].to(device), batch[1].to(device)
+        entry, members = settings.entry, [m.name for m in settings.entry.members]
+        if settings.attacking and entry.external is not None:
+            x_adv = entry.external(victim, x, y, settings.eps, settings.norm, settings.steps, settings.seed,
+                                   settings.args)
+            result = _score_points(victim, x, y, x_adv, entry.name)
+        elif settings.attacking:
+            result = worst_case(victim, x, y, attacks=members, eps=settings.eps, norm=settings.norm,
+                                steps=settings.steps, seed=settings.seed, args=settings.args)
+        else:
+            result = _score_points(victim, x, y, x, entry.name)
+        with torch.no_grad():
+            clean_pred, adv_pred = victim(x).argmax(dim=1), victim(result.x_adv).argmax(dim=1)
+        correct, robust = (clean_pred == y).tolist(), result.robust.tolist()
+        extras = [{"label": int(y[j]), "clean_pred": int(clean_pred[j]), "adv_pred": int(adv_pred[j]),
+                   "clean_correct": correct[j], "robust": robust[j]} for j in range(len(ids))]
+        return core_records(ids, x, result.x_adv, settings, [100.0 * c for c in correct],
+                            [100.0 * r for r in robust], result.winner, extras)
+
     def head_key(self, encoder: TextImageEncoder) -> str:
         payload = json.dumps({"encoder": getattr(encoder.provenance, "sha256", ""),
                               "architecture": getattr(encoder.provenance, "architecture", ""),
                               "classnames": self.data.classnames, "templates": self.data.templates})
         return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
-    def victim(self, encoder: TextImageEncoder, cache_dir: Path | None) -> ZeroShotClassifier:
+    def classifier(self, encoder: TextImageEncoder, cache_dir: Path | None) -> ZeroShotClassifier:
         """The classifier for this dataset; the text head is cached by checkpoint hash."""
         cacheable = cache_dir is not None and getattr(encoder.provenance, "sha256", "random") != "random"
         path = cache_dir / "heads" / f"{self.head_key(encoder)}.safetensors" if cacheable else None
@@ -93,3 +133,13 @@ class ZeroShotTask:
                 atomic_write(path, lambda p: save_file(tensors, str(p)))
         device = next(encoder.parameters()).device  # type: ignore[attr-defined]
         return ZeroShotClassifier(encoder, weights.to(device)).eval()  # type: ignore[arg-type]
+
+
+def _score_points(model: nn.Module, x: Tensor, y: Tensor, x_adv: Tensor, name: str) -> WorstCaseResult:
+    """Score given points (an external attack's, or x itself): robust = right on x and on x_adv."""
+    with torch.no_grad():
+        clean_ok = model(x).argmax(dim=1) == y
+        x_adv = torch.where(clean_ok.view(-1, *[1] * (x.dim() - 1)), x_adv, x)  # x where x was wrong
+        robust = clean_ok & (model(x_adv).argmax(dim=1) == y)
+    winner = [None if r else (name if c else CLEAN) for r, c in zip(robust.tolist(), clean_ok.tolist())]
+    return WorstCaseResult(robust=robust, x_adv=x_adv, winner=winner, clean_correct=clean_ok)

@@ -71,12 +71,14 @@ def test_a_broken_checkpoint_is_one_line(parts, tmp_path):
 
 
 def test_the_vlm_attack_protocol_runs_on_flamingo(vlm):
-    from bench.suites import get_suite, load_vlm_task
-    from tasks.vlm_attack import VLMAttack, attack_batch
+    from attacks.table import TABLE
+    from bench.suites import get_suite, load_task
+    from tasks.base import AttackSettings
+    from tasks.vlm_attack import attack_batch
 
-    task = load_vlm_task(get_suite("tiny"), "tiny-vqa", None)
+    task = load_task(get_suite("tiny"), "tiny-vqa", None)
     ids = task.sample_ids(2, 0)
-    records = attack_batch(vlm, task, ids, task.load(ids, vlm.image_size), VLMAttack(4 / 255, 2, 0),
+    records = attack_batch(vlm, task, ids, task.load(ids, vlm.image_size), AttackSettings(TABLE["aa"], 4 / 255, "linf", 2, 0),
                            task.scorer(ids))
     assert [r["id"] for r in records] == ids
     assert all(r["linf"] <= 4 / 255 + 1e-6 and r["adv_score"] <= r["clean_score"] for r in records)

@@ -11,11 +11,17 @@ import torch
 from attacks import run_apgd
 from bench.cli import main
 from bench.store import RECORDS, read_records
-from bench.suites import get_suite, load_vlm_task
+from bench.suites import get_suite, load_task
 from bench.vlm import load_vlm
-from tasks.vlm_attack import LMObjective, VLMAttack, attack_batch
+from attacks.table import TABLE
+from tasks.base import AttackSettings
+from tasks.vlm_attack import LMObjective, attack_batch
 
 EPS = 4 / 255
+
+
+def VLMAttack(eps, steps, seed, early_stop=None, attack="aa"):  # noqa: N802 (the protocol's settings)
+    return AttackSettings(TABLE[attack], eps, "linf", steps, seed, early_stop=early_stop)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +34,7 @@ def vlm():
 
 @pytest.fixture(scope="module")
 def vqa():
-    return load_vlm_task(get_suite("tiny"), "tiny-vqa", None)
+    return load_task(get_suite("tiny"), "tiny-vqa", None)
 
 
 def test_apgd_on_the_lm_loss_moves_it_the_asked_way(vlm, vqa):
@@ -61,7 +67,8 @@ def test_worst_case_records_and_batched_equals_one_at_a_time(vlm, vqa):
     single = [attack_batch(vlm, vqa, [i], x[k : k + 1], settings, scorer)[0] for k, i in enumerate(ids)]
     assert [r["adv_score"] for r in batched] == [r["adv_score"] for r in single]
     assert [r["adv_output"] for r in batched] == [r["adv_output"] for r in single]
-    labels = {"clean", "ref-0", "ref-1", "ref-2", "towards:maybe", "towards:Word"}
+    labels = {"clean", "apgd-ce:ref-0", "apgd-ce:ref-1", "apgd-ce:ref-2", "apgd-t:towards:maybe",
+              "apgd-t:towards:Word"}
     for r in batched:
         assert r["adv_score"] <= r["clean_score"] and r["winner"] in labels and r["linf"] <= EPS + 1e-6
         assert r["clean_score"] == scorer({r["id"]: r["clean_output"]})[r["id"]]
@@ -80,7 +87,7 @@ def test_bench_run_on_vlm_tasks_resumes_to_the_same_records(tmp_path, capsys):
     assert "CIDEr" in table and "VQA acc" in table
     runs = sorted(p for p in tmp_path.iterdir() if p.is_dir())
     assert len(runs) == 4 and all(p.name.startswith("tiny-llava+clip__") for p in runs)
-    adv = next(p for p in runs if "tiny-vqa__apgd__2-255" in p.name)
+    adv = next(p for p in runs if "tiny-vqa__aa__2-255" in p.name)  # the default attack, named as it ran
     config = json.loads((adv / "config.json").read_text())
     assert config["vlm"] == "tiny-llava" and config["early_stop"] is None and len(config["vlm_sha256"]) == 64
     full = (adv / RECORDS).read_text()
@@ -98,7 +105,7 @@ def test_targeted_run_reports_success(tmp_path, capsys):
                 "--n-samples", "2", "--batch-size", "2") == 0
     assert "target hit %" in capsys.readouterr().out
     (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
-    assert "apgd-targeted" in run.name
+    assert "aa-targeted" in run.name  # the default attack, every member pushing towards the target
     records = read_records(run / RECORDS)
     assert all(isinstance(r["target_hit"], bool) for r in records)
 
@@ -106,7 +113,9 @@ def test_targeted_run_reports_success(tmp_path, capsys):
 @pytest.mark.parametrize("extra, message", [
     (["--task", "tiny-shape", "--target", "maybe"], "--target applies to captioning / VQA tasks"),
     (["--task", "tiny-vqa", "--target", "buy bitcoin now"], "does not know (buy, bitcoin, now)"),
-    (["--task", "tiny-vqa", "--attack", "cw"], "does not apply to captioning / VQA tasks"),
+    (["--task", "tiny-vqa", "--attack", "apgd-dlr"], "needs class logits"),
+    (["--task", "tiny-vqa", "--attack", "torchattacks:PGD"], "attacks classifiers only"),
+    (["--task", "tiny-vqa", "--attack", "cw", "--attack-args", '{"lr": 0.1}'], "classic L2 CW"),
     (["--task", "tiny-vqa", "--vlm", "tiny-lava"], "did you mean 'tiny-llava'"),
     (["--task", "tiny-vq"], "did you mean 'tiny-vqa'"),
 ])

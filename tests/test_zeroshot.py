@@ -18,7 +18,7 @@ def test_head_is_the_template_ensemble_and_is_cached_by_checkpoint(tmp_path):
     encoder = load_encoder(str(ckpt))
     task = load_task(get_suite(None), f"folder:{data}", None)
     cache = tmp_path / "cache"
-    victim = task.victim(encoder, cache)
+    victim = task.classifier(encoder, cache)
     with torch.no_grad():
         for c, name in enumerate(fx.CLASSES):
             tokens = encoder.tokenizer([f"a photo of a {name}.", f"a drawing of a {name}."])
@@ -33,9 +33,9 @@ def test_head_is_the_template_ensemble_and_is_cached_by_checkpoint(tmp_path):
     from safetensors.torch import save_file
 
     save_file({"class_weights": torch.zeros_like(victim.class_weights)}, str(cached[0]))
-    assert torch.count_nonzero(task.victim(encoder, cache).class_weights) == 0
+    assert torch.count_nonzero(task.classifier(encoder, cache).class_weights) == 0
     other = fx.save_full_safetensors(fx.random_model(seed=5), tmp_path / "other.safetensors")
-    assert torch.count_nonzero(task.victim(load_encoder(str(other)), cache).class_weights) > 0
+    assert torch.count_nonzero(task.classifier(load_encoder(str(other)), cache).class_weights) > 0
 
 
 def test_sample_subset_is_seeded_and_stable(tmp_path):

@@ -12,7 +12,9 @@ Sources (the `source` strings of EncoderSpec):
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -171,15 +173,18 @@ def build_encoder(spec: EncoderSpec, name: str, device: str | torch.device = "cp
     # Fetch before building: a missing download fails in a second, not after a ViT-L is built.
     base_path = None if spec.base == "random" else _fetch(spec.base)
     vision_path = None if spec.vision is None else _fetch(spec.vision)
-    model = open_clip.create_model(spec.architecture, pretrained=None, load_weights=False,
-                                   force_quick_gelu=spec.quick_gelu)
+    with _quiet_random_init():  # the weights are loaded just below: open_clip's warning would be false
+        model = open_clip.create_model(spec.architecture, pretrained=None, load_weights=False,
+                                       force_quick_gelu=spec.quick_gelu)
     hashes = []
     if base_path is not None:
         state = read_state_dict(base_path)
-        if spec.vision is None and not any(k.startswith(("visual.", "module.visual.")) for k in state):
-            _load_into(model.visual, state, str(base_path), f"the vision tower of {spec.architecture}")
-        else:
-            _load_into(model, state, str(base_path), spec.architecture)
+        if not any(k.startswith(("visual.", "module.visual.")) for k in state):
+            # FARE / TeCoA / Sim-CLIP publish the vision tower alone: its text tower would stay random.
+            raise BenchError(f"checkpoint {base_path} holds only a vision tower and names no base model for the text "
+                             "tower; pass --base NAME (the model it was fine-tuned from, e.g. --base clip or "
+                             "--base open_clip:ViT-L-14/openai)")
+        _load_into(model, state, str(base_path), spec.architecture)
         hashes.append(sha256_of(base_path))
     if vision_path is not None:
         state = read_state_dict(vision_path)
@@ -199,6 +204,22 @@ def build_encoder(spec: EncoderSpec, name: str, device: str | torch.device = "cp
     return encoder.to(device).eval()
 
 
+class _DropRandomInitWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "initialized randomly" not in record.getMessage()
+
+
+@contextmanager
+def _quiet_random_init() -> Iterator[None]:
+    """Silence open_clip's 'Model initialized randomly' (logged on the root logger) while building."""
+    root, drop = logging.getLogger(), _DropRandomInitWarning()
+    root.addFilter(drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
+
+
 def _tokenizer(architecture: str) -> Callable[[list[str]], Tensor]:
     if architecture == "tiny-clip":  # the tiny world's word-level vocabulary
         from bench.tiny.tokenizer import WordTokenizer
@@ -209,3 +230,9 @@ def _tokenizer(architecture: str) -> Callable[[list[str]], Tensor]:
 
 def with_architecture(spec: EncoderSpec, architecture: str | None) -> EncoderSpec:
     return spec if architecture is None else replace(spec, architecture=architecture)
+
+
+def with_base(spec: EncoderSpec, base: EncoderSpec) -> EncoderSpec:
+    """A checkpoint's weights on top of `base`: base's full model, the checkpoint's vision tower."""
+    vision = spec.vision or spec.base
+    return replace(spec, base=base.base, vision=vision, quick_gelu=spec.quick_gelu or base.quick_gelu)

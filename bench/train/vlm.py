@@ -138,7 +138,7 @@ def tiny_vlm_card_scores(encoder: nn.Module, weights: Path, world: Path) -> dict
     them, next to the trivial baselines: the most frequent training caption / answer for everything."""
     from bench.encoders.weights import sha256_of
     from bench.evaluate import clean_vlm_score, constant_output_score
-    from bench.suites import get_suite, load_vlm_task
+    from bench.suites import get_suite, load_task
     from bench.vlm.tiny_llava import load_tiny_llava
 
     vlm = load_tiny_llava(encoder, weights, "cpu")
@@ -153,7 +153,7 @@ def tiny_vlm_card_scores(encoder: nn.Module, weights: Path, world: Path) -> dict
                 "tiny-textvqa": Counter(answers["textvqa"]).most_common(1)[0][0]}
     clean, baselines = {}, {}
     for name in suite.vlm_datasets.names():
-        task = load_vlm_task(suite, name, None)
+        task = load_task(suite, name, None)
         clean[f"{name} {task.metric}"] = round(clean_vlm_score(vlm, task), 2)
         baselines[f"{name} {task.metric}"] = {"output": constant[name],
                                                "score": round(constant_output_score(task, constant[name]), 2)}

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bench.errors import BenchError
 from bench.vlm.decoding import accepted_arguments, greedy_decode
 from bench.vlm.projected import Prompts, check_images
 from bench.vlm.text import HFCodec
+from tasks.token_losses import mean_token_ce
 
 FLAMINGO_PROMPTS = Prompts(caption="<image>Output:", question="<image>Question:{question} Short answer:",
                            caption_tokens=20, answer_tokens=5)
@@ -74,6 +74,10 @@ class FlamingoVLM(nn.Module):
 
     def loss(self, images: Tensor, prompts: list[str], targets: list[str]) -> Tensor:
         """Per-sample mean cross-entropy of ' target<|endofchunk|>' after each prompt."""
+        return mean_token_ce(*self.target_logits(images, prompts, targets))
+
+    def target_logits(self, images: Tensor, prompts: list[str], targets: list[str]) -> tuple[Tensor, Tensor]:
+        """(logits [B, T, V], labels [B, T]) of ' target<|endofchunk|>' after each prompt (-100 elsewhere)."""
         rows, labels = [], []
         for prompt, target in zip(prompts, targets):
             head = self.tokenizer(prompt)["input_ids"]
@@ -92,9 +96,7 @@ class FlamingoVLM(nn.Module):
             logits = self.flamingo.lang_encoder(input_ids=ids, attention_mask=mask, **positions).logits
         finally:
             self.flamingo.lang_encoder.clear_conditioned_layers()
-        target = label[:, 1:]
-        ce = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), target, ignore_index=-100, reduction="none")
-        return ce.sum(1) / (target != -100).sum(1).clamp(min=1)
+        return logits[:, :-1], label[:, 1:]
 
     @torch.no_grad()
     def generate(self, images: Tensor, prompts: list[str], max_new_tokens: int) -> list[str]:

@@ -11,12 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bench.errors import BenchError
 from bench.vlm.decoding import accepted_arguments, greedy_decode
 from bench.vlm.text import TextCodec
+from tasks.token_losses import mean_token_ce
 
 # prompt -> (ids before the image tokens, ids after them); the answer follows directly.
 Frame = Callable[[str], tuple[list[int], list[int]]]
@@ -103,19 +103,24 @@ class ProjectedVLM(nn.Module):
 
     def loss(self, images: Tensor, prompts: list[str], targets: list[str]) -> Tensor:
         """Per-sample mean cross-entropy of each target (then end-of-text) given image and prompt."""
+        return mean_token_ce(*self.target_logits(images, prompts, targets))
+
+    def target_logits(self, images: Tensor, prompts: list[str], targets: list[str]) -> tuple[Tensor, Tensor]:
+        """(logits [B, T, V], labels [B, T]): each position's prediction of the next token; labels -100
+        except on the target's tokens (then end-of-text)."""
         ids = [[*self.codec.encode(t), self.codec.eos_id] for t in targets]
-        return self.loss_ids(images, prompts, ids)
+        return self.logits_for_ids(images, prompts, ids)
 
     def loss_ids(self, images: Tensor, prompts: list[str], targets: list[list[int]]) -> Tensor:
+        return mean_token_ce(*self.logits_for_ids(images, prompts, targets))
+
+    def logits_for_ids(self, images: Tensor, prompts: list[str], targets: list[list[int]]) -> tuple[Tensor, Tensor]:
         n_image = self._n_image(images)
         layout = self._device(self._layout(prompts, n_image, targets), images.device)
         embeds = self._embed(images, layout)
         logits = self.lm(inputs_embeds=embeds, attention_mask=layout["mask"], position_ids=layout["positions"],
                          use_cache=False).logits
-        labels = layout["labels"][:, 1:]
-        ce = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), labels, ignore_index=-100, reduction="none")
-        counted = (labels != -100).sum(1).clamp(min=1)
-        return ce.sum(1) / counted
+        return logits[:, :-1], layout["labels"][:, 1:]
 
     def _n_image(self, images: Tensor) -> int:
         check_images(images, self.image_size)

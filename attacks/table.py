@@ -1,0 +1,132 @@
+"""Every attack `--attack` can name, written once, at the optimiser level.
+
+An entry is a list of members run in order, worst case per sample (AutoAttack's
+convention; one member = a single attack). A member is an optimiser core on a *goal*: the
+loss it maximises and whether it pushes towards other targets. Each task kind turns a goal
+into its own Objective:
+
+* zero-shot classification: the loss on the logits (CE, DLR, CW margin); targeted =
+  AutoAttack's top non-true classes (APGD-T), or the top one for CW;
+* captioning / VQA: the LM loss (CE) or the token margin (cw) of each ground-truth string,
+  one pass per string (RobustVLM); targeted = towards the task's target strings ("maybe",
+  "Word" on VQA) or the user's --target.
+
+So every name works on every task kind. Arguments (`--attack-args`) are checked here, once,
+against the signature of the member's core: an unknown name or a wrong type is refused
+before any work starts.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from attacks.apgd import run_apgd
+from attacks.cw import cw
+from attacks.pgd import run_pgd
+
+# What the runner and the tasks pass themselves: never a user argument.
+SUPPLIED = frozenset({"objective", "x", "eps", "norm", "steps", "seed", "stop_on_success", "active", "groups",
+                      "name", "model", "target", "y"})
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str  # recorded as the winner of the samples it breaks, e.g. "apgd-ce"
+    core: str  # a key of CORES
+    loss: str  # "ce" | "dlr" | "cw"
+    targeted: bool = False
+
+
+# A reference implementation run as a whole on a classifier: (model, x, y, eps, norm, steps,
+# seed, args) -> x_adv. It lives outside the Objective seam, so it attacks classifiers only.
+External = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class AttackEntry:
+    name: str
+    members: tuple[Member, ...]  # empty: no attack (clean scores only), unless `external`
+    about: str
+    external: External | None = None
+    external_parameters: dict[str, type] | None = None
+
+    def parameters(self) -> dict[str, type]:
+        """Every argument `--attack-args` may set for this entry, with its type."""
+        if self.external_parameters is not None:
+            return dict(self.external_parameters)
+        out: dict[str, type] = {}
+        for member in self.members:
+            out |= CORES[member.core]
+            if member.targeted and member.core == "apgd":
+                out["n_targets"] = int  # how many of AutoAttack's top classes APGD-T tries
+        return out
+
+
+def _keyword_parameters(function: Callable[..., Any]) -> dict[str, type]:
+    """A core's optional arguments and their types, read off its signature."""
+    out: dict[str, type] = {}
+    for name, p in inspect.signature(function).parameters.items():
+        if name in SUPPLIED or p.default is inspect.Parameter.empty:
+            continue
+        out[name] = float if p.default is None else type(p.default)  # None defaults are optional numbers
+    return out
+
+
+CORES: dict[str, dict[str, type]] = {
+    "apgd": _keyword_parameters(run_apgd),  # restarts, random_start, initial_step, rho
+    "pgd": _keyword_parameters(run_pgd),  # step_size, random_start
+    # L-inf: APGD steps on the CW margin; L2: the classic tanh-space Adam with a binary search over c.
+    "cw": _keyword_parameters(cw),  # kappa; the L2 attack's c, binary_search_steps, lr, abort_early
+}
+
+
+def _m(name: str, core: str, loss: str, targeted: bool = False) -> Member:
+    return Member(name, core, loss, targeted)
+
+
+APGD_CE, APGD_T = _m("apgd-ce", "apgd", "ce"), _m("apgd-t", "apgd", "dlr", targeted=True)
+TABLE: dict[str, AttackEntry] = {e.name: e for e in (
+    AttackEntry("none", (), "no attack: clean scores (robust = clean)"),
+    AttackEntry("apgd", (APGD_CE,), "APGD-CE (Croce & Hein 2020): classification CE / the LM loss of each "
+                "ground-truth string"),
+    AttackEntry("apgd-dlr", (_m("apgd-dlr", "apgd", "dlr"),), "APGD on the DLR margin (classification only: "
+                "it needs class logits)"),
+    AttackEntry("apgd-t", (APGD_T,), "APGD-T: targeted DLR on AutoAttack's top-9 classes / the LM loss towards "
+                "the task's target strings"),
+    AttackEntry("pgd", (_m("pgd", "pgd", "ce"),), "PGD with random start (Madry et al. 2018) on the same losses"),
+    AttackEntry("cw", (_m("cw", "cw", "cw", targeted=True),), "Carlini-Wagner margin (2017): towards the top "
+                "non-true class / away from each ground-truth string's tokens"),
+    AttackEntry("aa", (APGD_CE, APGD_T), "worst case of APGD-CE + APGD-T: the RobustVLM protocol for zero-shot "
+                "classification and, with its VLM settings, for captioning / VQA"),
+)}
+ALIASES = {"apgd-ce": "apgd"}
+
+
+def lookup(name: str) -> AttackEntry | None:
+    return TABLE.get(ALIASES.get(name, name))
+
+
+def check_arguments(entry: AttackEntry, args: dict[str, Any]) -> dict[str, Any]:
+    """The arguments, checked against the entry's cores; ValueError names the first bad one."""
+    allowed = entry.parameters()
+    for key, value in args.items():
+        if key not in allowed:
+            known = ", ".join(sorted(allowed)) or "no arguments"
+            raise ValueError(f"--attack {entry.name} has no argument {key!r}; it takes: {known}")
+        want = allowed[key]
+        if not _fits(value, want):
+            raise ValueError(f"--attack {entry.name}: {key} must be {want.__name__}, got {value!r}")
+    return args
+
+
+def _fits(value: Any, want: type) -> bool:
+    if want is bool:
+        return isinstance(value, bool)
+    if want is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if want is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return isinstance(value, want)

@@ -1,0 +1,78 @@
+"""The Task protocol (what the one runner needs of every kind of task) and the one record core.
+
+A task names its samples, loads a batch of them, and attacks a batch into records: one
+JSON-able dict per sample with the same core fields for every task kind (id, clean and
+adversarial score, the attack that won, the perturbation's norms) plus task-specific
+extras (labels and predictions; outputs and target hits). Leaderboards, summaries and
+statistics read the core only, so a new task kind is one new file.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from torch import Tensor
+
+from attacks import checked_norms
+from attacks.table import AttackEntry
+
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AttackSettings:
+    """One batch's attack: the table entry, threat model, budget, seed and run options."""
+
+    entry: AttackEntry
+    eps: float
+    norm: str
+    steps: int
+    seed: int  # this batch's seed (the runner derives it from the run seed and the batch index)
+    args: dict[str, Any] = field(default_factory=dict)  # checked against the entry's cores
+    target: str | None = None  # VLM tasks: push the output towards this string
+    early_stop: float | None = None  # VLM tasks: stop attacking a sample at this score (optimistic)
+    evaluated: tuple[str, ...] = ()  # the run's sample set (CIDEr's idf depends on it)
+
+    @property
+    def attacking(self) -> bool:
+        return self.eps > 0 and bool(self.entry.members or self.entry.external)
+
+
+@dataclass
+class Victim:
+    """What a task attacks, and how runs name it: a zero-shot classifier, or a VLM around the encoder."""
+
+    model: Any
+    label: str  # "clip", "tiny-llava+clip": the run folder's and the summary's name for it
+    sha256: str  # the weights' identity (encoder, '+' VLM)
+    image_size: int
+    config: dict[str, Any] = field(default_factory=dict)  # recorded in config.json (e.g. vlm, vlm_sha256)
+
+
+class Models(Protocol):
+    """The models of one encoder: the encoder itself, and the VLM built around it (on first use)."""
+
+    encoder: Any
+    vlm_name: str  # as the user named it (--vlm or the suite's default)
+
+    def vlm(self) -> Any: ...
+
+
+class Task(Protocol):
+    name: str
+    kind: str  # "zero-shot classification", "captioning", "vqa"
+    metric: str  # the score's unit: "accuracy %", "CIDEr", "VQA acc"
+
+    def sample_ids(self, n: int | None, seed: int) -> list[str]: ...
+    def check_attack(self, settings: AttackSettings) -> None: ...  # ValueError when it does not apply
+    def victim(self, models: Models, cache_dir: Any) -> Victim: ...
+    def load(self, ids: list[str], size: int) -> Any: ...  # a batch, as `attack` takes it
+    def attack(self, victim: Any, ids: list[str], batch: Any, settings: AttackSettings) -> list[Record]: ...
+
+
+def core_records(ids: list[str], x: Tensor, x_adv: Tensor, settings: AttackSettings, clean: list[float],
+                 adv: list[float], winners: list[str | None], extras: list[Record]) -> list[Record]:
+    """The records of a batch; the adversarial points are checked against the run's ball first."""
+    linf, l2 = checked_norms(x_adv, x, settings.eps, settings.norm, settings.entry.name)  # type: ignore[arg-type]
+    return [{"id": i, "clean_score": clean[j], "adv_score": adv[j], "winner": winners[j],
+             "linf": round(linf[j], 8), "l2": round(l2[j], 6), **extras[j]} for j, i in enumerate(ids)]
