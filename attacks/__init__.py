@@ -6,11 +6,11 @@ Every attack takes images in [0,1] (NCHW) and a model mapping them to logits (or
 from attacks.apgd import apgd, run_apgd
 from attacks.core import AttackResult, NonFiniteLossError, attack_mode
 from attacks.cw import cw
+from attacks.ensemble import ENSEMBLE, WorstCaseResult, worst_case
 from attacks.guard import InvalidAdversarialError, check_valid, checked_norms
 from attacks.losses import LOSSES
 from attacks.objectives import ClassifierObjective, Evaluation, Objective
 from attacks.pgd import pgd, run_pgd
-from attacks.ensemble import ENSEMBLE, WorstCaseResult, worst_case
 
 __all__ = [
     "apgd", "pgd", "cw", "worst_case", "run_apgd", "run_pgd",

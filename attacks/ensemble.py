@@ -17,11 +17,12 @@ from torch import Tensor
 from attacks.apgd import apgd
 from attacks.checks import check_eps, check_norm, check_steps
 from attacks.classify import clean_pass, labels_for, top_targets
-from attacks.cw import cw
 from attacks.core import attack_mode
+from attacks.cw import cw
 from attacks.guard import check_valid
 from attacks.objectives import Model
 from attacks.pgd import pgd
+
 
 @dataclass(frozen=True)
 class Settings:

@@ -16,8 +16,8 @@ def resolve_encoder(name_or_path: str, suite: str | None = None, arch: str | Non
     its text tower (and architecture, unless `arch` says otherwise) completes the checkpoint.
     """
     from bench.encoders.load import is_source, spec_for_source, with_architecture, with_base
-    from bench.errors import BenchError, unknown
     from bench.suites import get_suite
+    from benchutil.errors import BenchError, unknown
 
     zoo = get_suite(suite).encoders
     if name_or_path in zoo:

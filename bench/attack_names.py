@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from attacks.table import TABLE, AttackEntry, check_arguments, lookup
-from bench.errors import BenchError, unknown
+from benchutil.errors import BenchError, unknown
 
 TORCHATTACKS = "torchattacks:"
 

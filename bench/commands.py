@@ -10,14 +10,14 @@ import torch
 
 from attacks.table import TABLE, AttackEntry
 from bench import load_encoder
+from bench.arguments import parse_attack_args
 from bench.attack_names import checked_arguments, listing, resolve_attack
-from bench.cli import parse_attack_args
 from bench.encoders.load import SOURCE_PREFIXES, is_source
 from bench.eps import parse_eps_list
-from bench.errors import BenchError, unknown
 from bench.runner import RunPlan, RunResult, execute
 from bench.suites import SUITES, Suite, check_task_name, expand_tasks, get_suite, load_task
 from bench.vlm import check_vlm_name, load_vlm
+from benchutil.errors import BenchError, unknown
 from tasks.base import AttackSettings, Task
 
 

@@ -1,4 +1,8 @@
-"""`bench train`: the tiny CLIP (contrastive) and robust fine-tunes (Sim-CLIP, FARE, TeCoA)."""
+"""`bench train`: the tiny CLIP (contrastive) and robust fine-tunes (Sim-CLIP, FARE, TeCoA).
+
+The CLI imports this module to build its parser, so the training code (torch, open_clip)
+is imported inside the command bodies.
+"""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.errors import BenchError
+from bench.arguments import positive_int
+from benchutil.errors import BenchError
 
 TRAIN_DESCRIPTION = """Train the encoders a suite ranks.
 
@@ -184,8 +189,6 @@ def _train_tiny_vlm(args: argparse.Namespace) -> None:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from bench.cli import positive_int
-
     train = sub.add_parser("train", help="train an encoder of a suite's zoo (tiny CLIP, Sim-CLIP, FARE, TeCoA)",
                            description=TRAIN_DESCRIPTION, epilog=EXAMPLES,
                            formatter_class=argparse.RawDescriptionHelpFormatter)

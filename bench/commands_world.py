@@ -4,10 +4,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.errors import BenchError
+from benchutil.errors import BenchError
 
 
 def data_command(args: argparse.Namespace) -> None:
+    # The CLI imports this module to build its parser: the world (and torch) load only here.
     from bench.tiny import world
     from bench.tiny.preview import preview
     from bench.tiny.suite import world_root

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from bench.errors import BenchError
+from benchutil.errors import BenchError
 
 
 def parse_eps(text: str) -> float:

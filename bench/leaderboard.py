@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.errors import BenchError
 from bench.store import CONFIG, RECORDS, read_records
+from benchutil.errors import BenchError
 
 ACCURACY = "accuracy %"
 

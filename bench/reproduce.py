@@ -16,8 +16,10 @@ from typing import Any
 
 import pandas as pd
 
-from bench.errors import BenchError
+from bench import run_arguments
+from bench.arguments import Parser, positive_int
 from bench.leaderboard import accuracy_table, load_samples
+from benchutil.errors import BenchError, unknown
 
 MANIFEST = "reproduce.json"
 KEY = ["encoder", "task", "id"]
@@ -45,8 +47,6 @@ def _subset(requested: str | None, committed: list[str], what: str) -> list[str]
         return committed
     bad = [name for name in requested.split(",") if name not in committed]
     if bad:
-        from bench.errors import unknown
-
         raise unknown(what, bad[0], committed, " (the committed leaderboard has only these)")
     return requested.split(",")
 
@@ -80,12 +80,12 @@ def select(settings: list[dict[str, Any]], encoders: str | None, tasks: str | No
 
 def run_namespace(settings: dict[str, Any], out: Path, command_line: list[str]) -> argparse.Namespace:
     """The arguments `bench run` would parse for these settings (its own defaults elsewhere)."""
-    from bench.cli import build_parser
-
+    parser = Parser(prog="bench")
+    run_arguments.add_parser(parser.add_subparsers(dest="command", required=True, parser_class=Parser))
     argv = ["run"]
     for key, value in settings.items():
         argv += [f"--{key.replace('_', '-')}", str(value)]
-    args = build_parser().parse_args([*argv, "--out", str(out)])
+    args = parser.parse_args([*argv, "--out", str(out)])
     args.command_line = command_line
     return args
 
@@ -108,7 +108,7 @@ def compare(committed: pd.DataFrame, fresh: pd.DataFrame, tolerance: float) -> l
 
 
 def reproduce_command(args: argparse.Namespace, home: Path) -> int:
-    from bench.commands import run_command
+    from bench.commands import run_command  # torch and the models: only when reproducing
 
     manifest = read_manifest(args.results)
     committed = load_samples(args.results / manifest["runs"])
@@ -129,8 +129,6 @@ def reproduce_command(args: argparse.Namespace, home: Path) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from bench.cli import positive_int
-
     p = sub.add_parser("reproduce", help="re-run a committed leaderboard (or part of it) and diff the cells",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("results", type=Path, help="a committed results folder with reproduce.json, e.g. results/tiny")

@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bench.errors import BenchError
-from bench.fileio import write_json_atomic
+from benchutil.errors import BenchError
+from benchutil.fileio import write_json_atomic
 
 CONFIG, RECORDS, LOCK = "config.json", "records.jsonl", ".lock"
 

@@ -9,14 +9,14 @@ from pathlib import Path
 
 from bench.encoders.load import EncoderSpec
 from bench.encoders.zoo import paper_zoo
-from bench.errors import BenchError
-from bench.registry import Registry
 from bench.tiny.suite import CLASSIFICATION_TASKS, tiny_datasets, tiny_vlm_datasets, tiny_zoo, world_root
 from bench.vlm import VLMSpec, paper_vlms, tiny_vlms
+from benchutil.errors import BenchError, unknown
+from benchutil.registry import Registry
+from tasks.base import Task
 from tasks.datasets import DATASETS, DatasetSpec
 from tasks.imagefolder import read_image_folder
 from tasks.vlm_datasets import VLM_DATASETS, VLMTaskSpec
-from tasks.base import Task
 from tasks.zeroshot import ZeroShotTask
 
 CONFIG_FILE = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "robust-vlm-bench" / "config.json"
@@ -98,8 +98,6 @@ def check_task_name(suite: Suite, name: str) -> None:
     if name.startswith(FOLDER_PREFIX) or suite.is_vlm_task(name):
         return
     if name not in suite.datasets:
-        from bench.errors import unknown
-
         raise unknown("task", name, suite.task_names(), " (bench list tasks)")
 
 

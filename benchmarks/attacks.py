@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import logging
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -2,8 +2,8 @@
 
     python -m benchmarks.vlm_attack [--n 16] [--steps 20] [--batch 16] [--device cpu]
 
-Same tiny-llava, encoder, samples, eps and protocol (tasks/vlm_attack.py: APGD per
-ground-truth string, worst output kept); only the batch size differs. Prints samples/s,
+Same tiny-llava, encoder, samples, eps and protocol (tasks/vlm_attack.py, --attack aa: APGD
+per ground-truth string and the VQA pushes, worst output kept); only the batch size differs. Prints samples/s,
 peak memory, the robust score of each and how many per-sample scores agree; writes
 benchmarks/out/vlm_attack_<device>.json.
 """
@@ -14,14 +14,16 @@ from pathlib import Path
 
 import torch
 
+from attacks.table import TABLE
 from bench import load_encoder
 from bench.suites import get_suite, load_task
 from bench.vlm import load_vlm
 from benchmarks.common import environment, measure, print_table, write_json
-from tasks.vlm_attack import VLMAttack, attack_batch
+from tasks.base import AttackSettings
+from tasks.vlm_attack import attack_batch
 
 
-def run(vlm, task, ids: list[str], batch: int, settings: VLMAttack, device: torch.device) -> list[dict]:
+def run(vlm, task, ids: list[str], batch: int, settings: AttackSettings, device: torch.device) -> list[dict]:
     scorer = task.scorer(ids)
     records = []
     for i in range(0, len(ids), batch):
@@ -43,7 +45,7 @@ def main() -> None:
     device = torch.device(args.device)
     suite = get_suite("tiny")
     vlm = load_vlm("tiny-llava", suite.vlms(), load_encoder(args.encoder, "tiny", args.device), args.device)
-    settings = VLMAttack(args.eps, args.steps, seed=0)
+    settings = AttackSettings(TABLE["aa"], args.eps, "linf", args.steps, seed=0)  # the RobustVLM protocol
     rows = []
     for name in args.tasks.split(","):
         task = load_task(suite, name, None)

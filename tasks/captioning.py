@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from benchutil.errors import BenchError
 from tasks.captions import CaptionItem
 from tasks.vlm_task import Scorer, VLMPrompts, VLMTask
 
@@ -41,8 +42,6 @@ class CaptioningTask(VLMTask):
 def coco_references(annotations: Path, ids: list[str]) -> dict[str, list[str]]:
     """COCO's reference captions from captions_val2014.json through the COCO API, as the papers read them."""
     from pycocotools.coco import COCO
-
-    from bench.errors import BenchError
 
     if not annotations.is_file():
         raise BenchError(f"COCO annotations {annotations} do not exist; put captions_val2014.json there")

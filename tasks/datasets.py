@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.registry import Registry
+from benchutil.registry import Registry
 from tasks.imagefolder import ClassificationData, read_image_folder
 
 

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.errors import BenchError
+from benchutil.errors import BenchError
 
 
 def read_json(path: Path, what: str) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from bench.errors import BenchError
+from benchutil.errors import BenchError
 from tasks import ptb
 
 _NEIGHBOUR = "x"  # a neutral line after each prediction (see cider_scores)

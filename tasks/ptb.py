@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.errors import BenchError
+from benchutil.errors import BenchError
 
 # pycocoevalcap's PUNCTUATIONS. The bracket names are upper case but -lowerCase prints them
 # lower case, so pycocoevalcap keeps "-lrb-" and "-rrb-" as words; we must too.

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench.registry import Registry
+from benchutil.registry import Registry
 from tasks.answering import VQATask, read_vqa_task
 from tasks.captioning import CaptioningTask, coco_references
 from tasks.captions import read_karpathy

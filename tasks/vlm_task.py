@@ -15,6 +15,7 @@ from torch import Tensor
 
 from tasks.base import AttackSettings, Models, Record, Victim
 from tasks.imagefolder import load_image
+from tasks.vlm_attack import attack_batch, check_vlm_attack
 
 
 class VLMPrompts(Protocol):
@@ -41,8 +42,6 @@ class VLMTask:
         self._scorer: tuple[tuple[str, ...], Scorer] | None = None
 
     def check_attack(self, settings: AttackSettings) -> None:
-        from tasks.vlm_attack import check_vlm_attack
-
         check_vlm_attack(settings)
 
     def victim(self, models: Models, cache_dir: Any) -> Victim:
@@ -51,8 +50,6 @@ class VLMTask:
                       vlm.image_size, {"vlm": name, "vlm_sha256": vlm.sha256})
 
     def attack(self, victim: Any, ids: list[str], batch: Tensor, settings: AttackSettings) -> list[Record]:
-        from tasks.vlm_attack import attack_batch
-
         device = next(victim.parameters()).device
         return attack_batch(victim, self, ids, batch.to(device), settings, self.run_scorer(settings.evaluated))
 

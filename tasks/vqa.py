@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.errors import BenchError
+from benchutil.errors import BenchError
 from tasks.jsonfiles import field, read_json
 
 

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from attacks import WorstCaseResult, worst_case
 from attacks.ensemble import CLEAN
-from bench.fileio import atomic_write
+from benchutil.fileio import atomic_write
 from tasks.base import AttackSettings, Models, Record, Victim, core_records
 from tasks.imagefolder import ClassificationData, load_batch
 

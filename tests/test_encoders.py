@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from bench import load_encoder
-from bench.errors import BenchError
+from benchutil.errors import BenchError
 from tests import bench_fixtures as fx
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from bench.encoders.load import EncoderSpec, build_encoder
-from bench.errors import BenchError
+from benchutil.errors import BenchError
 from tests.vlm_fixtures import make_llama
 
 pytest.importorskip("open_flamingo", reason="pip install --no-deps open_flamingo einops einops-exts")

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from bench.errors import BenchError
+from benchutil.errors import BenchError
 from tasks import metrics, ptb
 from tasks.metrics import cider, cider_scores, vqa_accuracy
 

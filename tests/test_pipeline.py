@@ -130,5 +130,14 @@ def _imports(package: str) -> set[str]:
     return found
 
 
-def test_attacks_import_neither_bench_nor_tasks():
-    assert not {"bench", "tasks"} & _imports("attacks")
+def test_no_upward_imports():
+    assert not {"bench", "tasks", "benchutil"} & _imports("attacks")  # the algorithms stand alone
+    assert not {"bench"} & _imports("tasks")  # tasks sit below the framework
+    assert not {"attacks", "bench", "tasks"} & _imports("benchutil")  # the leaf
+
+
+def test_only_the_entry_point_imports_the_cli():
+    importers = [p for p in (ROOT / "bench").rglob("*.py") if p.name != "__main__.py"
+                 and any(isinstance(n, ast.ImportFrom) and n.module == "bench.cli"
+                         for n in ast.walk(ast.parse(p.read_text())))]
+    assert importers == []

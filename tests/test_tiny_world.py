@@ -91,7 +91,7 @@ def test_every_caption_word_is_in_the_tiny_vocabulary(tiny_world):
 
 
 def test_readers_name_file_and_record_on_bad_input(tmp_path):
-    from bench.errors import BenchError
+    from benchutil.errors import BenchError
 
     bad = tmp_path / "caps.json"
     bad.write_text(json.dumps({"images": [{"split": "test", "filename": "a.jpg", "sentences": [{"rw": "x"}]}]}))

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from bench.encoders.load import EncoderSpec, build_encoder
-from bench.errors import BenchError
 from bench.vlm import load_vlm, paper_vlms, tiny_vlms
 from bench.vlm.tiny_llava import assemble, build_parts, codec
+from benchutil.errors import BenchError
 from tests.vlm_fixtures import make_llava
 
 PROMPTS = ["describe the image", "how many shapes are there?", "what color is the circle?"]

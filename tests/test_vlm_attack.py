@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from attacks import run_apgd
+from attacks.table import TABLE
 from bench.cli import main
 from bench.store import RECORDS, read_records
 from bench.suites import get_suite, load_task
 from bench.vlm import load_vlm
-from attacks.table import TABLE
 from tasks.base import AttackSettings
 from tasks.vlm_attack import LMObjective, attack_batch
 

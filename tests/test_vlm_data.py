@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.errors import BenchError
+from benchutil.errors import BenchError
 from tasks.vlm_datasets import VLM_DATASETS
 
 

@@ -24,7 +24,8 @@ from torch import Tensor, nn
 
 from bench.encoders.base import Encoder, Provenance
 from bench.encoders.weights import hub_file, read_state_dict, safetensors_metadata, sha256_of
-from bench.errors import BenchError
+from bench.tiny.tokenizer import WordTokenizer
+from benchutil.errors import BenchError
 
 # The project's own open_clip architectures (tiny models for tests and the tiny suite).
 open_clip.add_model_config(Path(__file__).resolve().parent.parent / "model_configs")
@@ -222,8 +223,6 @@ def _quiet_random_init() -> Iterator[None]:
 
 def _tokenizer(architecture: str) -> Callable[[list[str]], Tensor]:
     if architecture == "tiny-clip":  # the tiny world's word-level vocabulary
-        from bench.tiny.tokenizer import WordTokenizer
-
         return WordTokenizer()
     return open_clip.get_tokenizer(architecture)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from bench.errors import BenchError
+from benchutil.errors import BenchError
 
 OFFLINE_HINT = "run offline with --suite tiny, or put the file in the Hugging Face cache"
 

@@ -3,7 +3,7 @@ base-size FARE/TeCoA models, with their real sources (REFERENCE.md, "Checkpoints
 from __future__ import annotations
 
 from bench.encoders.load import EncoderSpec
-from bench.registry import Registry
+from benchutil.registry import Registry
 
 OPENAI_L14 = "open_clip:ViT-L-14/openai"
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.tiny.scenes import COUNT_WORDS, Scene
+from bench.tiny.scenes import COLOURS, COUNT_WORDS, SHAPES, Scene
 
 BACKGROUND_WORDS = {"noise": "noisy", "gradient": "smooth", "clutter": "cluttered"}
 
@@ -66,8 +66,6 @@ def questions(scene: Scene, rng: np.random.Generator) -> list[Question]:
     present = rng.random() < 0.5
     probe = obj if present else None
     if probe is None:  # ask about something absent
-        from bench.tiny.scenes import COLOURS, SHAPES
-
         for _ in range(20):
             colour, shape = _choice(rng, list(COLOURS)), _choice(rng, list(SHAPES))
             if (colour, shape) not in {(o.colour, o.shape) for o in scene.objects}:

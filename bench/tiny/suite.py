@@ -5,9 +5,9 @@ import os
 from pathlib import Path
 
 from bench.encoders.load import TINY_WEIGHTS, EncoderSpec
-from bench.errors import BenchError
-from bench.registry import Registry
 from bench.tiny import world
+from benchutil.errors import BenchError
+from benchutil.registry import Registry
 from tasks.datasets import DatasetSpec
 from tasks.vlm_datasets import VLMTaskSpec
 

@@ -22,9 +22,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from bench.errors import BenchError
 from bench.tiny import language
 from bench.tiny.scenes import COLOURS, COUNT_WORDS, SHAPES, render, sample_scene
+from benchutil.errors import BenchError
 
 VERSION = 1
 # dataset -> {class folder: class name}, and its prompt templates

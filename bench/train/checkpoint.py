@@ -8,8 +8,8 @@ import torch
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from bench.errors import BenchError
-from bench.fileio import atomic_write, write_json_atomic
+from benchutil.errors import BenchError
+from benchutil.fileio import atomic_write, write_json_atomic
 
 STATE = "train_state.pt"
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from bench.errors import BenchError
+from benchutil.errors import BenchError
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from bench.errors import BenchError
+from benchutil.errors import BenchError
 from tasks.imagefolder import ClassificationData, load_image, read_image_folder
 
 

@@ -28,12 +28,12 @@ from attacks.objectives import Evaluation
 from attacks.pgd import run_pgd
 from bench.encoders.base import Encoder
 from bench.environment import git_commit, versions
-from bench.errors import BenchError
 from bench.train import distributed
 from bench.train.checkpoint import load_state, save_state, save_weights, write_card
 from bench.train.images import ImageRows, LabelledImages, RankSampler, StepBatches, split_holdout
 from bench.train.methods import Batch, Method, MethodObjective, ZeroShotHead, make_method
 from bench.train.optim import lr_at, param_groups, set_lr
+from benchutil.errors import BenchError
 from tasks.zeroshot import class_weights
 
 WEIGHTS_FILE = "vision.safetensors"

@@ -16,13 +16,16 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from bench.encoders.weights import sha256_of
 from bench.environment import git_commit, versions
-from bench.errors import BenchError
+from bench.evaluate import clean_vlm_score, constant_output_score
+from bench.suites import get_suite, load_task
 from bench.train.checkpoint import load_state, save_state, write_card
 from bench.train.data import decode_images
 from bench.train.images import StepBatches
 from bench.train.optim import lr_at, param_groups, set_lr
-from bench.vlm.tiny_llava import PROMPTS, assemble, build_parts, save_parts
+from bench.vlm.tiny_llava import PROMPTS, assemble, build_parts, load_tiny_llava, save_parts
+from benchutil.errors import BenchError
 from tasks.captions import read_karpathy
 from tasks.vqa import read_vqa
 
@@ -136,11 +139,6 @@ def train_vlm(encoder: nn.Module, world: Path, out: Path, recipe: VLMRecipe, res
 def tiny_vlm_card_scores(encoder: nn.Module, weights: Path, world: Path) -> dict[str, Any]:
     """Clean CIDEr / VQA accuracy of saved weights on every tiny VLM task, as `bench run` measures
     them, next to the trivial baselines: the most frequent training caption / answer for everything."""
-    from bench.encoders.weights import sha256_of
-    from bench.evaluate import clean_vlm_score, constant_output_score
-    from bench.suites import get_suite, load_task
-    from bench.vlm.tiny_llava import load_tiny_llava
-
     vlm = load_tiny_llava(encoder, weights, "cpu")
     suite = get_suite("tiny")
     captions = [r for it in read_karpathy(world / "captions" / "dataset_tiny.json", world / "captions", "train")

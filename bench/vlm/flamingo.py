@@ -17,10 +17,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from bench.errors import BenchError
+from bench.encoders.weights import hub_file, sha256_of
 from bench.vlm.decoding import accepted_arguments, greedy_decode
 from bench.vlm.projected import Prompts, check_images
+from bench.vlm.registry import register_vlm
 from bench.vlm.text import HFCodec
+from benchutil.errors import BenchError
 from tasks.token_losses import mean_token_ce
 
 FLAMINGO_PROMPTS = Prompts(caption="<image>Output:", question="<image>Question:{question} Short answer:",
@@ -124,8 +126,6 @@ def build_flamingo(encoder: nn.Module, lang: str, checkpoint: Path | None, cross
         from open_flamingo import create_model_and_transforms
     except ImportError:
         raise BenchError(f"OpenFlamingo needs the open_flamingo package: {INSTALL}") from None
-    from bench.encoders.weights import sha256_of
-
     import contextlib
     import io
 
@@ -150,10 +150,10 @@ def build_flamingo(encoder: nn.Module, lang: str, checkpoint: Path | None, cross
     return vlm
 
 
+@register_vlm("open-flamingo-9b", "paper", "OpenFlamingo-9B (openflamingo/OpenFlamingo-9B-vitl-mpt7b + MPT-7B), the "
+              "encoder's ViT-L/14 swapped in; needs: pip install --no-deps open_flamingo einops einops-exts")
 def load_open_flamingo_9b(encoder: nn.Module, device: str, name: str) -> FlamingoVLM:
     """OpenFlamingo-9B (ViT-L/14 + MPT-7B, cross-attention every 4th layer) from the hub."""
-    from bench.encoders.weights import hub_file
-
     checkpoint = hub_file("openflamingo/OpenFlamingo-9B-vitl-mpt7b", "checkpoint.pt")
     vlm = build_flamingo(encoder, "anas-awadalla/mpt-7b", checkpoint, 4, name)
     if device.startswith("cuda"):  # the language side in bf16; pixels, encoder and attack stay float32

@@ -12,9 +12,10 @@ import torch
 from torch import nn
 
 from bench.encoders.weights import sha256_of
-from bench.errors import BenchError
-from bench.vlm.projected import Prompts, ProjectedVLM
+from bench.vlm.projected import ProjectedVLM, Prompts
+from bench.vlm.registry import register_vlm
 from bench.vlm.text import HFCodec
+from benchutil.errors import BenchError
 
 LLAVA_PROMPTS = Prompts(caption="Provide a short caption for this image.",
                         question="{question}\nAnswer the question using a single word or phrase.",
@@ -70,3 +71,9 @@ def load_llava(encoder: nn.Module, source: str, device: str, name: str) -> Proje
     vlm = ProjectedVLM(encoder, projector, model, codec, frame, LLAVA_PROMPTS, name)
     vlm.sha256 = _weights_digest(path)
     return vlm
+
+
+@register_vlm("llava-1.5-7b", "paper", "LLaVA-1.5-7B (hf llava-hf/llava-1.5-7b-hf), encoder swapped the RobustVLM "
+              "way: 224 px, 256 tokens")
+def _llava_15_7b(encoder: nn.Module, device: str, name: str) -> ProjectedVLM:
+    return load_llava(encoder, "llava-hf/llava-1.5-7b-hf", device, name)

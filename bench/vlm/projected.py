@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from bench.errors import BenchError
 from bench.vlm.decoding import accepted_arguments, greedy_decode
 from bench.vlm.text import TextCodec
+from benchutil.errors import BenchError
 from tasks.token_losses import mean_token_ce
 
 # prompt -> (ids before the image tokens, ids after them); the answer follows directly.

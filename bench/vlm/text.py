@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any, Protocol
 
-from bench.errors import BenchError
+from benchutil.errors import BenchError
 
 
 class TextCodec(Protocol):

@@ -12,11 +12,13 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from bench.encoders.load import TINY_WEIGHTS
 from bench.encoders.weights import sha256_of
-from bench.errors import BenchError
 from bench.tiny.tokenizer import vocabulary
-from bench.vlm.projected import Prompts, ProjectedVLM
+from bench.vlm.projected import ProjectedVLM, Prompts
+from bench.vlm.registry import register_vlm
 from bench.vlm.text import WordCodec
+from benchutil.errors import BenchError
 
 # Words the tiny world never says but attacks and prompts need: the papers' target
 # strings, RobustVLM's VQA targets ("maybe", "Word") and the captioning instruction.
@@ -80,3 +82,9 @@ def load_tiny_llava(encoder: nn.Module, path: Path, device: str) -> ProjectedVLM
     vlm = assemble(encoder, projector.float(), lm.float(), path.stem)
     vlm.sha256 = sha256_of(path)
     return vlm.to(device).eval()
+
+
+@register_vlm("tiny-llava", "tiny", "tiny CLIP patch tokens -> MLP -> 2-layer Llama, trained on the tiny world "
+              "(bench/tiny/weights/tiny-llava.json)")
+def _shipped(encoder: nn.Module, device: str, name: str) -> ProjectedVLM:
+    return load_tiny_llava(encoder, TINY_WEIGHTS / "tiny-llava.safetensors", device)

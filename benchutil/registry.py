@@ -5,7 +5,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from bench.errors import unknown
+from benchutil.errors import unknown
 
 T = TypeVar("T")
 
