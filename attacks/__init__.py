@@ -15,5 +15,6 @@ from attacks.pgd import pgd, run_pgd
 __all__ = [
     "apgd", "pgd", "cw", "worst_case", "run_apgd", "run_pgd",
     "Objective", "Evaluation", "ClassifierObjective", "AttackResult", "WorstCaseResult",
-    "InvalidAdversarialError", "NonFiniteLossError", "check_valid", "checked_norms", "attack_mode", "LOSSES", "ENSEMBLE",
+    "InvalidAdversarialError", "NonFiniteLossError", "check_valid", "checked_norms", "attack_mode", "LOSSES",
+    "ENSEMBLE",
 ]

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from bench.arguments import positive_int
-from benchutil.errors import BenchError
+from benchutil.errors import BenchError, unknown
 
 TRAIN_DESCRIPTION = """Train the encoders a suite ranks.
 
@@ -41,32 +43,29 @@ EXAMPLES = """examples:
       --data /data/imagenet/train --device cuda --out runs/fare-2
 """
 
-# Per (suite, method) recipe defaults; every flag overrides. Paper: REFERENCE.md recipes
-# (Sim-CLIP's script prints lr 1e-3; we default to the FARE/TeCoA 1e-5 and record what ran).
-DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
-    ("tiny", "clip"): {"steps": 1500, "batch_size": 128, "lr": 2e-3, "wd": 0.1, "warmup": 100},
-    ("tiny", "vlm"): {"steps": 2000, "batch_size": 64, "lr": 1e-3, "wd": 0.01, "warmup": 100},
-    ("tiny", "robust"): {"steps": 250, "batch_size": 64, "lr": 1e-4, "wd": 1e-4, "warmup": 25,
-                         "save_dtype": "float16", "eval_every": 25},
-    ("paper", "fare"): {"steps": 20000, "batch_size": 128, "lr": 1e-5, "wd": 1e-4, "warmup": 1400},
-    ("paper", "tecoa"): {"steps": 20000, "batch_size": 128, "lr": 1e-5, "wd": 1e-4, "warmup": 1400},
-    ("paper", "sim-clip"): {"steps": 10000, "batch_size": 64, "lr": 1e-5, "wd": 1e-5, "warmup": 1400},
-}
 COMMON = {"save_dtype": "float32", "eval_every": 50}
 TINY_TRAIN_SPLITS = "tiny"  # --data tiny: the tiny world's classification train splits
 
 
-def _defaults(suite: str, method: str) -> dict[str, Any]:
-    key = (suite, "robust" if suite == "tiny" and method not in ("clip", "vlm") else method)
-    if key not in DEFAULTS:
-        raise BenchError(f"bench train --method {method} is not available for --suite {suite}: "
-                         "clip and vlm are tiny only; sim-clip, fare and tecoa train on either suite")
-    return {**COMMON, **DEFAULTS[key]}
+@dataclass(frozen=True)
+class Trainer:
+    run: Callable[[argparse.Namespace, dict[str, Any]], None]  # (flags, settings = defaults + flags)
+    defaults: dict[str, dict[str, Any]]  # per suite it trains on
 
 
-def _settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The suite/method defaults, overridden by every flag the user gave."""
-    return {**_defaults(args.suite, args.method), **{k: v for k, v in vars(args).items() if v is not None}}
+def _recipe_defaults(recipe: type) -> dict[str, Any]:
+    return {f.name: f.default for f in fields(recipe) if f.default is not MISSING}
+
+
+def _trainers() -> dict[str, Trainer]:
+    """Every --method: the tiny CLIP and tiny-llava (their recipes' defaults), and each robust method."""
+    from bench.train.clip import ClipRecipe
+    from bench.train.methods import ROBUST_METHODS
+    from bench.train.vlm import VLMRecipe
+
+    trainers = {"clip": Trainer(_train_tiny_clip, {"tiny": _recipe_defaults(ClipRecipe)}),
+                "vlm": Trainer(_train_tiny_vlm, {"tiny": _recipe_defaults(VLMRecipe)})}
+    return trainers | {e.name: Trainer(_train_robust, e.value.defaults) for e in ROBUST_METHODS}
 
 
 def _training_folders(data: str | None, suite: str) -> list[tuple[str, Path]]:
@@ -84,21 +83,25 @@ def _training_folders(data: str | None, suite: str) -> list[tuple[str, Path]]:
 
 
 def train_command(args: argparse.Namespace) -> None:
+    trainers = _trainers()
+    if args.method not in trainers:
+        raise unknown("method", args.method, trainers, " (bench train --help)")
+    trainer = trainers[args.method]
+    if args.suite not in trainer.defaults:
+        raise BenchError(f"bench train --method {args.method} is not available for --suite {args.suite}: "
+                         "clip and vlm are tiny only; sim-clip, fare and tecoa train on either suite")
     if args.out is None:
         from bench.eps import eps_label, parse_eps
 
         tags = {"clip": "tiny-clip", "vlm": "tiny-llava"}
         tag = tags.get(args.method) or f"{args.method}-{eps_label(parse_eps(args.eps)).split('/')[0]}"
         args.out = Path("runs/train") / tag
-    if args.method == "clip":
-        _train_tiny_clip(args)
-    elif args.method == "vlm":
-        _train_tiny_vlm(args)
-    else:
-        _train_robust(args)
+    # The suite's defaults for the method, overridden by every flag the user gave.
+    settings = {**COMMON, **trainer.defaults[args.suite], **{k: v for k, v in vars(args).items() if v is not None}}
+    trainer.run(args, settings)
 
 
-def _train_robust(args: argparse.Namespace) -> None:
+def _train_robust(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     from bench import resolve_encoder
     from bench.encoders.load import build_encoder
     from bench.eps import eps_label, parse_eps
@@ -106,7 +109,6 @@ def _train_robust(args: argparse.Namespace) -> None:
     from bench.train.images import read_training_images
     from bench.train.robust import CARD_FILE, WEIGHTS_FILE, RobustRecipe, train_robust
 
-    settings = _settings(args)
     eps = parse_eps(args.eps)
     if eps == 0:
         raise BenchError("--eps 0 is clean training; adversarial fine-tuning needs eps > 0, e.g. 4/255")
@@ -148,35 +150,34 @@ def _tiny_clean_accuracy(weights: str) -> dict[str, float]:
     return {t: round(clean_accuracy(encoder, load_task(suite, t, None)), 4) for t in CLASSIFICATION_TASKS}
 
 
-def _train_tiny_clip(args: argparse.Namespace) -> None:
+def _train_tiny_clip(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     from bench.encoders.weights import sha256_of
     from bench.tiny import world
     from bench.tiny.suite import world_root
     from bench.train.checkpoint import write_card
     from bench.train.clip import ClipRecipe, train_clip
 
-    settings = _settings(args)
     root = world_root(None, 0)
     recipe = ClipRecipe(steps=settings["steps"], batch_size=settings["batch_size"], lr=settings["lr"],
                         wd=settings["wd"], warmup=settings["warmup"], seed=args.seed,
                         checkpoint_every=args.checkpoint_every)
-    card = train_clip(root, args.out, recipe, args.resume, args.command_line)
+    digest = world.manifest_digest(json.loads((root / "manifest.json").read_text()))
+    card = train_clip(root, args.out, recipe, args.resume, args.command_line, digest)
     # The card's accuracies are those of the shipped (fp16) weights, measured as `bench run` would.
     weights = args.out / "clip.safetensors"
     card["clean_zero_shot_accuracy"] = _tiny_clean_accuracy(str(weights))
-    card["data_manifest_sha256"] = world.manifest_digest(json.loads((root / "manifest.json").read_text()))
+    card["data_manifest_sha256"] = digest
     card["weights_sha256"] = sha256_of(weights)
     write_card(args.out / "clip.json", card)
     print(json.dumps(card["clean_zero_shot_accuracy"], indent=1))
 
 
-def _train_tiny_vlm(args: argparse.Namespace) -> None:
+def _train_tiny_vlm(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     from bench import load_encoder
     from bench.tiny.suite import world_root
     from bench.train.checkpoint import write_card
     from bench.train.vlm import CARD_FILE, WEIGHTS_FILE, VLMRecipe, tiny_vlm_card_scores, train_vlm
 
-    settings = _settings(args)
     recipe = VLMRecipe(steps=settings["steps"], batch_size=settings["batch_size"], lr=settings["lr"],
                        wd=settings["wd"], warmup=settings["warmup"], seed=args.seed,
                        checkpoint_every=args.checkpoint_every)
@@ -193,7 +194,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                            description=TRAIN_DESCRIPTION, epilog=EXAMPLES,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("--suite", default="tiny", choices=["tiny", "paper"], help="whose zoo and defaults")
-    train.add_argument("--method", default="clip", choices=["clip", "sim-clip", "fare", "tecoa", "vlm"])
+    train.add_argument("--method", default="clip", help="clip | vlm | sim-clip | fare | tecoa (see above)")
     train.add_argument("--base", default="clip", help="encoder to fine-tune: zoo name, open_clip:ARCH/TAG, path")
     train.add_argument("--eps", default="4/255", help="L-inf radius of the inner attack (pixel units)")
     train.add_argument("--data", default=None,

@@ -17,7 +17,7 @@ import torch
 from bench.encoders.load import EncoderSpec, build_encoder
 from bench.train.methods import Batch, ZeroShotHead, make_method
 from bench.train.optim import param_groups
-from bench.train.robust import RobustRecipe, VisionTower, adversarial_step, autocast_for
+from bench.train.robust import RobustRecipe, VisionTower, adversarial_loss, autocast_for
 from benchmarks.common import environment, measure, print_table, write_json
 
 
@@ -41,10 +41,16 @@ def one_config(arch: str, method: str, batch_size: int, checkpointing: bool, dev
     batch = Batch(x, torch.randint(0, classes, (batch_size,), generator=generator).to(device),
                   torch.ones(batch_size, classes, dtype=torch.bool, device=device))
     autocast = autocast_for(device)
-    step = make_method(method, "frozen", frozen, head)
-    adversarial_step(step, tower, tower, optimizer, batch, recipe, 0, autocast)  # warm-up (allocator, kernels)
-    m = measure(lambda: [adversarial_step(step, tower, tower, optimizer, batch, recipe, i, autocast)
-                         for i in range(steps)], device)
+    chosen = make_method(method, "frozen", frozen, head)
+
+    def train_step(seed: int) -> None:  # what bench train's loop does per step
+        loss = adversarial_loss(chosen, tower, tower, batch, recipe, seed, autocast)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    train_step(0)  # warm-up (allocator, kernels)
+    m = measure(lambda: [train_step(i) for i in range(steps)], device)
     seconds = m.seconds / steps
     return {"arch": arch, "method": method, "batch": batch_size, "grad_ckpt": checkpointing,
             "bf16": device.type == "cuda", "step_s": seconds, "steps_per_hour": 3600 / seconds,

@@ -25,7 +25,7 @@ from attacks.objectives import Evaluation
 from attacks.table import Member
 from tasks.base import AttackSettings, Record, core_records
 from tasks.contracts import VLM
-from tasks.token_losses import mean_token_ce, mean_token_margin
+from tasks.token_losses import mean_token_margin
 
 # RobustVLM's APGD for VLMs: start at x, first step = eps (attack_vlm in its eval code).
 VLM_CORE_DEFAULTS: dict[str, dict[str, Any]] = {"apgd": {"random_start": False, "initial_step": 1.0},

@@ -128,6 +128,24 @@ def test_resume_with_other_settings_is_a_one_line_error(world, tmp_path, capsys)
     assert "\n" not in err and "other settings" in err
 
 
+def test_resume_with_another_base_or_data_is_refused(world, tmp_path, capsys):
+    folder, checkpoint = world
+    other_data = fx.make_image_folder(tmp_path / "other" / "shapes", per_class=6, seed=1)
+    other_base = fx.save_full_safetensors(fx.random_model(seed=3), tmp_path / "other" / "base.safetensors")
+    out = tmp_path / "run"
+    assert main(_args(folder, checkpoint, out, "--method", "fare")) == 0
+    for swapped, what in ((_args(other_data, checkpoint, out, "--method", "fare", "--resume"), "data"),
+                          (_args(folder, other_base, out, "--method", "fare", "--resume"), "base")):
+        assert main(swapped) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and "other settings" in err and what in err
+
+
+def test_an_unknown_method_suggests_the_closest(tmp_path, capsys):
+    assert main(["train", "--method", "far", "--out", str(tmp_path)]) == 2
+    assert "unknown method 'far'; did you mean 'fare'" in capsys.readouterr().err
+
+
 def test_a_diverging_run_stops_with_a_one_line_error(world, tmp_path, capsys):
     folder, checkpoint = world
     assert main(_args(folder, checkpoint, tmp_path, "--method", "tecoa", "--lr", "1e12")) == 2

@@ -1,7 +1,6 @@
 """Contrastive pre-training of the tiny CLIP on the tiny world's captions (CPU, deterministic)."""
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -9,15 +8,15 @@ from typing import Any
 import open_clip
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 import bench.encoders.load  # noqa: F401  (registers the tiny-clip open_clip config)
 from bench.encoders.base import Encoder, Provenance
 from bench.environment import git_commit, versions
 from bench.tiny.tokenizer import WordTokenizer
-from bench.train.checkpoint import load_state, save_state, save_weights, write_card
+from bench.train import loop
+from bench.train.checkpoint import save_weights, write_card
 from bench.train.data import EpochSampler, read_caption_split
-from bench.train.optim import lr_at, param_groups, set_lr
+from bench.train.optim import param_groups
 
 ARCH = "tiny-clip"
 
@@ -42,7 +41,8 @@ def _encoder(model: torch.nn.Module) -> Encoder:
                    Provenance("training", ARCH, "training", "training", False))
 
 
-def train_clip(world: Path, out: Path, recipe: ClipRecipe, resume: bool, command: list[str]) -> dict[str, Any]:
+def train_clip(world: Path, out: Path, recipe: ClipRecipe, resume: bool, command: list[str],
+               data_digest: str) -> dict[str, Any]:
     torch.manual_seed(recipe.seed)
     torch.use_deterministic_algorithms(True)
     out.mkdir(parents=True, exist_ok=True)
@@ -55,41 +55,27 @@ def train_clip(world: Path, out: Path, recipe: ClipRecipe, resume: bool, command
     generator = torch.Generator().manual_seed(recipe.seed)
     sampler = EpochSampler(len(data.captions), recipe.batch_size, generator)
     caption_weights = torch.tensor(recipe.caption_weights)
-    start = 0
-    state = load_state(out) if resume else None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        sampler.load(state["extra"]["sampler"])
-        start = state["step"]
-    started = time.perf_counter()
-    bar = tqdm(range(start, recipe.steps), initial=start, total=recipe.steps, desc="train tiny clip", disable=None)
-    for step in bar:
-        set_lr(optimizer, lr_at(step, recipe.lr, recipe.warmup, recipe.steps))
+
+    def loss(step: int) -> torch.Tensor:
         idx = sampler.next()
         which = torch.multinomial(caption_weights, len(idx), replacement=True, generator=generator)
-        x = data.images[idx].float() / 255
-        image = encoder.encode_image(x)
+        image = encoder.encode_image(data.images[idx].float() / 255)
         text = encoder.encode_text(tokens[idx, which])
         logits = model.logit_scale.exp().clamp(max=100) * image @ text.T
         labels = torch.arange(len(idx))
-        loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        bar.set_postfix(loss=f"{loss.item():.3f}")
-        if bar.disable and (step + 1) % 100 == 0:  # no progress bar (not a terminal): a line per 100 steps
-            print(f"step {step + 1}/{recipe.steps} loss {loss.item():.3f}", flush=True)
-        if (step + 1) % recipe.checkpoint_every == 0 or step + 1 == recipe.steps:
-            save_state(out, model, optimizer, step + 1, generator, {"sampler": sampler.state()})
+        return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+
+    job = loop.Job("train tiny clip", out, recipe.steps, recipe.lr, recipe.warmup, recipe.checkpoint_every, model,
+                   optimizer, {"recipe": asdict(recipe), "data": data_digest}, loss, generator=generator,
+                   extra_state=lambda: {"sampler": sampler.state()},
+                   restore_extra=lambda extra: sampler.load(extra["sampler"]))
+    outcome = loop.run(job, resume)
     weights = out / "clip.safetensors"
     save_weights(weights, model.state_dict(), {"architecture": ARCH}, torch.float16)
     card = {"name": "clip", "method": "clip", "architecture": ARCH, "recipe": asdict(recipe),
             "command": " ".join(command), "data": "tiny world captions, train split",
             "weights_dtype": "float16", "no_weight_decay_on": "norms, biases, embeddings, logit_scale",
             "versions": versions(), "git_commit": git_commit(),
-            "train_seconds_this_session": round(time.perf_counter() - started, 1)}
+            "train_seconds_this_session": round(outcome.seconds, 1)}
     write_card(out / "clip.json", card)
     return card

@@ -10,6 +10,8 @@ DDP rank derives the same global batch and takes its own slice.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +36,18 @@ class LabelledImages:
             out.append(total)
             total += len(d.classnames)
         return out
+
+    def identity(self) -> str:
+        """sha256 of every dataset's image names, byte sizes, class names and templates.
+
+        Cheap (a stat per image, no decoding) and location-free, so a run resumes on a node
+        that mounts the data elsewhere but not on other data.
+        """
+        digest = hashlib.sha256()
+        for d in self.datasets:
+            sizes = [(d.root / i).stat().st_size for i in d.ids]
+            digest.update(json.dumps([d.ids, sizes, d.classnames, d.templates]).encode())
+        return digest.hexdigest()
 
     def describe(self) -> str:
         return " + ".join(f"{d.name} ({sum(1 for r in self.rows if r[0] == i)} images)"

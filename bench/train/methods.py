@@ -16,13 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attacks.objectives import Evaluation
+from benchutil.registry import Registry
 
 LOGIT_SCALE = 100.0
 
@@ -140,16 +141,36 @@ class MethodObjective:
         return Evaluation(loss=loss, success=torch.zeros_like(loss, dtype=torch.bool))
 
 
-METHODS = ("sim-clip", "fare", "tecoa")
+@dataclass(frozen=True)
+class MethodSpec:
+    """Everything `bench train` knows of a robust method, in one place."""
+
+    build: Callable[[str, nn.Module | None, ZeroShotHead], Method]  # (anchor, frozen tower, head) -> method
+    needs_frozen: Callable[[str], bool]  # anchor -> whether a frozen copy of the original tower is kept
+    defaults: dict[str, dict[str, Any]]  # per suite: steps, batch_size, lr, wd, warmup (flags override)
+
+
+# The tiny zoo's recipe (every method); the paper's are the published ones (FARE / TeCoA:
+# Schlarmann et al.; Sim-CLIP: its script, except lr, which it prints as 1e-3: we keep 1e-5).
+TINY = {"steps": 250, "batch_size": 64, "lr": 1e-4, "wd": 1e-4, "warmup": 25, "save_dtype": "float16",
+        "eval_every": 25}
+PAPER = {"steps": 20000, "batch_size": 128, "lr": 1e-5, "wd": 1e-4, "warmup": 1400}
 ANCHORS = ("frozen", "shared")
+
+ROBUST_METHODS: Registry[MethodSpec] = Registry("method")
+ROBUST_METHODS.add("fare", MethodSpec(lambda anchor, frozen, head: Fare(frozen), lambda anchor: True,
+                                      {"tiny": TINY, "paper": PAPER}),
+                   "FARE (Schlarmann et al. 2024): ||f(x') - f0(x)||^2 to the frozen original embedding")
+ROBUST_METHODS.add("tecoa", MethodSpec(lambda anchor, frozen, head: Tecoa(head), lambda anchor: False,
+                                       {"tiny": TINY, "paper": PAPER}),
+                   "TeCoA (Mao et al. 2023): cross-entropy of the zero-shot head on x'")
+ROBUST_METHODS.add("sim-clip",
+                   MethodSpec(lambda anchor, frozen, head: SimClip(frozen if anchor == "frozen" else None),
+                              lambda anchor: anchor == "frozen",
+                              {"tiny": TINY, "paper": {**PAPER, "steps": 10000, "batch_size": 64, "wd": 1e-5}}),
+                   "Sim-CLIP (Hossain & Imteaj 2024): negative cosine to a frozen (public code) or shared (paper) "
+                   "anchor")
 
 
 def make_method(name: str, anchor: str, frozen_tower: nn.Module | None, head: ZeroShotHead) -> Method:
-    if name == "fare":
-        assert frozen_tower is not None
-        return Fare(frozen_tower)
-    if name == "tecoa":
-        return Tecoa(head)
-    if name == "sim-clip":
-        return SimClip(frozen_tower if anchor == "frozen" else None)
-    raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
+    return ROBUST_METHODS.get(name).value.build(anchor, frozen_tower, head)

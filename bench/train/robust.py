@@ -8,9 +8,7 @@ method's loss on x' -> AdamW with the lr of step k set before the step. Exact re
 from __future__ import annotations
 
 import copy
-import time
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,19 +19,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
-from attacks.core import NonFiniteLossError, attack_mode
+from attacks.core import attack_mode
 from attacks.objectives import Evaluation
 from attacks.pgd import run_pgd
 from bench.encoders.base import Encoder
 from bench.environment import git_commit, versions
-from bench.train import distributed
-from bench.train.checkpoint import load_state, save_state, save_weights, write_card
+from bench.train import distributed, loop
+from bench.train.checkpoint import save_weights, write_card
 from bench.train.images import ImageRows, LabelledImages, RankSampler, StepBatches, split_holdout
-from bench.train.methods import Batch, Method, MethodObjective, ZeroShotHead, make_method
-from bench.train.optim import lr_at, param_groups, set_lr
-from benchutil.errors import BenchError
+from bench.train.methods import ROBUST_METHODS, Batch, Method, MethodObjective, ZeroShotHead
+from bench.train.optim import param_groups
 from tasks.zeroshot import class_weights
 
 WEIGHTS_FILE = "vision.safetensors"
@@ -138,11 +134,10 @@ def _attack_seed(seed: int, step: int, rank: int) -> int:
     return (seed * 1_000_003 + step) * 1_009 + rank
 
 
-def adversarial_step(method: Method, tower: nn.Module, trained: nn.Module, optimizer: torch.optim.Optimizer,
-                     batch: Batch, recipe: RobustRecipe, seed: int,
-                     autocast: Callable[[], AbstractContextManager]) -> float:
-    """Inner PGD on the method's loss (through the unwrapped tower), then one optimiser step
-    on the method's loss at x' (through `trained`, the DDP wrapper when there is one)."""
+def adversarial_loss(method: Method, tower: nn.Module, trained: nn.Module, batch: Batch, recipe: RobustRecipe,
+                     seed: int, autocast: Callable[[], AbstractContextManager]) -> Tensor:
+    """Inner PGD on the method's loss (through the unwrapped tower), then the method's loss at x'
+    (through `trained`, the DDP wrapper when there is one): what the optimiser minimises."""
     reference = method.reference(tower, batch)
     with attack_mode(tower):
         objective = MethodObjective(method, tower, batch, reference, autocast)
@@ -150,13 +145,7 @@ def adversarial_step(method: Method, tower: nn.Module, trained: nn.Module, optim
                         step_size=recipe.inner_step_size, seed=seed, stop_on_success=False,
                         name=f"{recipe.method} inner pgd").x_adv
     with autocast():
-        loss = method.train_loss(trained, batch, x_adv, reference)
-    if not torch.isfinite(loss):
-        return loss.item()  # the caller reports it; no step on a NaN
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return loss.item()
+        return method.train_loss(trained, batch, x_adv, reference)
 
 
 def train_robust(encoder: Encoder, base: dict[str, Any], data: LabelledImages, recipe: RobustRecipe,
@@ -174,67 +163,51 @@ def train_robust(encoder: Encoder, base: dict[str, Any], data: LabelledImages, r
     encoder.requires_grad_(False)
     head, allowed = _head(encoder, data, device)  # the text tower is never trained
     tower = VisionTower(encoder)
-    frozen = copy.deepcopy(tower).requires_grad_(False) if recipe.method == "fare" or (
-        recipe.method == "sim-clip" and recipe.anchor == "frozen") else None
+    spec = ROBUST_METHODS.get(recipe.method).value
+    frozen = copy.deepcopy(tower).requires_grad_(False) if spec.needs_frozen(recipe.anchor) else None
     tower.requires_grad_(True)
     if recipe.grad_checkpointing:
         encoder.clip.set_grad_checkpointing(True)
-    method = make_method(recipe.method, recipe.anchor, frozen, head)
+    method = spec.build(recipe.anchor, frozen, head)
     optimizer = torch.optim.AdamW(param_groups(tower, recipe.wd), lr=recipe.lr, betas=(0.9, 0.95), eps=1e-8)
-    start = 0
-    state = load_state(out) if resume else None
-    if state is not None:
-        if state["extra"].get("recipe") != asdict(recipe):
-            raise BenchError(f"the checkpoint in {out} was made with other settings; resume with the same flags "
-                             "or choose another --out")
-        tower.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start = state["step"]
     trained = DistributedDataParallel(tower, device_ids=[device.index] if device.type == "cuda" else None) \
         if procs.world > 1 else tower
     train_rows, held_rows = split_holdout(len(data.rows), recipe.holdout, recipe.seed)
     held = _held_out(data, held_rows, encoder.image_size, allowed, device)
     batches = StepBatches(train_rows, recipe.batch_size, recipe.seed)
-    loader = DataLoader(ImageRows(data, encoder.image_size), num_workers=workers,
-                        batch_sampler=RankSampler(batches, start, recipe.steps, procs.rank, procs.world))
-    losses: deque[float] = deque(maxlen=50)
+    stream: list[Iterator[Any]] = []  # the loader starts at the step training (re)starts at
     monitor = Monitor()
-    started = time.perf_counter()
-    bar = tqdm(total=recipe.steps, initial=start, desc=f"train {recipe.method} eps {recipe.eps:.4f}",
-               disable=None if procs.main else True)
-    for step, (x, labels, dataset) in zip(range(start, recipe.steps), loader):
-        set_lr(optimizer, lr_at(step, recipe.lr, recipe.warmup, recipe.steps))
+
+    def loss(step: int) -> Tensor:
+        if not stream:
+            stream.append(iter(DataLoader(ImageRows(data, encoder.image_size), num_workers=workers,
+                                          batch_sampler=RankSampler(batches, step, recipe.steps, procs.rank,
+                                                                    procs.world))))
+        x, labels, dataset = next(stream[0])
         batch = Batch(x.to(device), labels.to(device), allowed[dataset.to(device)])
-        try:
-            loss = adversarial_step(method, tower, trained, optimizer, batch, recipe,
-                                    _attack_seed(recipe.seed, step, procs.rank), autocast)
-        except NonFiniteLossError:
-            loss = float("nan")  # the model's outputs diverged: same message as a NaN training loss
-        if loss != loss or abs(loss) == float("inf"):
-            raise BenchError(f"the {recipe.method} loss is {loss} at step {step}; lower --lr "
-                             f"(now {recipe.lr}) or check the data")
-        losses.append(loss)
-        done = step + 1
+        return adversarial_loss(method, tower, trained, batch, recipe, _attack_seed(recipe.seed, step, procs.rank),
+                                autocast)
+
+    def status(done: int, value: float) -> dict[str, str]:
+        nonlocal monitor
         if procs.main and (done % recipe.eval_every == 0 or done == recipe.steps):
             monitor = _monitor(tower, head, held, recipe, autocast)
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss:.4f}", cos=f"{monitor.clean_adv_cosine:.3f}",
-                        clean=f"{monitor.clean_accuracy:.2f}", robust=f"{monitor.robust_accuracy:.2f}")
-        if procs.main and bar.disable and done % recipe.eval_every == 0:
-            print(f"step {done}/{recipe.steps} loss {loss:.4f} held-out clean {monitor.clean_accuracy:.3f} "
-                  f"robust {monitor.robust_accuracy:.3f} cos {monitor.clean_adv_cosine:.3f}", flush=True)
-        if done % recipe.checkpoint_every == 0 or done == recipe.steps:
-            if procs.main:
-                save_state(out, tower, optimizer, done, None, {"recipe": asdict(recipe)})
-            distributed.barrier(procs)
-    bar.close()
+        return {"held-out clean": f"{monitor.clean_accuracy:.3f}", "robust": f"{monitor.robust_accuracy:.3f}",
+                "cos": f"{monitor.clean_adv_cosine:.3f}"}
+
+    identity = {"recipe": asdict(recipe), "base": base["sha256"], "data": data.identity()}
+    job = loop.Job(f"train {recipe.method} eps {recipe.eps:.4f}", out, recipe.steps, recipe.lr, recipe.warmup,
+                   recipe.checkpoint_every, tower, optimizer, identity, loss, status=status, loss_format=".4f",
+                   log_every=recipe.eval_every, main=procs.main, barrier=lambda: distributed.barrier(procs))
+    outcome = loop.run(job, resume)
     if not procs.main:
         return None
-    if start == recipe.steps or monitor.clean_accuracy != monitor.clean_accuracy:  # nothing ran: measure now
+    if outcome.start == recipe.steps or monitor.clean_accuracy != monitor.clean_accuracy:  # nothing ran: measure
         monitor = _monitor(tower, head, held, recipe, autocast)
     metadata = {"architecture": base["architecture"], "base": base["source"],
                 "quick_gelu": str(base["quick_gelu"]).lower(), "method": recipe.method, "eps": str(recipe.eps)}
     save_weights(out / WEIGHTS_FILE, tower.visual.state_dict(), metadata, getattr(torch, recipe.save_dtype))
+    losses = outcome.losses
     card = {"method": recipe.method, "eps": recipe.eps, "base": base, "data": data.describe(),
             "recipe": asdict(recipe), "command": " ".join(command), "processes": procs.world,
             "device": device.type, "bf16_autocast": device.type == "cuda",
@@ -242,6 +215,6 @@ def train_robust(encoder: Encoder, base: dict[str, Any], data: LabelledImages, r
             "metrics": {"held_out_images": recipe.holdout, **asdict(monitor),
                         "mean_loss_last_50_steps": sum(losses) / len(losses) if losses else None},
             "versions": versions(), "git_commit": git_commit(),
-            "train_seconds_this_session": round(time.perf_counter() - started, 1)}
+            "train_seconds_this_session": round(outcome.seconds, 1)}
     write_card(out / CARD_FILE, card)
     return card

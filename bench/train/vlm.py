@@ -6,7 +6,6 @@ Which examples a step sees, and which reference caption each gets, are pure func
 """
 from __future__ import annotations
 
-import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -14,18 +13,17 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from bench.encoders.weights import sha256_of
 from bench.environment import git_commit, versions
 from bench.evaluate import clean_vlm_score, constant_output_score
 from bench.suites import get_suite, load_task
-from bench.train.checkpoint import load_state, save_state, write_card
+from bench.train import loop
+from bench.train.checkpoint import write_card
 from bench.train.data import decode_images
 from bench.train.images import StepBatches
-from bench.train.optim import lr_at, param_groups, set_lr
+from bench.train.optim import param_groups
 from bench.vlm.tiny_llava import PROMPTS, assemble, build_parts, load_tiny_llava, save_parts
-from benchutil.errors import BenchError
 from tasks.captions import read_karpathy
 from tasks.vqa import read_vqa
 
@@ -96,42 +94,25 @@ def train_vlm(encoder: nn.Module, world: Path, out: Path, recipe: VLMRecipe, res
     trainable = nn.ModuleDict({"projector": projector, "lm": lm})
     optimizer = torch.optim.AdamW(param_groups(trainable, recipe.wd), lr=recipe.lr, betas=(0.9, 0.98))
     batches = StepBatches(torch.arange(len(data.prompts)), recipe.batch_size, recipe.seed)
-    start = 0
-    state = load_state(out) if resume else None
-    if state is not None:
-        if state["extra"].get("recipe") != asdict(recipe):
-            raise BenchError(f"--resume: {out} was trained with another recipe; use the same flags or a new --out")
-        trainable.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
-        start = state["step"]
-    started = time.perf_counter()
-    trainable.train()
-    bar = tqdm(range(start, recipe.steps), initial=start, total=recipe.steps, desc="train tiny-llava", disable=None)
-    for step in bar:
-        set_lr(optimizer, lr_at(step, recipe.lr, recipe.warmup, recipe.steps))
+
+    def loss(step: int) -> Tensor:
         rows = batches(step).tolist()
         x = data.images[data.image_of[rows]].float() / 255
-        loss = vlm.loss(x, [data.prompts[r] for r in rows], _pick(data.targets, rows, recipe.seed, step)).mean()
-        if not torch.isfinite(loss):
-            raise BenchError(f"tiny-llava training diverged at step {step} (loss {loss.item()}); lower --lr")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(trainable.parameters(), 1.0)
-        optimizer.step()
-        bar.set_postfix(loss=f"{loss.item():.3f}")
-        if bar.disable and (step + 1) % 100 == 0:  # no terminal: a line per 100 steps
-            print(f"step {step + 1}/{recipe.steps} loss {loss.item():.3f}", flush=True)
-        if (step + 1) % recipe.checkpoint_every == 0 or step + 1 == recipe.steps:
-            save_state(out, trainable, optimizer, step + 1, None, {"recipe": asdict(recipe)})
+        return vlm.loss(x, [data.prompts[r] for r in rows], _pick(data.targets, rows, recipe.seed, step)).mean()
+
     base = encoder.provenance
+    identity = {"recipe": asdict(recipe), "base": base.sha256, "data": f"{len(data.prompts)} examples"}
+    trainable.train()
+    job = loop.Job("train tiny-llava", out, recipe.steps, recipe.lr, recipe.warmup, recipe.checkpoint_every,
+                   trainable, optimizer, identity, loss, max_grad_norm=1.0)
+    outcome = loop.run(job, resume)
     save_parts(out / WEIGHTS_FILE, projector, lm, {"base": base.source, "architecture": base.architecture})
     card = {"name": "tiny-llava", "method": "vlm", "recipe": asdict(recipe), "command": " ".join(command),
             "vision": {"name": base.name, "source": base.source, "sha256": base.sha256, "frozen": True},
             "data": f"tiny world train splits: captions, vqa, textvqa x{recipe.textvqa_repeats} "
                     f"({len(data.prompts)} examples, {len(data.images)} images)",
             "versions": versions(), "git_commit": git_commit(),
-            "train_seconds_this_session": round(time.perf_counter() - started, 1)}
+            "train_seconds_this_session": round(outcome.seconds, 1)}
     write_card(out / CARD_FILE, card)
     return card
 
