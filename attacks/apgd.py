@@ -20,6 +20,7 @@ from torch import Tensor
 from attacks import threat
 from attacks.checks import check_choice, check_eps, check_norm, check_steps, check_target
 from attacks.classify import clean_pass, labels_for, top_targets
+from attacks.core_registry import register_core
 from attacks.core import AttackResult, attack_mode, evaluate, loss_and_grad, make_generator
 from attacks.guard import check_valid
 from attacks.losses import LOSSES
@@ -141,6 +142,7 @@ def _apgd_once(
     return out
 
 
+@register_core("apgd")
 def run_apgd(
     objective: Objective,
     x: Tensor,

@@ -14,6 +14,7 @@ from torch import Tensor
 from attacks.apgd import run_apgd
 from attacks.checks import check_eps, check_norm, check_steps
 from attacks.classify import clean_pass, labels_for
+from attacks.core_registry import register_core
 from attacks.core import attack_mode, make_generator
 from attacks.guard import check_valid
 from attacks.losses import cw_targeted
@@ -111,3 +112,8 @@ def _cw_l2(
         bounded = upper < _C_UNBOUNDED / 10
         const = torch.where(bounded, (lower + upper) / 2, const * 10)
     return best_adv
+
+
+# On an objective (a VLM's token margin), CW is APGD's projected steps on the margin; the user
+# sees cw()'s options (kappa, and the classic L2 attack's c, binary_search_steps, lr, abort_early).
+register_core("cw", options_of=cw)(run_apgd)

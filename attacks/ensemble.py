@@ -18,10 +18,12 @@ from attacks.apgd import apgd
 from attacks.checks import check_eps, check_norm, check_steps
 from attacks.classify import clean_pass, labels_for, top_targets
 from attacks.core import attack_mode
+from attacks.core_registry import core
 from attacks.cw import cw
 from attacks.guard import check_valid
-from attacks.objectives import Model
+from attacks.objectives import ClassifierObjective, Model
 from attacks.pgd import pgd
+from attacks.table import Member
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,33 @@ ENSEMBLE: dict[str, EnsembleMember] = {
 }
 
 CLEAN = "clean"  # winner of a sample that was misclassified without any attack
+_TOWARDS = {"ce": "ce-targeted", "dlr": "dlr-targeted", "cw": "cw-targeted"}
+
+
+def _generic_member(member: Member) -> EnsembleMember:
+    """Any registered core on the classifier's loss (targeted: towards the top non-true class),
+    for table members without a dedicated classifier routine above."""
+    def run(model: Model, x: Tensor, y: Tensor, s: Settings) -> Tensor:
+        if member.targeted:
+            with torch.no_grad():
+                target = top_targets(model(x).float(), y, 1)[:, 0]
+            objective = ClassifierObjective(model, y, _TOWARDS[member.loss], target)
+        else:
+            objective = ClassifierObjective(model, y, member.loss)
+        return core(member.core).run(objective, x, eps=s.eps, norm=s.norm, steps=s.steps, seed=s.seed,
+                                     name=member.name, **s.args).x_adv
+
+    return run
+
+
+def member_routine(attack: str | Member) -> tuple[str, EnsembleMember]:
+    """(name, routine) of an ensemble member given by name or as a table Member."""
+    name = attack if isinstance(attack, str) else attack.name
+    if name in ENSEMBLE:
+        return name, ENSEMBLE[name]
+    if isinstance(attack, str):
+        raise ValueError(f"unknown attack {attack!r} in attacks; allowed: {', '.join(ENSEMBLE)}")
+    return name, _generic_member(attack)
 
 
 @dataclass
@@ -93,7 +122,7 @@ def worst_case(
     model: Model,
     x: Tensor,
     y: Tensor,
-    attacks: Sequence[str] = ("apgd-ce", "apgd-t"),
+    attacks: Sequence[str | Member] = ("apgd-ce", "apgd-t"),
     eps: float = 4 / 255,
     norm: str = "linf",
     steps: int = 100,
@@ -114,9 +143,7 @@ def worst_case(
     check_steps(steps)
     if isinstance(attacks, str):
         raise ValueError(f"attacks must be a list of names from {', '.join(ENSEMBLE)}")
-    unknown = [a for a in attacks if a not in ENSEMBLE]
-    if unknown:
-        raise ValueError(f"unknown attack {unknown[0]!r} in attacks; allowed: {', '.join(ENSEMBLE)}")
+    routines = [member_routine(a) for a in attacks]
     with attack_mode(model):
         clean = clean_pass(model, x)
         y = labels_for(y, clean, x)
@@ -125,11 +152,11 @@ def worst_case(
         winner: list[str | None] = [None if ok else CLEAN for ok in clean_correct.tolist()]
         x_adv = x.clone()
         settings = Settings(eps, norm_, steps, seed, max_rows, dict(args or {}))
-        for name in attacks:
+        for name, routine in routines:
             idx = robust.nonzero()[:, 0]
             if idx.numel() == 0:
                 break
-            candidate = ENSEMBLE[name](model, x[idx], y[idx], settings)
+            candidate = routine(model, x[idx], y[idx], settings)
             with torch.no_grad():
                 broken = model(candidate).argmax(dim=1) != y[idx]
             x_adv[idx[broken]] = candidate[broken]

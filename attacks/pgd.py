@@ -7,6 +7,7 @@ from torch import Tensor
 from attacks import threat
 from attacks.checks import check_choice, check_eps, check_norm, check_steps, check_target
 from attacks.classify import clean_pass, labels_for
+from attacks.core_registry import register_core
 from attacks.core import AttackResult, attack_mode, evaluate, loss_and_grad, make_generator
 from attacks.guard import check_valid
 from attacks.losses import LOSSES
@@ -19,6 +20,7 @@ def default_step_size(eps: float, steps: int) -> float:
     return 2.5 * eps / steps
 
 
+@register_core("pgd")
 def run_pgd(
     objective: Objective,
     x: Tensor,

@@ -11,31 +11,25 @@ into its own Objective:
   one pass per string (RobustVLM); targeted = towards the task's target strings ("maybe",
   "Word" on VQA) or the user's --target.
 
-So every name works on every task kind. Arguments (`--attack-args`) are checked here, once,
-against the signature of the member's core: an unknown name or a wrong type is refused
-before any work starts.
+So every name works on every task kind. Cores are registered beside their code
+(attacks.core_registry); a new entry here may combine any of them. Arguments
+(`--attack-args`) are checked here, once, against the signatures of the entry's cores: an
+unknown name or a wrong type is refused before any work starts.
 """
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from attacks.apgd import run_apgd
-from attacks.cw import cw
-from attacks.pgd import run_pgd
-
-# What the runner and the tasks pass themselves: never a user argument.
-SUPPLIED = frozenset({"objective", "x", "eps", "norm", "steps", "seed", "stop_on_success", "active", "groups",
-                      "name", "model", "target", "y"})
+from attacks.core_registry import core
 
 
 @dataclass(frozen=True)
 class Member:
     name: str  # recorded as the winner of the samples it breaks, e.g. "apgd-ce"
-    core: str  # a key of CORES
+    core: str  # a registered optimiser core (attacks.core_registry)
     loss: str  # "ce" | "dlr" | "cw"
     targeted: bool = False
 
@@ -59,28 +53,10 @@ class AttackEntry:
             return dict(self.external_parameters)
         out: dict[str, type] = {}
         for member in self.members:
-            out |= CORES[member.core]
+            out |= core(member.core).options
             if member.targeted and member.core == "apgd":
                 out["n_targets"] = int  # how many of AutoAttack's top classes APGD-T tries
         return out
-
-
-def _keyword_parameters(function: Callable[..., Any]) -> dict[str, type]:
-    """A core's optional arguments and their types, read off its signature."""
-    out: dict[str, type] = {}
-    for name, p in inspect.signature(function).parameters.items():
-        if name in SUPPLIED or p.default is inspect.Parameter.empty:
-            continue
-        out[name] = float if p.default is None else type(p.default)  # None defaults are optional numbers
-    return out
-
-
-CORES: dict[str, dict[str, type]] = {
-    "apgd": _keyword_parameters(run_apgd),  # restarts, random_start, initial_step, rho
-    "pgd": _keyword_parameters(run_pgd),  # step_size, random_start
-    # L-inf: APGD steps on the CW margin; L2: the classic tanh-space Adam with a binary search over c.
-    "cw": _keyword_parameters(cw),  # kappa; the L2 attack's c, binary_search_steps, lr, abort_early
-}
 
 
 def _m(name: str, core: str, loss: str, targeted: bool = False) -> Member:

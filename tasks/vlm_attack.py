@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from attacks import run_apgd, run_pgd
 from attacks.core import attack_mode
+from attacks.core_registry import core
 from attacks.objectives import Evaluation
 from attacks.table import Member
 from tasks.base import AttackSettings, Record, core_records
@@ -79,11 +79,9 @@ def _run_core(vlm: VLM, member: Member, x: Tensor, prompts: list[str], targets: 
     # target strings, as in RobustVLM's VQA passes (untargeted DLR is refused up front).
     loss = "cw" if member.loss == "cw" else "ce"
     objective = LMObjective(vlm, prompts, targets, towards, loss, args.pop("kappa", 0.0))
-    common = dict(eps=s.eps, norm=s.norm, steps=s.steps, seed=s.seed, stop_on_success=False, active=active,
-                  name=label)
-    if member.core == "pgd":
-        return run_pgd(objective, x, **common, **args).x_adv  # type: ignore[arg-type]
-    return run_apgd(objective, x, **common, **args).x_adv  # type: ignore[arg-type]
+    run = core(member.core).run
+    return run(objective, x, eps=s.eps, norm=s.norm, steps=s.steps, seed=s.seed, stop_on_success=False,
+               active=active, name=label, **args).x_adv
 
 
 Pass = tuple[str, list[str], list[bool], bool]  # (label, string per row, row takes part, towards)

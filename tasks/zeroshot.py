@@ -95,13 +95,13 @@ class ZeroShotTask:
                settings: AttackSettings) -> list[Record]:
         device = victim.class_weights.device
         x, y = batch[0].to(device), batch[1].to(device)
-        entry, members = settings.entry, [m.name for m in settings.entry.members]
+        entry = settings.entry
         if settings.attacking and entry.external is not None:
             x_adv = entry.external(victim, x, y, settings.eps, settings.norm, settings.steps, settings.seed,
                                    settings.args)
             result = _score_points(victim, x, y, x_adv, entry.name)
         elif settings.attacking:
-            result = worst_case(victim, x, y, attacks=members, eps=settings.eps, norm=settings.norm,
+            result = worst_case(victim, x, y, attacks=entry.members, eps=settings.eps, norm=settings.norm,
                                 steps=settings.steps, seed=settings.seed, args=settings.args)
         else:
             result = _score_points(victim, x, y, x, entry.name)

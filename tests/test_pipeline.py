@@ -141,3 +141,17 @@ def test_only_the_entry_point_imports_the_cli():
                  and any(isinstance(n, ast.ImportFrom) and n.module == "bench.cli"
                          for n in ast.walk(ast.parse(p.read_text())))]
     assert importers == []
+
+
+def test_a_new_table_entry_runs_on_every_task_kind(tmp_path, monkeypatch):
+    """One entry composing existing parts (PGD on the CW margin) is all a new attack needs."""
+    from attacks.table import AttackEntry, Member
+
+    entry = AttackEntry("pgd-cw", (Member("pgd-cw", "pgd", "cw", targeted=True),), "PGD on the CW margin")
+    monkeypatch.setitem(TABLE, "pgd-cw", entry)
+    for task in ("tiny-colour", "tiny-captions"):
+        assert _run(tmp_path / task, "--task", task, "--attack", "pgd-cw", "--attack-args", '{"step_size": 0.01}',
+                    "--eps", "8/255") == 0
+        ((config, records),) = _runs(tmp_path / task)
+        assert config["attack_members"] == ["pgd-cw"] and config["attack_args"] == {"step_size": 0.01}
+        assert all(r["adv_score"] <= r["clean_score"] and r["linf"] <= 8 / 255 + 1e-6 for r in records)
