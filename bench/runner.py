@@ -23,7 +23,7 @@ from tasks.base import AttackSettings, Models, Task, Victim
 
 # Fields that define a run: same values, same records. The command line is not one of them.
 IDENTITY = ("encoder", "sha256", "task", "attack", "eps", "steps", "seed", "norm", "attack_args",
-            "sample_ids", "batch_size", "vlm", "vlm_sha256", "target", "early_stop")
+            "sample_ids", "batch_size", "vlm", "vlm_sha256", "target", "early_stop", "task_settings")
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,8 @@ def run_config(plan: RunPlan, models: Models, task: Task, victim: Victim, entry:
     provenance = models.encoder.provenance
     return {
         "encoder": plan.encoder, "provenance": provenance.as_dict(), "sha256": provenance.sha256,
-        "task": plan.task, "task_kind": task.kind, "metric": task.metric, "attack": plan.attack,
+        "task": plan.task, "task_kind": task.kind, "metric": task.metric, "task_settings": task.settings,
+        "attack": plan.attack,
         "attack_members": [m.name for m in entry.members] or [entry.name], "eps": plan.eps, "eps_label": plan.label,
         "steps": plan.steps, "seed": plan.seed, "norm": plan.norm, "attack_args": plan.attack_args,
         "batch_size": plan.batch_size, "n_samples": len(sample_ids), "sample_ids": sample_ids,
@@ -83,9 +84,9 @@ def run_config(plan: RunPlan, models: Models, task: Task, victim: Victim, entry:
     }
 
 
-def run_directory(out: Path, plan: RunPlan, victim: Victim) -> Path:
+def run_directory(out: Path, plan: RunPlan, victim: Victim, task: Task) -> Path:
     fields: list[Any] = [plan.steps, plan.seed, plan.n_samples, plan.norm, plan.attack_args, plan.batch_size,
-                         victim.sha256, victim.config, plan.target, plan.early_stop]
+                         victim.sha256, victim.config, plan.target, plan.early_stop, task.settings]
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
     attack = plan.attack if plan.target is None or plan.eps == 0 else f"{plan.attack}-targeted"
     model = "+".join(_slug(part) for part in victim.label.split("+"))  # "tiny-llava+clip"
@@ -123,7 +124,7 @@ def execute(plan: RunPlan, models: Models, task: Task, entry: AttackEntry, out: 
     """Run (or resume) one plan on one task; returns its summary."""
     sample_ids = task.sample_ids(plan.n_samples, plan.seed)
     victim = task.victim(models, cache_dir)
-    path = run_directory(out, plan, victim)
+    path = run_directory(out, plan, victim, task)
     config = run_config(plan, models, task, victim, entry, sample_ids, device, command or [])
 
     def records_for(k: int, ids: list[str]) -> list[dict[str, Any]]:

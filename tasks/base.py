@@ -62,6 +62,7 @@ class Task(Protocol):
     name: str
     kind: str  # "zero-shot classification", "captioning", "vqa"
     metric: str  # the score's unit: "accuracy %", "CIDEr", "VQA acc"
+    settings: dict[str, Any]  # protocol settings recorded in every run's config (metric variant, lengths)
 
     def sample_ids(self, n: int | None, seed: int) -> list[str]: ...
     def check_attack(self, settings: AttackSettings) -> None: ...  # ValueError when it does not apply

@@ -18,16 +18,19 @@ class CaptioningTask(VLMTask):
     kind = "captioning"
     metric = "CIDEr"
 
-    def __init__(self, name: str, items: list[CaptionItem], max_references: int = 5) -> None:
+    def __init__(self, name: str, items: list[CaptionItem], max_references: int = 5,
+                 caption_tokens: int | None = None) -> None:
         self.items = {it.id: it for it in items}
         super().__init__(name, {k: it.image for k, it in self.items.items()})
         self.max_references = max_references
+        self.caption_tokens = caption_tokens  # the dataset's generation length (RobustVLM: 20), else the VLM's
+        self.settings = {"max_references": max_references, "caption_tokens": caption_tokens}
 
     def prompts(self, ids: list[str], style: VLMPrompts) -> list[str]:
         return [style.caption] * len(ids)
 
     def max_new_tokens(self, style: VLMPrompts) -> int:
-        return style.caption_tokens
+        return self.caption_tokens or style.caption_tokens
 
     def attack_targets(self, ids: list[str]) -> list[list[str]]:
         return [self.items[i].references[: self.max_references] for i in ids]

@@ -127,17 +127,45 @@ def _digits_articles(text: str) -> str:
     return " ".join(_CONTRACTIONS.get(w, w) for w in words if w not in _ARTICLES)
 
 
-def vqa_accuracy(prediction: str, answers: list[str]) -> float:
-    """Official VQA accuracy in [0, 1]: the mean over each answer left out of
-    min(1, matches among the others / 3). Also used for TextVQA."""
+# Three evaluators score VQA (see docs/protocol.md). They share the normalisation above and
+# the leave-one-out average; they differ in what is normalised, and when.
+VQA_METRICS = ("official", "official-2017", "openflamingo")
+
+
+def _clean(text: str) -> str:
+    return text.replace("\n", " ").replace("\t", " ").strip()
+
+
+def _normalised(text: str) -> str:
+    return _digits_articles(_punctuation(text))
+
+
+def vqa_accuracy(prediction: str, answers: list[str], variant: str = "official") -> float:
+    """VQA accuracy in [0, 1]: the mean over each answer left out of min(1, matches among
+    the others / 3). Also used for TextVQA.
+
+    variant "official": GT-Vision-Lab/VQA vqaEval.py since its 2021 fix (commit a013f00):
+    answers and prediction are cleaned; both are normalised only when the answers disagree.
+    "official-2017": the same file before that fix: the prediction is always normalised,
+    the answers get the punctuation pass alone, only when they disagree, and are not cleaned.
+    "openflamingo": open_flamingo/eval/vqa_metric.py, which RobustVLM's published numbers
+    come from: both sides are always cleaned and normalised.
+    """
     if not answers:
         raise BenchError("VQA accuracy needs the human answers; got none for a question")
-    # Only the prediction is cleaned of newlines/tabs and stripped, and it is always
-    # normalised; the answers get the punctuation pass alone, and only when they disagree
-    # (a unanimous "The Beatles" is then compared raw with the normalised "beatles").
-    pred = prediction.replace("\n", " ").replace("\t", " ").strip()
-    pred = _digits_articles(_punctuation(pred))
-    gts = [_punctuation(a) for a in answers] if len(set(answers)) > 1 else list(answers)
+    pred = _clean(prediction)
+    if variant == "official":
+        gts = [_clean(a) for a in answers]
+        if len(set(gts)) > 1:
+            gts, pred = [_normalised(a) for a in gts], _normalised(pred)
+    elif variant == "official-2017":
+        # (a unanimous "The Beatles" is then compared raw with the normalised "beatles")
+        pred = _normalised(pred)
+        gts = [_punctuation(a) for a in answers] if len(set(answers)) > 1 else list(answers)
+    elif variant == "openflamingo":
+        gts, pred = [_normalised(_clean(a)) for a in answers], _normalised(pred)
+    else:
+        raise BenchError(f"unknown VQA metric {variant!r}; use one of {', '.join(VQA_METRICS)}")
     accs = [min(1, float(sum(1 for j, a in enumerate(gts) if j != k and a == pred)) / 3)
             for k in range(len(gts))]
     return float(sum(accs)) / len(accs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from benchutil.registry import Registry
 from tasks.answering import VQATask, read_vqa_task
@@ -26,22 +27,32 @@ class VLMTaskSpec:
 def _coco(name: str, root: Path) -> CaptioningTask:
     items = read_karpathy(root / "coco" / "dataset_coco.json", root / "coco", "test")
     refs = coco_references(root / "coco" / "annotations" / "captions_val2014.json", [it.id for it in items])
-    return CaptioningTask(name, [replace(it, references=refs[it.id]) for it in items])
+    return CaptioningTask(name, [replace(it, references=refs[it.id]) for it in items],
+                          caption_tokens=PAPER_CAPTION_TOKENS)
 
 
 def _flickr(name: str, root: Path) -> CaptioningTask:
     base = root / "flickr30k"
-    return CaptioningTask(name, read_karpathy(base / "dataset_flickr30k.json", base / "flickr30k-images", "test"))
+    return CaptioningTask(name, read_karpathy(base / "dataset_flickr30k.json", base / "flickr30k-images", "test"),
+                          caption_tokens=PAPER_CAPTION_TOKENS)
 
 
-def vqa_reader(folder: str, questions: str, annotations: str, image: Callable[[Path, int | str], Path]
-               ) -> Callable[[str, Path], VQATask]:
+def vqa_reader(folder: str, questions: str, annotations: str, image: Callable[[Path, int | str], Path],
+               **options: Any) -> Callable[[str, Path], VQATask]:
+    """options: VQATask's protocol settings (vqa_metric, max_answers, answer_tokens)."""
     def read(name: str, root: Path) -> VQATask:
         base = root / folder
-        return read_vqa_task(name, base / questions, base / annotations, lambda it: image(base, it.image_id))
+        return read_vqa_task(name, base / questions, base / annotations, lambda it: image(base, it.image_id),
+                             **options)
 
     return read
 
+
+# RobustVLM's protocol (vlm_eval/run_evaluation.py): the 5 most common answers are attacked,
+# answers are generated for at most 5 (VQAv2) / 10 (TextVQA) / 20 (captions) tokens, and
+# VQA accuracy is OpenFlamingo's evaluator (open_flamingo/eval/vqa_metric.py).
+PAPER_VQA = {"vqa_metric": "openflamingo", "max_answers": 5}
+PAPER_CAPTION_TOKENS = 20
 
 VLM_DATASETS: Registry[VLMTaskSpec] = Registry("task")
 VLM_DATASETS.add("coco", VLMTaskSpec(_coco),
@@ -49,9 +60,9 @@ VLM_DATASETS.add("coco", VLMTaskSpec(_coco),
 VLM_DATASETS.add("flickr30k", VLMTaskSpec(_flickr), "Flickr30k captions, Karpathy test split (1000 images); CIDEr")
 VLM_DATASETS.add("vqav2", VLMTaskSpec(vqa_reader(
     "vqav2", "v2_OpenEnded_mscoco_val2014_questions.json", "v2_mscoco_val2014_annotations.json",
-    lambda base, i: base / "val2014" / f"COCO_val2014_{int(i):012d}.jpg")),
+    lambda base, i: base / "val2014" / f"COCO_val2014_{int(i):012d}.jpg", **PAPER_VQA, answer_tokens=5)),
     "VQAv2 val2014 questions (10 answers each); VQA accuracy")
 VLM_DATASETS.add("textvqa", VLMTaskSpec(vqa_reader(
     "textvqa", "val_questions_vqa_format.json", "val_annotations_vqa_format.json",
-    lambda base, i: base / "train_images" / f"{i}.jpg")),
+    lambda base, i: base / "train_images" / f"{i}.jpg", **PAPER_VQA, answer_tokens=10)),
     "TextVQA val (VQA format, OpenFlamingo's files); VQA accuracy")

@@ -40,6 +40,7 @@ class VLMTask:
     def __init__(self, name: str, images: dict[str, Path]) -> None:
         self.name, self.images = name, images
         self._scorer: tuple[tuple[str, ...], Scorer] | None = None
+        self.settings: dict[str, Any] = {}  # protocol settings a run records (metric variant, lengths)
 
     def check_attack(self, settings: AttackSettings) -> None:
         check_vlm_attack(settings)

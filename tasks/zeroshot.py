@@ -69,6 +69,7 @@ class ZeroShotTask:
     metric = "accuracy %"
 
     def __init__(self, data: ClassificationData) -> None:
+        self.settings: dict[str, object] = {}  # protocol settings a run records
         self.data = data
         self.name = data.name
         self._label = dict(zip(data.ids, data.labels))

@@ -237,8 +237,9 @@ def test_cider_names_a_missing_or_extra_id():
 
 
 # ---------------------------------------------------------------- VQA accuracy
-# Expected values below are derived by hand from the official evaluator's rules
-# (GT-Vision-Lab/VQA, PythonEvaluationTools/vqaEvaluation/vqaEval.py, Python 3 version).
+# Expected values below are derived by hand from the official evaluator's rules as they were
+# before its 2021 fix (GT-Vision-Lab/VQA, PythonEvaluationTools/vqaEvaluation/vqaEval.py at
+# a013f00~1): the variant "official-2017", which the tiny suite uses.
 @pytest.mark.parametrize("prediction, answers, expected", [
     ("yes", ["yes"] * 10, 1.0),
     ("yes", ["yes"] * 4 + ["no"] * 6, 1.0),  # 4 agree: every leave-one-out set still has 3
@@ -271,16 +272,57 @@ def test_cider_names_a_missing_or_extra_id():
     ("dog", ["dog."] * 10, 0.0),  # but not when unanimous
 ])
 def test_vqa_accuracy_follows_the_official_rules(prediction, answers, expected):
-    assert vqa_accuracy(prediction, answers) == pytest.approx(expected, abs=1e-12)
+    assert vqa_accuracy(prediction, answers, "official-2017") == pytest.approx(expected, abs=1e-12)
 
 
 def test_vqa_period_removal_stops_after_32():
     # The official code passes re.UNICODE (32) where sub() takes its count.
     text = ".".join(["x"] * 34)  # 33 periods: the last one survives
     assert metrics._punctuation(text) == "x" * 33 + ".x"
-    assert vqa_accuracy(text, ["x" * 33 + ".x"] * 10) == 1.0
+    assert vqa_accuracy(text, ["x" * 33 + ".x"] * 10, "official-2017") == 1.0
 
 
 def test_vqa_accuracy_needs_answers():
     with pytest.raises(BenchError, match="needs the human answers"):
         vqa_accuracy("yes", [])
+
+
+def _reference_loop(prediction: str, answers: list[str], normalise_when: str) -> float:
+    """The evaluators' loop as their code runs it (VQAEval.evaluate), written out here:
+    clean both sides, normalise according to the variant, then leave one answer out at a
+    time and compare dicts (each answer is its own entry, as answer_id makes it)."""
+    gts = [{"answer": a.replace("\n", " ").replace("\t", " ").strip(), "answer_id": k} for k, a in enumerate(answers)]
+    res = prediction.replace("\n", " ").replace("\t", " ").strip()
+    if normalise_when == "always" or len({g["answer"] for g in gts}) > 1:
+        for g in gts:
+            g["answer"] = metrics._digits_articles(metrics._punctuation(g["answer"]))
+        res = metrics._digits_articles(metrics._punctuation(res))
+    accs = []
+    for left_out in gts:
+        others = [g for g in gts if g != left_out]
+        accs.append(min(1, float(len([g for g in others if g["answer"] == res])) / 3))
+    return float(sum(accs)) / len(accs)
+
+
+VQA_CASES = [
+    ("Two", ["2"] * 10), ("two", ["two"] * 10), ("Yes", ["yes"] * 10), ("yes", [" yes"] * 10),
+    ("The Dog", ["The Dog"] * 10), ("dog", ["dog."] * 10), ("red", ["Red"] * 4 + ["blue"] * 6),
+    ("2", ["two"] * 3 + ["three"] * 7), ("the beatles", ["The Beatles"] * 9 + ["beatles"]),
+    ("yes\n", ["yes"] * 3 + ["no"] * 7), ("hot-dog", ["hot dog"] * 10), ("a cat", ["cat", "dog"] * 5),
+]
+
+
+@pytest.mark.parametrize("prediction, answers", VQA_CASES)
+def test_vqa_official_and_openflamingo_variants_follow_their_code(prediction, answers):
+    assert vqa_accuracy(prediction, answers, "official") == _reference_loop(prediction, answers, "disagree")
+    assert vqa_accuracy(prediction, answers, "openflamingo") == _reference_loop(prediction, answers, "always")
+
+
+def test_the_three_vqa_evaluators_differ_where_their_code_does():
+    # Unanimous answers: the 2021 official code normalises neither side, OpenFlamingo both,
+    # the 2017 official code only the prediction.
+    assert [vqa_accuracy("Two", ["2"] * 10, v) for v in ("official", "official-2017", "openflamingo")] == [0, 1, 1]
+    assert [vqa_accuracy("two", ["two"] * 10, v) for v in ("official", "official-2017", "openflamingo")] == [1, 0, 1]
+    assert [vqa_accuracy("Yes", ["yes"] * 10, v) for v in ("official", "official-2017", "openflamingo")] == [0, 1, 1]
+    with pytest.raises(BenchError, match="unknown VQA metric 'vqa'"):
+        vqa_accuracy("yes", ["yes"], "vqa")

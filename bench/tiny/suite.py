@@ -72,10 +72,12 @@ def tiny_vlm_datasets() -> Registry[VLMTaskSpec]:
     datasets.add("tiny-captions", VLMTaskSpec(captions),
                  f"tiny world captioning (Karpathy format), {world.CAPTION_SPLITS['test']} test images, 5 refs; CIDEr")
     datasets.add("tiny-vqa", VLMTaskSpec(vqa_reader("vqa", "questions_val.json", "annotations_val.json",
-                                                    lambda b, i: b / "images" / f"COCO_val2014_{int(i):012d}.jpg")),
+                                                    lambda b, i: b / "images" / f"COCO_val2014_{int(i):012d}.jpg",
+                                                    vqa_metric="official-2017")),
                  f"tiny world VQA (VQAv2 format): count, colour, shape, yes/no on {world.VQA_SPLITS['val']} images")
     datasets.add("tiny-textvqa", VLMTaskSpec(vqa_reader("textvqa", "questions_val.json", "annotations_val.json",
-                                                        lambda b, i: b / "train_images" / f"{i}.jpg")),
+                                                        lambda b, i: b / "train_images" / f"{i}.jpg",
+                                                        vqa_metric="official-2017")),
                  f"tiny world reading (TextVQA format): the word on a sign, {world.TEXTVQA_SPLITS['val']} images")
     return datasets
 
