@@ -82,3 +82,22 @@ def test_the_vlm_attack_protocol_runs_on_flamingo(vlm):
                            task.scorer(ids))
     assert [r["id"] for r in records] == ids
     assert all(r["linf"] <= 4 / 255 + 1e-6 and r["adv_score"] <= r["clean_score"] for r in records)
+
+
+def test_vision_tokens_are_the_last_blocks_patch_outputs_without_ln_post(parts):
+    """OpenFlamingo-9B's perceiver was trained on open_clip <= 2.22 tokens: computed by hand
+    here the way that VisionTransformer.forward did (no ln_post on the tokens)."""
+    from bench.vlm.flamingo import LastPatchTokens
+
+    encoder = parts[0]
+    visual = encoder.visual
+    pixels = torch.rand(2, 3, encoder.image_size, encoder.image_size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        x = visual.conv1(pixels).flatten(2).transpose(1, 2)  # [B, patches, width]
+        cls = visual.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
+        x = torch.cat([cls, x], dim=1) + visual.positional_embedding.to(x.dtype)
+        x = visual.transformer(visual.ln_pre(visual.patch_dropout(x)))
+        expected = x[:, 1:]
+        _, tokens = LastPatchTokens(visual)(pixels)
+    assert torch.allclose(tokens, expected, atol=1e-5)
+    assert not torch.allclose(tokens, visual.ln_post(expected), atol=1e-3)  # the >= 2.23 tokens differ

@@ -32,7 +32,13 @@ INSTALL = "pip install --no-deps open_flamingo einops einops-exts"
 
 
 class LastPatchTokens(nn.Module):
-    """What Flamingo expects of its vision encoder: (_, patch tokens of the last block after ln_post)."""
+    """What Flamingo expects of its vision encoder: (_, patch tokens of the last block).
+
+    OpenFlamingo-9B was trained on open_clip <= 2.22, whose VisionTransformer.forward returns
+    as tokens the last block's patch outputs WITHOUT ln_post (ln_post went to the pooled
+    output only; from 2.23 the tokens are normalised too). The checkpoint's perceiver expects
+    the old tokens, so they are taken here without ln_post, whatever open_clip is installed.
+    """
 
     def __init__(self, visual: nn.Module) -> None:
         super().__init__()
@@ -40,7 +46,7 @@ class LastPatchTokens(nn.Module):
         self.dtype = torch.float32  # of the perceiver that reads the tokens (the encoder stays float32)
 
     def forward(self, pixels: Tensor) -> tuple[None, Tensor]:
-        out = self.visual.forward_intermediates(pixels, indices=1, normalize_intermediates=True,
+        out = self.visual.forward_intermediates(pixels, indices=1, normalize_intermediates=False,
                                                 intermediates_only=True, output_fmt="NLC")
         return None, out["image_intermediates"][0].to(self.dtype)
 
