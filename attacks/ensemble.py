@@ -48,9 +48,13 @@ def _apgd_member(loss: str) -> EnsembleMember:
 
 def _apgd_t_member(model: Model, x: Tensor, y: Tensor, s: Settings) -> Tensor:
     """AutoAttack's APGD-T on min(9, classes - 1) targets. Targeted DLR needs 4 classes;
-    below that, targeted CE takes its place (with 2-3 classes it is close to untargeted)."""
+    with 3, targeted CE takes its place. With 2 classes the only target is the untargeted
+    attack again: APGD-T is skipped, as RobustVLM's zero-shot evaluation runs APGD-CE alone
+    on binary datasets (PCAM)."""
     with torch.no_grad():
         n_classes = model(x[:1]).shape[1]
+    if n_classes < 3:
+        return x.clone()
     loss = "dlr-targeted" if n_classes >= 4 else "ce-targeted"
     args = {"n_targets": min(9, n_classes - 1), **s.args}
     return apgd(model, x, y, s.eps, s.norm, s.steps, loss, seed=s.seed, max_rows=s.max_rows, **args)
@@ -129,14 +133,16 @@ def worst_case(
     seed: int = 0,
     max_rows: int | None = None,
     args: dict[str, Any] | None = None,
+    member_args: dict[str, dict[str, Any]] | None = None,
 ) -> WorstCaseResult:
     """Run `attacks` in order, each on the samples no earlier attack broke.
 
     max_rows: let APGD-T run several targets at once in batches of up to this many rows
     (e.g. len(x)); faster where the model's throughput grows with the batch (ViTs, GPUs),
     slower where it does not (small CNNs on a CPU: see benchmarks/attacks.py). `args` go to
-    every member's core (checked by attacks.table.check_arguments). An empty `attacks`
-    scores the clean images only.
+    every member's core (checked by attacks.table.check_arguments); `member_args` adds
+    defaults for single members under them (e.g. {"apgd-ce": {"restarts": 5}}). An empty
+    `attacks` scores the clean images only.
     """
     norm_ = check_norm(norm)
     eps = check_eps(eps, norm_)
@@ -151,12 +157,12 @@ def worst_case(
         robust = clean_correct.clone()
         winner: list[str | None] = [None if ok else CLEAN for ok in clean_correct.tolist()]
         x_adv = x.clone()
-        settings = Settings(eps, norm_, steps, seed, max_rows, dict(args or {}))
         for name, routine in routines:
             idx = robust.nonzero()[:, 0]
             if idx.numel() == 0:
                 break
-            candidate = routine(model, x[idx], y[idx], settings)
+            own = {**(member_args or {}).get(name, {}), **(args or {})}  # the caller's args win
+            candidate = routine(model, x[idx], y[idx], Settings(eps, norm_, steps, seed, max_rows, own))
             with torch.no_grad():
                 broken = model(candidate).argmax(dim=1) != y[idx]
             x_adv[idx[broken]] = candidate[broken]

@@ -4,8 +4,9 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench.encoders.load import EncoderSpec
 from bench.encoders.zoo import paper_zoo
@@ -34,6 +35,9 @@ class Suite:
     vlms: Callable[[], Registry[VLMSpec]]  # built on first use: it imports transformers
     default_vlm: str
     default_vlm_samples: int
+    samples_per_task: dict[str, int] = field(default_factory=dict)  # exceptions to the defaults
+    # The zero-shot protocol's per-member attack defaults (recorded in every run's config).
+    zero_shot_member_args: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def task_names(self) -> list[str]:
         return [*self.datasets.names(), *self.vlm_datasets.names()]
@@ -42,6 +46,8 @@ class Suite:
         return name in self.vlm_datasets
 
     def default_samples(self, task: str) -> int:
+        if task in self.samples_per_task:
+            return self.samples_per_task[task]
         return self.default_vlm_samples if self.is_vlm_task(task) else self.default_n_samples
 
 
@@ -66,8 +72,11 @@ SUITES: Registry[Suite] = Registry("suite")
 SUITES.add("tiny", Suite("tiny", tiny_zoo(), tiny_datasets(), CLASSIFICATION_TASKS, 100, world_root,
                          tiny_vlm_datasets(), tiny_vlms, "tiny-llava", 100),
            "embedded, offline, minutes on a CPU: a generated world of shapes, a tiny CLIP zoo and tiny-llava")
+# RobustVLM's zero-shot protocol (CLIP_benchmark + AutoAttack version="custom"): APGD-CE with
+# AutoAttack's default 5 restarts, then APGD-T; 1000 samples per dataset, 5000 for ImageNet.
 SUITES.add("paper", Suite("paper", paper_zoo(), DATASETS, ("imagenet",), 1000, configured_data_root,
-                          VLM_DATASETS, paper_vlms, "llava-1.5-7b", 500),
+                          VLM_DATASETS, paper_vlms, "llava-1.5-7b", 500, samples_per_task={"imagenet": 5000},
+                          zero_shot_member_args={"apgd-ce": {"restarts": 5}}),
            "full scale (GPU): ViT-L/14 zoo from the hub, ImageNet + CLIP_benchmark datasets, COCO, Flickr30k, "
            "VQAv2, TextVQA and LLaVA-1.5-7B")
 DEFAULT_SUITE = "tiny"
@@ -105,9 +114,9 @@ def load_task(suite: Suite, name: str, data_root: str | None) -> Task:
     """A suite task by name (classification, captioning, VQA), or any image folder as folder:PATH."""
     if name.startswith(FOLDER_PREFIX):
         root = Path(name.removeprefix(FOLDER_PREFIX)).expanduser()
-        return ZeroShotTask(read_image_folder(root, root.name))
+        return ZeroShotTask(read_image_folder(root, root.name), suite.zero_shot_member_args)
     if suite.is_vlm_task(name):
         vlm_spec = suite.vlm_datasets.get(name)
         return vlm_spec.value.read(vlm_spec.name, suite.data_root(data_root))
     spec = suite.datasets.get(name)
-    return ZeroShotTask(spec.value.read(spec.name, suite.data_root(data_root)))
+    return ZeroShotTask(spec.value.read(spec.name, suite.data_root(data_root)), suite.zero_shot_member_args)

@@ -9,7 +9,7 @@ import hashlib
 import json
 import random
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -68,8 +68,11 @@ class ZeroShotTask:
     kind = "zero-shot classification"
     metric = "accuracy %"
 
-    def __init__(self, data: ClassificationData) -> None:
-        self.settings: dict[str, object] = {}  # protocol settings a run records
+    def __init__(self, data: ClassificationData, member_args: dict[str, dict[str, Any]] | None = None) -> None:
+        # Defaults for single attack members, e.g. {"apgd-ce": {"restarts": 5}}: the protocol of
+        # a suite, recorded with every run (the user's --attack-args still win).
+        self.member_args = member_args or {}
+        self.settings: dict[str, Any] = {"member_args": self.member_args} if self.member_args else {}
         self.data = data
         self.name = data.name
         self._label = dict(zip(data.ids, data.labels))
@@ -103,7 +106,8 @@ class ZeroShotTask:
             result = _score_points(victim, x, y, x_adv, entry.name)
         elif settings.attacking:
             result = worst_case(victim, x, y, attacks=entry.members, eps=settings.eps, norm=settings.norm,
-                                steps=settings.steps, seed=settings.seed, args=settings.args)
+                                steps=settings.steps, seed=settings.seed, args=settings.args,
+                                member_args=self.member_args)
         else:
             result = _score_points(victim, x, y, x, entry.name)
         with torch.no_grad():
