@@ -79,7 +79,8 @@ def run_config(plan: RunPlan, models: Models, task: Task, victim: Victim, entry:
         "attack_members": [m.name for m in entry.members] or [entry.name], "eps": plan.eps, "eps_label": plan.label,
         "steps": plan.steps, "seed": plan.seed, "norm": plan.norm, "attack_args": plan.attack_args,
         "batch_size": plan.batch_size, "n_samples": len(sample_ids), "sample_ids": sample_ids,
-        "vlm": None, "vlm_sha256": None, **victim.config, "target": plan.target, "early_stop": plan.early_stop,
+        "vlm": None, "vlm_sha256": None, **victim.config, "load_options": victim.load_options,
+        "target": plan.target, "early_stop": plan.early_stop,
         "command": command, "device": device, "versions": versions(), "git_commit": git_commit(),
     }
 
@@ -130,7 +131,7 @@ def execute(plan: RunPlan, models: Models, task: Task, entry: AttackEntry, out: 
     def records_for(k: int, ids: list[str]) -> list[dict[str, Any]]:
         settings = AttackSettings(entry, plan.eps, plan.norm, plan.steps, batch_seed(plan.seed, k), plan.attack_args,
                                   plan.target, plan.early_stop, tuple(sample_ids))
-        return task.attack(victim.model, ids, task.load(ids, victim.image_size), settings)
+        return task.attack(victim.model, ids, task.load(ids, victim.image_size, **victim.load_options), settings)
 
     run_batches(path, config, IDENTITY, sample_ids, plan.batch_size,
                 f"{victim.label} {plan.task} {plan.attack} {plan.label}", records_for)

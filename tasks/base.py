@@ -47,6 +47,7 @@ class Victim:
     sha256: str  # the weights' identity (encoder, '+' VLM)
     image_size: int
     config: dict[str, Any] = field(default_factory=dict)  # recorded in config.json (e.g. vlm, vlm_sha256)
+    load_options: dict[str, Any] = field(default_factory=dict)  # how the task loads images for it (LLaVA: padded)
 
 
 class Models(Protocol):
@@ -67,7 +68,7 @@ class Task(Protocol):
     def sample_ids(self, n: int | None, seed: int) -> list[str]: ...
     def check_attack(self, settings: AttackSettings) -> None: ...  # ValueError when it does not apply
     def victim(self, models: Models, cache_dir: Any) -> Victim: ...
-    def load(self, ids: list[str], size: int) -> Any: ...  # a batch, as `attack` takes it
+    def load(self, ids: list[str], size: int, **options: Any) -> Any: ...  # a batch, as `attack` takes it
     def attack(self, victim: Any, ids: list[str], batch: Any, settings: AttackSettings) -> list[Record]: ...
 
 

@@ -51,6 +51,7 @@ class VLM(Protocol):
     encoder: Any  # an Encoder
     prompts: Prompts
     codec: Any  # .check(text, what): refuses a string the VLM cannot write
+    pad_colour: tuple[int, int, int] | None  # pad images to a square of this colour before resizing (LLaVA)
 
     def generate(self, images: Tensor, prompts: list[str], max_new_tokens: int) -> list[str]: ...
     def loss(self, images: Tensor, prompts: list[str], targets: list[str]) -> Tensor: ...  # [B], pixel-differentiable

@@ -69,11 +69,20 @@ def read_image_folder(root: Path, name: str, classnames: list[str] | None = None
     return ClassificationData(name, root, ids, labels, list(classnames), list(templates))
 
 
-def load_image(path: Path, size: int) -> Tensor:
-    """RGB in [0,1], shorter side resized to `size` (bicubic), centre-cropped: CLIP's preprocessing."""
+def load_image(path: Path, size: int, pad_colour: tuple[int, int, int] | None = None) -> Tensor:
+    """RGB in [0,1], shorter side resized to `size` (bicubic), centre-cropped: CLIP's preprocessing.
+
+    pad_colour: first pad the image to a square of this colour, centred (LLaVA-1.5's
+    `image_aspect_ratio = "pad"`, llava/mm_utils.py expand2square), so nothing is cropped.
+    """
     try:
         with Image.open(path) as im:
             im = im.convert("RGB")
+            if pad_colour is not None and im.size[0] != im.size[1]:
+                side = max(im.size)
+                square = Image.new("RGB", (side, side), pad_colour)
+                square.paste(im, ((side - im.size[0]) // 2, (side - im.size[1]) // 2))
+                im = square
             w, h = im.size
             scale = size / min(w, h)
             im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)

@@ -47,8 +47,10 @@ class VLMTask:
 
     def victim(self, models: Models, cache_dir: Any) -> Victim:
         vlm, encoder, name = models.vlm(), models.encoder, models.vlm_name
+        pad = getattr(vlm, "pad_colour", None)  # LLaVA pads images to a square (tasks.contracts.VLM)
         return Victim(vlm, f"{name}+{encoder.provenance.name}", f"{encoder.provenance.sha256}+{vlm.sha256}",
-                      vlm.image_size, {"vlm": name, "vlm_sha256": vlm.sha256})
+                      vlm.image_size, {"vlm": name, "vlm_sha256": vlm.sha256},
+                      {"pad_colour": pad} if pad is not None else {})
 
     def attack(self, victim: Any, ids: list[str], batch: Tensor, settings: AttackSettings) -> list[Record]:
         device = next(victim.parameters()).device
@@ -70,8 +72,8 @@ class VLMTask:
         random.Random(seed).shuffle(ids)
         return ids if n is None else ids[:n]
 
-    def load(self, ids: list[str], size: int) -> Tensor:
-        return torch.stack([load_image(self.images[i], size) for i in ids])
+    def load(self, ids: list[str], size: int, pad_colour: tuple[int, int, int] | None = None) -> Tensor:
+        return torch.stack([load_image(self.images[i], size, pad_colour) for i in ids])
 
     def answers(self, vlm: Any, ids: list[str], images: Tensor) -> list[str]:
         """The VLM's greedy outputs for these samples (images [len(ids), 3, S, S])."""

@@ -7,6 +7,7 @@ import torch
 
 from bench.encoders.load import EncoderSpec, build_encoder
 from bench.vlm import load_vlm, paper_vlms, tiny_vlms
+from bench.vlm.llava import VICUNA_V1_SYSTEM
 from bench.vlm.tiny_llava import assemble, build_parts, codec
 from benchutil.errors import BenchError
 from tests.vlm_fixtures import make_llava
@@ -76,8 +77,15 @@ def test_llava_loads_with_the_encoder_swapped_in(llava_dir):
     assert len(vlm.sha256) == 64
     before, after = vlm.frame("what color is the circle?")
     tokenizer = vlm.codec.tokenizer
-    assert before[0] == tokenizer.bos_token_id and tokenizer.convert_ids_to_tokens(before[1:]) == ["USER", ":"]
+    # RobustVLM's vicuna_v1 prompt '<system> USER: <image>\n<prompt> ASSISTANT:', split at the image
+    # and each side tokenised on its own (LLaVA's tokenizer_image_token)
+    prompt = f"{VICUNA_V1_SYSTEM} USER: <image>\nwhat color is the circle? ASSISTANT:"
+    head, tail = prompt.split("<image>")
+    assert before == [tokenizer.bos_token_id, *tokenizer(head, add_special_tokens=False)["input_ids"]]
+    assert after == tokenizer(tail, add_special_tokens=False)["input_ids"]
+    assert tokenizer.convert_ids_to_tokens(before)[-2:] == ["USER", ":"]
     assert tokenizer.convert_ids_to_tokens(after)[-2:] == ["ASSISTANT", ":"]
+    assert vlm.pad_colour == (122, 116, 104)  # LLaVA pads with CLIP's mean colour
     x = torch.rand(2, 3, 32, 32, requires_grad=True)
     loss = vlm.loss(x, ["what color is the circle?", "Provide a short caption for this image."], ["red", "a red circle"])
     loss.sum().backward()
@@ -110,3 +118,18 @@ def test_tiny_target_words_are_checked():
     codec().check("please reset your password", "--target")
     with pytest.raises(BenchError, match="bitcoin"):
         codec().check("buy bitcoin", "--target")
+
+
+def test_llava_images_are_padded_to_a_square_not_cropped(tmp_path):
+    from PIL import Image
+
+    from tasks.imagefolder import load_image
+
+    wide = Image.new("RGB", (80, 40), (255, 0, 0))
+    wide.save(tmp_path / "wide.png")
+    padded = load_image(tmp_path / "wide.png", 32, pad_colour=(122, 116, 104))
+    cropped = load_image(tmp_path / "wide.png", 32)
+    assert padded.shape == cropped.shape == (3, 32, 32)
+    assert torch.allclose(padded[:, 0, 16], torch.tensor([122, 116, 104]) / 255, atol=1e-6)  # the band above
+    assert torch.allclose(padded[:, 16, 16], torch.tensor([1.0, 0.0, 0.0]), atol=1e-6)  # the image in the middle
+    assert torch.allclose(cropped[:, 0, 16], torch.tensor([1.0, 0.0, 0.0]), atol=1e-6)  # cropping keeps red only

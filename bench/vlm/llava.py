@@ -2,7 +2,7 @@
 
 RobustVLM convention: the 336 px CLIP tower is replaced by an open_clip ViT-L/14 at 224 px,
 whose penultimate-block patch tokens (256 instead of 576) go to LLaVA's own projector;
-greedy decoding; the conversation frame "USER: <image>\\n{prompt} ASSISTANT:".
+greedy decoding; the vicuna_v1 conversation with its system line.
 """
 from __future__ import annotations
 
@@ -17,6 +17,11 @@ from bench.vlm.registry import register_vlm
 from bench.vlm.text import HFCodec
 from benchutil.errors import BenchError
 
+# RobustVLM's LLaVA evaluation (open_flamingo/eval/models/llava.py, EvalModelLLAVA): the
+# vicuna_v1 conversation (llava/conversation.py) with its system line, these task prompts,
+# images padded to a square with the CLIP mean colour (llava/mm_utils.py expand2square).
+VICUNA_V1_SYSTEM = ("A chat between a curious user and an artificial intelligence assistant. The assistant gives "
+                    "helpful, detailed, and polite answers to the user's questions.")
 LLAVA_PROMPTS = Prompts(caption="Provide a short caption for this image.",
                         question="{question}\nAnswer the question using a single word or phrase.",
                         caption_tokens=20, answer_tokens=10)
@@ -65,11 +70,14 @@ def load_llava(encoder: nn.Module, source: str, device: str, name: str) -> Proje
         raise BenchError(f"the tokenizer in {path} has no end-of-sequence token; use a llava-hf checkpoint")
 
     def frame(prompt: str) -> tuple[list[int], list[int]]:
+        """'<system> USER: <image>\n<prompt> ASSISTANT:', each side of the image tokenised on its own
+        as LLaVA's tokenizer_image_token does; the answer then '</s>' follow."""
         bos = [codec.bos_id] if codec.bos_id is not None else []
-        return [*bos, *codec.encode("USER: ")], codec.encode(f"\n{prompt} ASSISTANT:")
+        return [*bos, *codec.encode(f"{VICUNA_V1_SYSTEM} USER: ")], codec.encode(f"\n{prompt} ASSISTANT:")
 
     vlm = ProjectedVLM(encoder, projector, model, codec, frame, LLAVA_PROMPTS, name)
     vlm.sha256 = _weights_digest(path)
+    vlm.pad_colour = tuple(int(m * 255) for m in encoder.mean.flatten().tolist())  # CLIP mean: (122, 116, 104)
     return vlm
 
 

@@ -55,6 +55,7 @@ class ProjectedVLM(nn.Module):
         self.codec, self.frame, self.prompts, self.name = codec, frame, prompts, name
         self.image_size: int = encoder.image_size
         self.sha256 = "random"  # of the VLM's own weights (projector + LM); loaders set it
+        self.pad_colour: tuple[int, int, int] | None = None  # LLaVA-1.5 pads to a square: its loader sets it
         self._check_widths()
         self._lm_arguments = accepted_arguments(lm.forward)
 
