@@ -5,6 +5,7 @@ frequent first, at most `max_answers`), then towards "maybe" and "Word".
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +34,11 @@ class VQATask(VLMTask):
 
     def max_new_tokens(self, style: VLMPrompts) -> int:
         return self.answer_tokens or style.answer_tokens
+
+    def postprocess(self, text: str) -> str:
+        """OpenFlamingo's postprocess_vqa_generation (RobustVLM applies it to every VLM): cut at
+        'Question', 'Answer' or 'Short' and at the first ', '."""
+        return re.split(", ", re.split("Question|Answer|Short", text, maxsplit=1)[0], maxsplit=1)[0]
 
     def attack_targets(self, ids: list[str]) -> list[list[str]]:
         return [[a for a, _ in Counter(self.items[i].answers).most_common(self.max_answers)] for i in ids]

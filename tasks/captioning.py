@@ -32,6 +32,10 @@ class CaptioningTask(VLMTask):
     def max_new_tokens(self, style: VLMPrompts) -> int:
         return self.caption_tokens or style.caption_tokens
 
+    def postprocess(self, text: str) -> str:
+        """OpenFlamingo's postprocess_captioning_generation and RobustVLM's quote removal."""
+        return text.split("Output", 1)[0].replace('"', "")
+
     def attack_targets(self, ids: list[str]) -> list[list[str]]:
         return [self.items[i].references[: self.max_references] for i in ids]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from benchutil.registry import Registry
 from tasks.answering import VQATask, read_vqa_task
@@ -24,17 +24,34 @@ class VLMTaskSpec:
     read: Callable[[str, Path], VLMTask]  # (name, data root) -> task
 
 
+# RobustVLM's protocol (vlm_eval/run_evaluation.py): 500 samples chosen with np.random.seed(42),
+# the 5 most common answers attacked, answers generated for at most 5 (VQAv2) / 10 (TextVQA)
+# / 20 (captions) tokens and cleaned by OpenFlamingo's post-processing, VQA accuracy by
+# OpenFlamingo's evaluator (open_flamingo/eval/vqa_metric.py).
+PAPER_VQA = {"vqa_metric": "openflamingo", "max_answers": 5}
+PAPER_CAPTION_TOKENS = 20
+PAPER_SELECTION_SEED = 42
+T = TypeVar("T", bound=VLMTask)
+
+
+def paper(task: T) -> T:
+    """RobustVLM's sample selection and output cleaning, recorded in the task's settings."""
+    task.selection_seed, task.reference_postprocess = PAPER_SELECTION_SEED, True
+    task.settings |= {"selection_seed": PAPER_SELECTION_SEED, "postprocess": "robustvlm"}
+    return task
+
+
 def _coco(name: str, root: Path) -> CaptioningTask:
     items = read_karpathy(root / "coco" / "dataset_coco.json", root / "coco", "test")
     refs = coco_references(root / "coco" / "annotations" / "captions_val2014.json", [it.id for it in items])
-    return CaptioningTask(name, [replace(it, references=refs[it.id]) for it in items],
-                          caption_tokens=PAPER_CAPTION_TOKENS)
+    return paper(CaptioningTask(name, [replace(it, references=refs[it.id]) for it in items],
+                                caption_tokens=PAPER_CAPTION_TOKENS))
 
 
 def _flickr(name: str, root: Path) -> CaptioningTask:
     base = root / "flickr30k"
-    return CaptioningTask(name, read_karpathy(base / "dataset_flickr30k.json", base / "flickr30k-images", "test"),
-                          caption_tokens=PAPER_CAPTION_TOKENS)
+    return paper(CaptioningTask(name, read_karpathy(base / "dataset_flickr30k.json", base / "flickr30k-images", "test"),
+                                caption_tokens=PAPER_CAPTION_TOKENS))
 
 
 def vqa_reader(folder: str, questions: str, annotations: str, image: Callable[[Path, int | str], Path],
@@ -48,21 +65,20 @@ def vqa_reader(folder: str, questions: str, annotations: str, image: Callable[[P
     return read
 
 
-# RobustVLM's protocol (vlm_eval/run_evaluation.py): the 5 most common answers are attacked,
-# answers are generated for at most 5 (VQAv2) / 10 (TextVQA) / 20 (captions) tokens, and
-# VQA accuracy is OpenFlamingo's evaluator (open_flamingo/eval/vqa_metric.py).
-PAPER_VQA = {"vqa_metric": "openflamingo", "max_answers": 5}
-PAPER_CAPTION_TOKENS = 20
+def _paper_vqa(folder: str, questions: str, annotations: str, image: Callable[[Path, int | str], Path],
+               answer_tokens: int) -> Callable[[str, Path], VQATask]:
+    read = vqa_reader(folder, questions, annotations, image, **PAPER_VQA, answer_tokens=answer_tokens)
+    return lambda name, root: paper(read(name, root))
 
 VLM_DATASETS: Registry[VLMTaskSpec] = Registry("task")
 VLM_DATASETS.add("coco", VLMTaskSpec(_coco),
                  "COCO captions, Karpathy test split (5000 images); references from captions_val2014.json; CIDEr")
 VLM_DATASETS.add("flickr30k", VLMTaskSpec(_flickr), "Flickr30k captions, Karpathy test split (1000 images); CIDEr")
-VLM_DATASETS.add("vqav2", VLMTaskSpec(vqa_reader(
+VLM_DATASETS.add("vqav2", VLMTaskSpec(_paper_vqa(
     "vqav2", "v2_OpenEnded_mscoco_val2014_questions.json", "v2_mscoco_val2014_annotations.json",
-    lambda base, i: base / "val2014" / f"COCO_val2014_{int(i):012d}.jpg", **PAPER_VQA, answer_tokens=5)),
+    lambda base, i: base / "val2014" / f"COCO_val2014_{int(i):012d}.jpg", answer_tokens=5)),
     "VQAv2 val2014 questions (10 answers each); VQA accuracy")
-VLM_DATASETS.add("textvqa", VLMTaskSpec(vqa_reader(
+VLM_DATASETS.add("textvqa", VLMTaskSpec(_paper_vqa(
     "textvqa", "val_questions_vqa_format.json", "val_annotations_vqa_format.json",
-    lambda base, i: base / "train_images" / f"{i}.jpg", **PAPER_VQA, answer_tokens=10)),
+    lambda base, i: base / "train_images" / f"{i}.jpg", answer_tokens=10)),
     "TextVQA val (VQA format, OpenFlamingo's files); VQA accuracy")

@@ -10,6 +10,7 @@ import random
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -66,18 +67,33 @@ class VLMTask:
     def ids(self) -> list[str]:
         return list(self.images)
 
+    # Paper datasets select as RobustVLM does (run_evaluation.py prepare_eval_samples:
+    # np.random.seed(42), then choice of n without replacement over the dataset's order),
+    # whatever --seed says; None: a shuffle seeded by --seed.
+    selection_seed: int | None = None
+    # Paper datasets clean the VLM's text as RobustVLM does before scoring (see `postprocess`).
+    reference_postprocess = False
+
     def sample_ids(self, n: int | None, seed: int) -> list[str]:
         """A fixed, seeded subset (the same for clean and every attack), in a stable order."""
         ids = self.ids
+        if self.selection_seed is not None and n is not None and n < len(ids):
+            chosen = np.random.RandomState(self.selection_seed).choice(len(ids), n, replace=False)
+            return [ids[int(k)] for k in chosen]
         random.Random(seed).shuffle(ids)
         return ids if n is None else ids[:n]
+
+    def postprocess(self, text: str) -> str:
+        """The reference's cleaning of a generated text (none here; the task kinds define it)."""
+        return text
 
     def load(self, ids: list[str], size: int, pad_colour: tuple[int, int, int] | None = None) -> Tensor:
         return torch.stack([load_image(self.images[i], size, pad_colour) for i in ids])
 
     def answers(self, vlm: Any, ids: list[str], images: Tensor) -> list[str]:
         """The VLM's greedy outputs for these samples (images [len(ids), 3, S, S])."""
-        return vlm.generate(images, self.prompts(ids, vlm.prompts), self.max_new_tokens(vlm.prompts))
+        texts = vlm.generate(images, self.prompts(ids, vlm.prompts), self.max_new_tokens(vlm.prompts))
+        return [self.postprocess(t) for t in texts] if self.reference_postprocess else texts
 
     def prompts(self, ids: list[str], style: VLMPrompts) -> list[str]:
         raise NotImplementedError

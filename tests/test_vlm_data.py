@@ -118,3 +118,22 @@ def test_vqa_errors_name_file_and_record(tmp_path):
     path.write_text("{not json")
     with pytest.raises(BenchError, match="not valid JSON"):
         VLM_DATASETS.get("vqav2").value.read("vqav2", tmp_path)
+
+
+def test_paper_tasks_follow_robustvlm_selection_lengths_and_cleaning(tmp_path):
+    make_vqa(tmp_path, "vqav2", lambda i: f"COCO_val2014_{i:012d}.jpg", n=12)
+    make_coco(tmp_path, n=9)
+    vqa = VLM_DATASETS.get("vqav2").value.read("vqav2", tmp_path)
+    coco = VLM_DATASETS.get("coco").value.read("coco", tmp_path)
+    # prepare_eval_samples: np.random.seed(42); np.random.choice(len(dataset), n, replace=False)
+    np.random.seed(42)
+    chosen = np.random.choice(12, 5, replace=False)
+    assert vqa.sample_ids(5, seed=0) == [vqa.ids[k] for k in chosen] == vqa.sample_ids(5, seed=7)
+    assert vqa.max_new_tokens(type("P", (), {"answer_tokens": 99})) == 5 and vqa.max_answers == 5
+    assert coco.max_new_tokens(type("P", (), {"caption_tokens": 99})) == 20
+    assert vqa.settings == {"vqa_metric": "openflamingo", "max_answers": 5, "answer_tokens": 5,
+                            "selection_seed": 42, "postprocess": "robustvlm"}
+    # postprocess_vqa_generation / postprocess_captioning_generation
+    assert vqa.postprocess("yes, it is. Question: why") == "yes"
+    assert vqa.postprocess("two Short answer: 3") == "two "
+    assert coco.postprocess('a "red" bus Output: more') == "a red bus "
