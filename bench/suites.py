@@ -119,4 +119,5 @@ def load_task(suite: Suite, name: str, data_root: str | None) -> Task:
         vlm_spec = suite.vlm_datasets.get(name)
         return vlm_spec.value.read(vlm_spec.name, suite.data_root(data_root))
     spec = suite.datasets.get(name)
-    return ZeroShotTask(spec.value.read(spec.name, suite.data_root(data_root)), suite.zero_shot_member_args)
+    return ZeroShotTask(spec.value.read(spec.name, suite.data_root(data_root)), suite.zero_shot_member_args,
+                        spec.value.native_resolution)

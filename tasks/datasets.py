@@ -17,6 +17,10 @@ from tasks.imagefolder import ClassificationData, read_image_folder
 class DatasetSpec:
     folder: str  # relative to the data root
     builtin_names: str | None = None  # "imagenet": names/templates from open_clip
+    # Attacked at the dataset's own resolution and resized to the encoder's inside the model,
+    # as CLIP_benchmark's cli.py and RobustVLM do for CIFAR-10/100 and STL-10: the eps ball
+    # is then in the dataset's pixels.
+    native_resolution: bool = False
 
     def read(self, name: str, data_root: Path) -> ClassificationData:
         root = data_root / self.folder
@@ -38,5 +42,5 @@ for _name, _what in (
     ("eurosat", "EuroSAT"), ("pcam", "PatchCamelyon test"), ("imagenet-r", "ImageNet-R"),
     ("imagenet_sketch", "ImageNet-Sketch"),
 ):
-    DATASETS.add(_name, DatasetSpec(f"{_name}/test"),
+    DATASETS.add(_name, DatasetSpec(f"{_name}/test", native_resolution=_name in ("cifar10", "cifar100", "stl10")),
                  f"{_what}, CLIP_benchmark zero-shot set: <root>/{_name}/test/<class>/ + classnames.txt, templates.txt")

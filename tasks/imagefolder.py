@@ -69,8 +69,9 @@ def read_image_folder(root: Path, name: str, classnames: list[str] | None = None
     return ClassificationData(name, root, ids, labels, list(classnames), list(templates))
 
 
-def load_image(path: Path, size: int, pad_colour: tuple[int, int, int] | None = None) -> Tensor:
+def load_image(path: Path, size: int | None, pad_colour: tuple[int, int, int] | None = None) -> Tensor:
     """RGB in [0,1], shorter side resized to `size` (bicubic), centre-cropped: CLIP's preprocessing.
+    size None: the image as stored (its native resolution).
 
     pad_colour: first pad the image to a square of this colour, centred (LLaVA-1.5's
     `image_aspect_ratio = "pad"`, llava/mm_utils.py expand2square), so nothing is cropped.
@@ -83,17 +84,23 @@ def load_image(path: Path, size: int, pad_colour: tuple[int, int, int] | None = 
                 square = Image.new("RGB", (side, side), pad_colour)
                 square.paste(im, ((side - im.size[0]) // 2, (side - im.size[1]) // 2))
                 im = square
-            w, h = im.size
-            scale = size / min(w, h)
-            im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
-            w, h = im.size
-            left, top = (w - size) // 2, (h - size) // 2
-            im = im.crop((left, top, left + size, top + size))
+            if size is not None:
+                w, h = im.size
+                scale = size / min(w, h)
+                im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
+                w, h = im.size
+                left, top = (w - size) // 2, (h - size) // 2
+                im = im.crop((left, top, left + size, top + size))
             arr = np.asarray(im, dtype=np.float32) / 255.0
     except (OSError, UnidentifiedImageError) as err:
         raise BenchError(f"cannot read image {path}: {type(err).__name__}; the file is missing or corrupt") from None
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
 
 
-def load_batch(root: Path, ids: list[str], size: int) -> Tensor:
-    return torch.stack([load_image(root / i, size) for i in ids])
+def load_batch(root: Path, ids: list[str], size: int | None) -> Tensor:
+    images = [load_image(root / i, size) for i in ids]
+    shapes = {tuple(x.shape) for x in images}
+    if len(shapes) > 1:  # only at native resolution: every image must have the dataset's size
+        raise BenchError(f"images of {root} differ in size ({', '.join(map(str, sorted(shapes)))}); a dataset read "
+                         "at its native resolution needs one size")
+    return torch.stack(images)

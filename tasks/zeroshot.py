@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
@@ -43,6 +44,11 @@ class ZeroShotClassifier(nn.Module):
         self.logit_scale = logit_scale
 
     def forward(self, x: Tensor) -> Tensor:
+        size = self.encoder.image_size
+        if x.shape[-2:] != (size, size):
+            # An image at its dataset's resolution (CIFAR's 32 px): resized here, inside the model, as
+            # CLIP_benchmark's cli.py does (bicubic, no antialias), so eps stays in the dataset's pixels.
+            x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False)
         return self.logit_scale * self.encoder.encode_image(x) @ self.class_weights.T
 
 
@@ -68,11 +74,15 @@ class ZeroShotTask:
     kind = "zero-shot classification"
     metric = "accuracy %"
 
-    def __init__(self, data: ClassificationData, member_args: dict[str, dict[str, Any]] | None = None) -> None:
+    def __init__(self, data: ClassificationData, member_args: dict[str, dict[str, Any]] | None = None,
+                 native_resolution: bool = False) -> None:
         # Defaults for single attack members, e.g. {"apgd-ce": {"restarts": 5}}: the protocol of
         # a suite, recorded with every run (the user's --attack-args still win).
         self.member_args = member_args or {}
+        self.native_resolution = native_resolution  # attacked at the images' own size (CIFAR, STL-10)
         self.settings: dict[str, Any] = {"member_args": self.member_args} if self.member_args else {}
+        if native_resolution:
+            self.settings["native_resolution"] = True
         self.data = data
         self.name = data.name
         self._label = dict(zip(data.ids, data.labels))
@@ -84,7 +94,8 @@ class ZeroShotTask:
         return ids if n is None else ids[:n]
 
     def load(self, ids: list[str], size: int) -> tuple[Tensor, Tensor]:
-        return load_batch(self.data.root, ids, size), torch.tensor([self._label[i] for i in ids])
+        images = load_batch(self.data.root, ids, None if self.native_resolution else size)
+        return images, torch.tensor([self._label[i] for i in ids])
 
     def check_attack(self, settings: AttackSettings) -> None:
         if settings.target is not None:

@@ -91,3 +91,31 @@ def test_a_missing_paper_dataset_is_one_line(tmp_path, capsys, task):
     assert main(["run", "--suite", "paper", "--data-root", str(tmp_path), "--encoder", "x.safetensors",
                  "--task", task]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_cifar_is_attacked_at_its_own_resolution(tmp_path):
+    """CIFAR-10/100 and STL-10: the eps ball lives in the dataset's pixels; the model resizes
+    inside (CLIP_benchmark's cli.py: torchvision Resize, bicubic)."""
+    from torchvision.transforms import InterpolationMode, Resize
+
+    from bench import load_encoder
+    from tasks.zeroshot import ZeroShotClassifier
+
+    data = tmp_path / "data"
+    _folder(data / "cifar10" / "test", ["cat", "dog", "ship"], 3, 1)
+    for path in (data / "cifar10" / "test").rglob("*.png"):  # CIFAR's size is below the encoder's
+        Image.open(path).resize((16, 16)).save(path)
+    checkpoint = fx.save_full_safetensors(fx.random_model(seed=0), tmp_path / "m.safetensors")
+    assert main(["run", "--suite", "paper", "--data-root", str(data), "--encoder", str(checkpoint), "--task",
+                 "cifar10", "--attack", "apgd", "--eps", "8/255", "--steps", "2", "--n-samples", "9",
+                 "--out", str(tmp_path / "runs")]) == 0
+    (config_path,) = (tmp_path / "runs").rglob("config.json")
+    assert json.loads(config_path.read_text())["task_settings"]["native_resolution"] is True
+
+    encoder = load_encoder(str(checkpoint))
+    weights = torch.nn.functional.normalize(torch.randn(3, encoder.clip.visual.output_dim), dim=-1)
+    classifier = ZeroShotClassifier(encoder, weights).eval()
+    x = torch.rand(2, 3, 16, 16)
+    reference = Resize(encoder.image_size, interpolation=InterpolationMode.BICUBIC, antialias=False)(x)
+    with torch.no_grad():
+        assert torch.allclose(classifier(x), classifier(reference), atol=1e-5)
