@@ -101,3 +101,12 @@ def test_vision_tokens_are_the_last_blocks_patch_outputs_without_ln_post(parts):
         _, tokens = LastPatchTokens(visual)(pixels)
     assert torch.allclose(tokens, expected, atol=1e-5)
     assert not torch.allclose(tokens, visual.ln_post(expected), atol=1e-3)  # the >= 2.23 tokens differ
+
+
+def test_the_loss_counts_the_answer_tokens_but_not_endofchunk(vlm):
+    """RobustVLM's get_label: everything up to the prompt's last ':' and <|endofchunk|> are -100."""
+    x = torch.rand(1, 3, 32, 32)
+    _, labels = vlm.target_logits(x, PROMPTS[1:], ["red"])
+    counted = labels[labels != -100].tolist()
+    assert counted == vlm.tokenizer(" red", add_special_tokens=False)["input_ids"]
+    assert vlm.flamingo.eoc_token_id not in counted

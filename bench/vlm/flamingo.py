@@ -81,18 +81,27 @@ class FlamingoVLM(nn.Module):
         return accepted_arguments(lang.__class__.__bases__[-1].forward)  # the LM under the Flamingo mixin
 
     def loss(self, images: Tensor, prompts: list[str], targets: list[str]) -> Tensor:
-        """Per-sample mean cross-entropy of ' target<|endofchunk|>' after each prompt."""
+        """Per-sample mean cross-entropy of the target's tokens after each prompt.
+
+        RobustVLM's OpenFlamingo loss (of_eval_model_adv.py compute_loss, models/utils.py
+        get_label) counts the tokens after the prompt's last ':' except <|endofchunk|>, and
+        sums them. We average instead: a positive per-sample factor, which changes neither
+        the sign (L-inf) or direction (L2) of a step nor any of APGD's per-sample comparisons,
+        so the attacks take the same steps.
+        """
         return mean_token_ce(*self.target_logits(images, prompts, targets))
 
     def target_logits(self, images: Tensor, prompts: list[str], targets: list[str]) -> tuple[Tensor, Tensor]:
-        """(logits [B, T, V], labels [B, T]) of ' target<|endofchunk|>' after each prompt (-100 elsewhere)."""
+        """(logits [B, T, V], labels [B, T]) of ' target<|endofchunk|>' after each prompt; labels are
+        -100 except on the target's own tokens (not <|endofchunk|>, as RobustVLM's get_label)."""
         rows, labels = [], []
         for prompt, target in zip(prompts, targets):
             head = self.tokenizer(prompt)["input_ids"]
             text = target if target[:1].isspace() else " " + target
-            tail = self.tokenizer(text + END_OF_CHUNK, add_special_tokens=False)["input_ids"]
-            rows.append([*head, *tail])
-            labels.append([-100] * len(head) + tail)
+            answer = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            end = self.tokenizer(END_OF_CHUNK, add_special_tokens=False)["input_ids"]
+            rows.append([*head, *answer, *end])
+            labels.append([-100] * len(head) + answer + [-100] * len(end))
         length = max(map(len, rows))
         pad = self.codec.pad_id
         ids = torch.tensor([[pad] * (length - len(r)) + r for r in rows], device=images.device)
