@@ -158,6 +158,7 @@ def run_apgd(
     stop_on_success: bool = True,
     active: Tensor | None = None,
     groups: Tensor | None = None,
+    x_init: Tensor | None = None,
     name: str = "apgd",
 ) -> AttackResult:
     """APGD on an objective: the entry point for attacks on anything differentiable.
@@ -166,8 +167,10 @@ def run_apgd(
     unsuccessful). Rows already successful at x are not attacked. Restarts run only on
     rows still unsuccessful; without successes (e.g. a caption loss), every restart runs
     on all rows and the highest-loss point wins. `groups` ([N] ids) ties rows together:
-    once one row of a group succeeds, the others stop. The returned batch is checked by
-    the validity guard.
+    once one row of a group succeeds, the others stop. `x_init` starts the first restart
+    there (projected onto the threat set) instead of at x or a random point: RobustVLM's
+    refinement from the best perturbation so far. The returned batch is checked by the
+    validity guard.
     """
     n = x.shape[0]
     generator = make_generator(seed, x.device)
@@ -191,7 +194,10 @@ def run_apgd(
         if idx.numel() == 0:
             break
         x_sub = x[idx]
-        start = threat.random_start(x_sub, eps, norm, generator) if random_start else x_sub.clone()
+        if x_init is not None:
+            start, x_init = threat.project(x_init[idx], x_sub, eps, norm), None  # later restarts start afresh
+        else:
+            start = threat.random_start(x_sub, eps, norm, generator) if random_start else x_sub.clone()
         sub_groups = None if groups is None else groups[idx]
         run = _apgd_once(objective, x_sub, idx, start, sub_groups, eps, norm, steps, initial_step, rho,
                          stop_on_success)

@@ -17,7 +17,7 @@ from typing import Any
 
 # What the runner and the tasks pass themselves: never a user option.
 SUPPLIED = frozenset({"objective", "x", "eps", "norm", "steps", "seed", "stop_on_success", "active", "groups",
-                      "name", "model", "target", "y"})
+                      "name", "model", "target", "y", "x_init"})
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,11 @@ def _check_encoder(name: str, suite_name: str | None) -> None:
         raise BenchError(f"checkpoint {name} does not exist; check the path")
 
 
+def default_steps(steps: int | None, target: str | None, protocol: str) -> int:
+    """RobustVLM's targeted attack runs 10000 iterations; every other attack 100, unless told."""
+    return steps or (10000 if target is not None and protocol == "robustvlm" else 100)
+
+
 class LoadedModels:
     """One encoder, and the VLM around it, loaded on first use (classification never loads a VLM)."""
 
@@ -69,7 +74,7 @@ class LoadedModels:
 
 def _check_attack(tasks: list[Task], entry: AttackEntry, args: argparse.Namespace, attack_args: dict) -> None:
     """Every task accepts the attack and its options, or one line names the first that does not."""
-    probe = AttackSettings(entry, 1.0, args.norm, args.steps, args.seed, attack_args, args.target, args.early_stop)
+    probe = AttackSettings(entry, 1.0, args.norm, 1, args.seed, attack_args, args.target, args.early_stop)
     for task in tasks:
         try:
             task.check_attack(probe)
@@ -96,6 +101,8 @@ def run_command(args: argparse.Namespace, home: Path) -> list[RunResult]:
     _check_out(args.out)
     tasks = [load_task(suite, name, args.data_root) for name in task_names]  # data errors before any work
     _check_attack(tasks, entry, args, attack_args)
+    protocol = args.protocol or suite.default_protocol
+    steps = default_steps(args.steps, args.target, protocol)
     results = []
     for enc_name in encoders:
         encoder = load_encoder(enc_name, args.suite, args.device, args.arch, args.base)
@@ -104,9 +111,12 @@ def run_command(args: argparse.Namespace, home: Path) -> list[RunResult]:
             models.vlm().codec.check(args.target, "--target")
         for task in tasks:
             n_samples = args.n_samples or suite.default_samples(task.name)
+            early_stop = args.early_stop
+            if early_stop is None and protocol == "robustvlm":
+                early_stop = task.robustvlm_early_stop
             for label, eps in eps_values:
-                plan = RunPlan(enc_name, task.name, args.attack, eps, label, args.steps, args.seed, n_samples,
-                               args.batch_size, args.norm, attack_args, args.target, args.early_stop)
+                plan = RunPlan(enc_name, task.name, args.attack, eps, label, steps, args.seed, n_samples,
+                               args.batch_size, args.norm, attack_args, args.target, early_stop, protocol)
                 results.append(execute(plan, models, task, entry if eps else TABLE["none"], args.out,
                                        home / "cache", args.device, args.command_line))
     print(summary_table(results).to_string(index=False))

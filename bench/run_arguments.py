@@ -62,7 +62,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                           '\'{"step_size": 0.001}\' (pgd), \'{"kappa": 5}\' (cw); unknown keys are refused')
     run.add_argument("--eps", default="0,4/255", help="comma list: 0 = clean, 4/255 or 0.0157 (pixel units)")
     run.add_argument("--norm", default="linf", choices=["linf", "l2"])
-    run.add_argument("--steps", type=positive_int, default=100, help="attack iterations (default 100)")
+    run.add_argument("--steps", type=positive_int, default=None,
+                     help="attack iterations (default 100; 10000 for --target under --protocol robustvlm)")
     run.add_argument("--n-samples", type=positive_int, default=None, help="samples per dataset (suite default)")
     run.add_argument("--seed", type=int, default=0, help="seed of the sample subset and of the attacks")
     run.add_argument("--batch-size", type=positive_int, default=32)
@@ -77,3 +78,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--early-stop", type=float, default=None, metavar="SCORE",
                      help="VLM tasks: stop attacking a sample once its score <= SCORE (RobustVLM's shortcut; "
                           "makes robust scores optimistic, recorded in the run config)")
+    run.add_argument("--protocol", default=None, choices=["robustvlm", "strict"],
+                     help="captioning / VQA attack protocol (suite default: paper robustvlm, tiny strict). "
+                          "robustvlm = RobustVLM's: a last APGD pass from the best perturbation on the winning "
+                          "string, its early stops (COCO CIDEr < 10, Flickr30k < 2), 10000 steps for --target. "
+                          "strict = no refinement, no early stop beyond score 0")

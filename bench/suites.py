@@ -35,6 +35,7 @@ class Suite:
     vlms: Callable[[], Registry[VLMSpec]]  # built on first use: it imports transformers
     default_vlm: str
     default_vlm_samples: int
+    default_protocol: str = "strict"  # captioning / VQA: robustvlm | strict (bench run --protocol)
     samples_per_task: dict[str, int] = field(default_factory=dict)  # exceptions to the defaults
     # The zero-shot protocol's per-member attack defaults (recorded in every run's config).
     zero_shot_member_args: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -75,7 +76,8 @@ SUITES.add("tiny", Suite("tiny", tiny_zoo(), tiny_datasets(), CLASSIFICATION_TAS
 # RobustVLM's zero-shot protocol (CLIP_benchmark + AutoAttack version="custom"): APGD-CE with
 # AutoAttack's default 5 restarts, then APGD-T; 1000 samples per dataset, 5000 for ImageNet.
 SUITES.add("paper", Suite("paper", paper_zoo(), DATASETS, ("imagenet",), 1000, configured_data_root,
-                          VLM_DATASETS, paper_vlms, "llava-1.5-7b", 500, samples_per_task={"imagenet": 5000},
+                          VLM_DATASETS, paper_vlms, "llava-1.5-7b", 500, default_protocol="robustvlm",
+                          samples_per_task={"imagenet": 5000},
                           zero_shot_member_args={"apgd-ce": {"restarts": 5}}),
            "full scale (GPU): ViT-L/14 zoo from the hub, ImageNet + CLIP_benchmark datasets, COCO, Flickr30k, "
            "VQAv2, TextVQA and LLaVA-1.5-7B")

@@ -32,6 +32,7 @@ class AttackSettings:
     target: str | None = None  # VLM tasks: push the output towards this string
     early_stop: float | None = None  # VLM tasks: stop attacking a sample at this score (optimistic)
     evaluated: tuple[str, ...] = ()  # the run's sample set (CIDEr's idf depends on it)
+    refine: bool = False  # VLM tasks, --protocol robustvlm: a last APGD pass from the best point so far
 
     @property
     def attacking(self) -> bool:
@@ -64,6 +65,7 @@ class Task(Protocol):
     kind: str  # "zero-shot classification", "captioning", "vqa"
     metric: str  # the score's unit: "accuracy %", "CIDEr", "VQA acc"
     settings: dict[str, Any]  # protocol settings recorded in every run's config (metric variant, lengths)
+    robustvlm_early_stop: float | None  # the score below which RobustVLM stops attacking a sample
 
     def sample_ids(self, n: int | None, seed: int) -> list[str]: ...
     def check_attack(self, settings: AttackSettings) -> None: ...  # ValueError when it does not apply

@@ -72,8 +72,10 @@ def check_vlm_attack(settings: AttackSettings) -> None:
 
 
 def _run_core(vlm: VLM, member: Member, x: Tensor, prompts: list[str], targets: list[str], towards: bool,
-              active: Tensor, s: AttackSettings, label: str) -> Tensor:
+              active: Tensor, s: AttackSettings, label: str, x_init: Tensor | None = None) -> Tensor:
     args = {**VLM_CORE_DEFAULTS.get(member.core, {}), **s.args}
+    if x_init is not None:
+        args["x_init"] = x_init
     args.pop("n_targets", None)  # the classifier's top-k classes; a VLM's targets are the task's strings
     # DLR lives on class logits: APGD-T's targeted DLR becomes the LM loss towards the task's
     # target strings, as in RobustVLM's VQA passes (untargeted DLR is refused up front).
@@ -95,6 +97,12 @@ def _passes(member: Member, refs: list[list[str]], extra_targets: tuple[str, ...
         return [(f"{member.name}:towards:{t}", [t] * n, [True] * n, True) for t in extra_targets]
     return [(f"{member.name}:ref-{k}", [p[k] if k < len(p) else "" for p in refs], [k < len(p) for p in refs], False)
             for k in range(max(map(len, refs)))]
+
+
+def _mask(rows: list[int], x: Tensor) -> Tensor:
+    active = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+    active[rows] = True
+    return active
 
 
 def attack_batch(vlm: VLM, task: Any, ids: list[str], x: Tensor, s: AttackSettings,
@@ -134,9 +142,19 @@ def attack_batch(vlm: VLM, task: Any, ids: list[str], x: Tensor, s: AttackSettin
                 rows = [r for r in everyone if has[r] and (not hit[r] if hit is not None else worst[ids[r]] > floor)]
                 if not rows:
                     continue
-                active = torch.zeros(len(ids), dtype=torch.bool, device=x.device)
-                active[rows] = True
-                consider(_run_core(vlm, member, x, prompts, strings, towards, active, s, label), rows, label)
+                consider(_run_core(vlm, member, x, prompts, strings, towards, _mask(rows, x), s, label), rows, label)
+            if s.refine and s.target is None and not member.targeted and member.core == "apgd":
+                # RobustVLM's last caption / answer pass ("prev-best"): APGD again from each sample's
+                # best perturbation so far, on the string whose pass found it.
+                refs, prefix = task.attack_targets(ids), f"{member.name}:ref-"
+                won = {r: int(winner[r][len(prefix):]) for r in everyone if winner[r].startswith(prefix)}
+                rows = [r for r in won if worst[ids[r]] > floor]
+                if rows:
+                    strings = [refs[r][won[r]] if r in won else "" for r in everyone]
+                    label = f"{member.name}:refine"
+                    x_adv = _run_core(vlm, member, x, prompts, strings, False, _mask(rows, x), s, label,
+                                      x_worst.clone())
+                    consider(x_adv, rows, label)
     if hit is not None:
         winner = [w if h else None for w, h in zip(winner, hit)]  # type: ignore[misc]
     extras: list[Record] = [{"clean_output": clean_out[i], "adv_output": worst_out[i]} for i in ids]

@@ -34,10 +34,14 @@ PAPER_SELECTION_SEED = 42
 T = TypeVar("T", bound=VLMTask)
 
 
-def paper(task: T) -> T:
-    """RobustVLM's sample selection and output cleaning, recorded in the task's settings."""
+def paper(task: T, early_stop: float | None = None) -> T:
+    """RobustVLM's sample selection and output cleaning, recorded in the task's settings, and
+    its early stop (a sample is no longer attacked once its score falls below it), which
+    --protocol robustvlm applies."""
     task.selection_seed, task.reference_postprocess = PAPER_SELECTION_SEED, True
     task.settings |= {"selection_seed": PAPER_SELECTION_SEED, "postprocess": "robustvlm"}
+    if early_stop is not None:
+        task.robustvlm_early_stop = early_stop
     return task
 
 
@@ -45,13 +49,13 @@ def _coco(name: str, root: Path) -> CaptioningTask:
     items = read_karpathy(root / "coco" / "dataset_coco.json", root / "coco", "test")
     refs = coco_references(root / "coco" / "annotations" / "captions_val2014.json", [it.id for it in items])
     return paper(CaptioningTask(name, [replace(it, references=refs[it.id]) for it in items],
-                                caption_tokens=PAPER_CAPTION_TOKENS))
+                                caption_tokens=PAPER_CAPTION_TOKENS), early_stop=10.0)  # cider_threshold["coco"]
 
 
 def _flickr(name: str, root: Path) -> CaptioningTask:
     base = root / "flickr30k"
     return paper(CaptioningTask(name, read_karpathy(base / "dataset_flickr30k.json", base / "flickr30k-images", "test"),
-                                caption_tokens=PAPER_CAPTION_TOKENS))
+                                caption_tokens=PAPER_CAPTION_TOKENS), early_stop=2.0)  # cider_threshold["flickr"]
 
 
 def vqa_reader(folder: str, questions: str, annotations: str, image: Callable[[Path, int | str], Path],

@@ -73,6 +73,9 @@ class VLMTask:
     selection_seed: int | None = None
     # Paper datasets clean the VLM's text as RobustVLM does before scoring (see `postprocess`).
     reference_postprocess = False
+    # RobustVLM stops attacking a caption once its CIDEr is below this (COCO 10, Flickr30k 2) and
+    # an answer at accuracy 0 (our exact default); --protocol robustvlm applies it.
+    robustvlm_early_stop: float | None = None
 
     def sample_ids(self, n: int | None, seed: int) -> list[str]:
         """A fixed, seeded subset (the same for clean and every attack), in a stable order."""

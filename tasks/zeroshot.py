@@ -73,6 +73,7 @@ class ZeroShotTask:
 
     kind = "zero-shot classification"
     metric = "accuracy %"
+    robustvlm_early_stop = None  # AutoAttack drops broken samples by itself
 
     def __init__(self, data: ClassificationData, member_args: dict[str, dict[str, Any]] | None = None,
                  native_resolution: bool = False) -> None:

@@ -143,3 +143,26 @@ def test_early_stop_skips_samples_at_or_below_the_score(vlm, vqa, tmp_path):
     assert _run(tmp_path, "--task", "tiny-vqa", "--eps", "4/255", "--early-stop", "100", "--n-samples", "2") == 0
     (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     assert json.loads((run / "config.json").read_text())["early_stop"] == 100.0
+
+
+def test_the_robustvlm_refinement_only_adds_a_pass(vlm, vqa):
+    """--protocol robustvlm: APGD again from each sample's best point on its winning string; the
+    passes before it are the strict protocol's, so no score can rise."""
+    ids = vqa.sample_ids(4, 0)
+    x = vqa.load(ids, 64)
+    strict = attack_batch(vlm, vqa, ids, x, VLMAttack(EPS, 4, 0, attack="apgd"), vqa.scorer(ids))
+    refined_settings = AttackSettings(TABLE["apgd"], EPS, "linf", 4, 0, refine=True)
+    refined = attack_batch(vlm, vqa, ids, x, refined_settings, vqa.scorer(ids))
+    assert all(r["adv_score"] <= s["adv_score"] for r, s in zip(refined, strict))
+    assert all(r["winner"] in ("clean", "apgd-ce:refine") or r["winner"].startswith("apgd-ce:ref-") for r in refined)
+
+
+def test_protocol_is_recorded_and_robustvlm_targets_run_10000_steps(tmp_path):
+    from bench.commands import default_steps
+
+    assert default_steps(None, "please reset your password", "robustvlm") == 10000
+    assert default_steps(None, None, "robustvlm") == default_steps(None, "x", "strict") == 100
+    assert default_steps(7, "x", "robustvlm") == 7
+    assert _run(tmp_path, "--task", "tiny-vqa", "--eps", "2/255", "--protocol", "robustvlm", "--n-samples", "2") == 0
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert json.loads((run / "config.json").read_text())["protocol"] == "robustvlm"

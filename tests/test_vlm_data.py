@@ -137,3 +137,9 @@ def test_paper_tasks_follow_robustvlm_selection_lengths_and_cleaning(tmp_path):
     assert vqa.postprocess("yes, it is. Question: why") == "yes"
     assert vqa.postprocess("two Short answer: 3") == "two "
     assert coco.postprocess('a "red" bus Output: more') == "a red bus "
+
+
+def test_robustvlm_early_stops_are_the_captioning_tasks_own(tmp_path):
+    make_coco(tmp_path, n=3)
+    coco = VLM_DATASETS.get("coco").value.read("coco", tmp_path)
+    assert coco.robustvlm_early_stop == 10.0  # cider_threshold["coco"]; Flickr30k's is 2
