@@ -1,7 +1,8 @@
 """Zero-shot classification: the CLIP head, the victim, and a seeded sample of the data.
 
-Head (REFERENCE.md): class weight = mean over templates of the normalised text embedding,
-normalised again; logits = 100 * cos(image embedding, class weight).
+Head (docs/protocol.md; CLIP_benchmark's zero_shot_classifier): class weight = mean over
+templates of the normalised text embedding, normalised again; logits = 100 * cos(image
+embedding, class weight).
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The paper zoo: the ViT-L/14 encoders the FARE and Sim-CLIP papers compare, and the
-base-size FARE/TeCoA models, with their real sources (REFERENCE.md, "Checkpoints")."""
+base-size FARE/TeCoA models, with their real sources (docs/protocol.md, "Checkpoints")."""
 from __future__ import annotations
 
 from bench.encoders.load import EncoderSpec
