@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from typing import NoReturn
 
 from benchutil.errors import BenchError
@@ -21,6 +22,17 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be a positive integer")
     return value
+
+
+def float_pair(text: str) -> tuple[float, float]:
+    """'0.9,0.999' -> (0.9, 0.999): two finite numbers."""
+    try:
+        first, second = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not two numbers like 0.9,0.999") from None
+    if not all(math.isfinite(v) for v in (first, second)):
+        raise argparse.ArgumentTypeError(f"{text!r} must be finite numbers")
+    return first, second
 
 
 def parse_attack_args(text: str) -> dict:

@@ -12,7 +12,7 @@ from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from bench.arguments import positive_int
+from bench.arguments import float_pair, positive_int
 from benchutil.errors import BenchError, unknown
 
 TRAIN_DESCRIPTION = """Train the encoders a suite ranks.
@@ -117,7 +117,9 @@ def _train_robust(args: argparse.Namespace, settings: dict[str, Any]) -> None:
                           inner_steps=args.inner_steps, inner_step_size=parse_eps(args.inner_step_size),
                           anchor=args.anchor, seed=args.seed, checkpoint_every=args.checkpoint_every,
                           eval_every=settings["eval_every"], holdout=args.holdout,
-                          grad_checkpointing=args.grad_checkpointing, save_dtype=settings["save_dtype"])
+                          grad_checkpointing=args.grad_checkpointing, save_dtype=settings["save_dtype"],
+                          betas=tuple(settings.get("betas", (0.9, 0.95))), decay_all=settings.get("decay_all", False),
+                          inner_loss=settings.get("inner_loss", "method"))
     spec, name = resolve_encoder(args.base, args.suite)
     data = read_training_images(_training_folders(args.data, args.suite))  # data errors before the model
     procs = distributed.start(args.device)
@@ -207,6 +209,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--inner-steps", type=positive_int, default=10, help="PGD steps of the inner attack")
     train.add_argument("--inner-step-size", default="1/255", help="PGD step of the inner attack")
     train.add_argument("--anchor", default="frozen", choices=["frozen", "shared"], help="Sim-CLIP anchor")
+    train.add_argument("--inner-loss", default=None, choices=["method", "l2"],
+                       help="what the inner PGD maximises: the method's own loss, or FARE's L2 to the reference "
+                            "embedding (the Sim-CLIP script's; paper default for sim-clip)")
+    train.add_argument("--betas", default=None, type=float_pair,
+                       help="AdamW betas, e.g. 0.9,0.999 (paper default, RobustVLM's) or 0.9,0.95 (tiny)")
+    train.add_argument("--decay-all", default=None, action=argparse.BooleanOptionalAction,
+                       help="weight decay on every parameter (paper default, RobustVLM's) instead of sparing "
+                            "norms, biases and embeddings")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", type=Path, default=None, help="output folder (default runs/train/METHOD[-EPS])")
     train.add_argument("--checkpoint-every", type=positive_int, default=250, help="steps between resumable checkpoints")

@@ -184,3 +184,23 @@ def test_bad_training_input_is_one_line_and_exit_2(tmp_path, capsys, argv, needl
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and needle in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_paper_recipes_use_robustvlms_optimiser_and_the_simclip_scripts_inner_loss(world, tmp_path):
+    folder, checkpoint = world
+    assert main(_args(folder, checkpoint, tmp_path / "script", "--method", "sim-clip")) == 0
+    assert main(_args(folder, checkpoint, tmp_path / "cosine", "--method", "sim-clip", "--inner-loss", "method",
+                      "--betas", "0.9,0.95", "--no-decay-all")) == 0
+    script = json.loads((tmp_path / "script" / "card.json").read_text())["recipe"]
+    cosine = json.loads((tmp_path / "cosine" / "card.json").read_text())["recipe"]
+    assert (script["inner_loss"], script["betas"], script["decay_all"]) == ("l2", [0.9, 0.999], True)
+    assert (cosine["inner_loss"], cosine["betas"], cosine["decay_all"]) == ("method", [0.9, 0.95], False)
+    a = load_file(str(tmp_path / "script" / "vision.safetensors"))
+    b = load_file(str(tmp_path / "cosine" / "vision.safetensors"))
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
+def test_bad_betas_are_one_line(world, tmp_path, capsys):
+    folder, checkpoint = world
+    assert main(_args(folder, checkpoint, tmp_path, "--method", "fare", "--betas", "0.9")) == 2
+    assert "is not two numbers" in capsys.readouterr().err

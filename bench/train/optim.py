@@ -13,13 +13,15 @@ from torch import nn
 NO_DECAY_NAMES = ("positional_embedding", "class_embedding", "token_embedding", "logit_scale")
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """No weight decay on norms, biases (all 1-D tensors) and embeddings."""
+def param_groups(model: nn.Module, weight_decay: float, decay_all: bool = False) -> list[dict]:
+    """No weight decay on norms, biases (all 1-D tensors) and embeddings; decay_all: on every
+    parameter (RobustVLM's adversarial_training_clip.py passes all of them to AdamW)."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (no_decay if p.ndim < 2 or any(k in name for k in NO_DECAY_NAMES) else decay).append(p)
+        exempt = not decay_all and (p.ndim < 2 or any(k in name for k in NO_DECAY_NAMES))
+        (no_decay if exempt else decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 

@@ -28,7 +28,7 @@ from bench.environment import git_commit, versions
 from bench.train import distributed, loop
 from bench.train.checkpoint import save_weights, write_card
 from bench.train.images import ImageRows, LabelledImages, RankSampler, StepBatches, split_holdout
-from bench.train.methods import ROBUST_METHODS, Batch, Method, MethodObjective, ZeroShotHead
+from bench.train.methods import ROBUST_METHODS, Batch, InnerL2, Method, MethodObjective, ZeroShotHead
 from bench.train.optim import param_groups
 from tasks.zeroshot import class_weights
 
@@ -54,6 +54,11 @@ class RobustRecipe:
     holdout: int = 64
     grad_checkpointing: bool = False
     save_dtype: str = "float32"
+    # The optimiser: ours (betas 0.9/0.95, no decay on norms, biases, embeddings) or RobustVLM's
+    # (torch's AdamW betas 0.9/0.999, decay on every parameter): the paper presets use the latter.
+    betas: tuple[float, float] = (0.9, 0.95)
+    decay_all: bool = False
+    inner_loss: str = "method"  # the inner attack's loss: the method's own, or "l2" (FARE's; Sim-CLIP's script)
 
 
 class VisionTower(nn.Module):
@@ -169,7 +174,10 @@ def train_robust(encoder: Encoder, base: dict[str, Any], data: LabelledImages, r
     if recipe.grad_checkpointing:
         encoder.clip.set_grad_checkpointing(True)
     method = spec.build(recipe.anchor, frozen, head)
-    optimizer = torch.optim.AdamW(param_groups(tower, recipe.wd), lr=recipe.lr, betas=(0.9, 0.95), eps=1e-8)
+    if recipe.inner_loss == "l2":
+        method = InnerL2(method)
+    optimizer = torch.optim.AdamW(param_groups(tower, recipe.wd, recipe.decay_all), lr=recipe.lr,
+                                  betas=tuple(recipe.betas), eps=1e-8)
     trained = DistributedDataParallel(tower, device_ids=[device.index] if device.type == "cuda" else None) \
         if procs.world > 1 else tower
     train_rows, held_rows = split_holdout(len(data.rows), recipe.holdout, recipe.seed)
