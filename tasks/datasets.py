@@ -29,7 +29,7 @@ class DatasetSpec:
 
             templates = [t("{}") for t in open_clip.OPENAI_IMAGENET_TEMPLATES]
             return read_image_folder(root, name, list(open_clip.IMAGENET_CLASSNAMES), templates)
-        return read_image_folder(root, name)
+        return read_image_folder(root, name, require_files=True)
 
 
 DATASETS: Registry[DatasetSpec] = Registry("task")

@@ -39,12 +39,19 @@ def read_lines(path: Path, what: str) -> list[str]:
 
 
 def read_image_folder(root: Path, name: str, classnames: list[str] | None = None,
-                      templates: list[str] | None = None) -> ClassificationData:
+                      templates: list[str] | None = None, require_files: bool = False) -> ClassificationData:
+    """require_files: classnames.txt and templates.txt must exist (a paper dataset never falls back
+    to folder names and the default template: its numbers would not be the papers')."""
     if not root.is_dir():
         raise BenchError(f"data folder {root} for {name!r} does not exist; set --data-root or BENCH_DATA")
-    class_dirs = sorted(d for d in root.iterdir() if d.is_dir())
+    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))  # not .ipynb_*
     if not class_dirs:
         raise BenchError(f"data folder {root} for {name!r} has no class sub-folders (expected root/<class>/<image>)")
+    for needed in ("classnames.txt", "templates.txt") if require_files else ():
+        if not (root / needed).is_file() and (classnames if needed == "classnames.txt" else templates) is None:
+            raise BenchError(f"{root / needed} is missing: {name}'s class names and templates must be CLIP_benchmark's "
+                             "(its en_classnames.json / en_zeroshot_classification_templates.json, or the torchvision "
+                             "dataset's classes), one per line, class names in sorted folder order")
     if classnames is None:
         names_file = root / "classnames.txt"
         classnames = (read_lines(names_file, "class names") if names_file.is_file()

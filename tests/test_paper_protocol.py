@@ -119,3 +119,22 @@ def test_cifar_is_attacked_at_its_own_resolution(tmp_path):
     reference = Resize(encoder.image_size, interpolation=InterpolationMode.BICUBIC, antialias=False)(x)
     with torch.no_grad():
         assert torch.allclose(classifier(x), classifier(reference), atol=1e-5)
+
+
+def test_a_paper_dataset_never_falls_back_to_folder_names(tmp_path, capsys):
+    data = tmp_path / "data"
+    _folder(data / "dtd" / "test", ["banded", "dotted", "zigzagged"], 2, 0)
+    (data / "dtd" / "test" / "templates.txt").unlink()
+    checkpoint = fx.save_full_safetensors(fx.random_model(seed=0), tmp_path / "m.safetensors")
+    assert main(["run", "--suite", "paper", "--data-root", str(data), "--encoder", str(checkpoint), "--task", "dtd",
+                 "--attack", "none", "--eps", "0", "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert "templates.txt is missing" in err and "CLIP_benchmark" in err and err.count("\n") == 1
+
+
+def test_hidden_folders_are_not_classes(tmp_path):
+    from tasks.imagefolder import read_image_folder
+
+    _folder(tmp_path / "set", ["a", "b"], 2, 0)
+    (tmp_path / "set" / ".ipynb_checkpoints").mkdir()
+    assert read_image_folder(tmp_path / "set", "set").classnames == ["a", "b"]
