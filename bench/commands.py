@@ -15,6 +15,7 @@ from bench.attack_names import checked_arguments, listing, resolve_attack
 from bench.encoders.load import SOURCE_PREFIXES, is_source
 from bench.eps import parse_eps_list
 from bench.runner import RunPlan, RunResult, execute
+from bench.sharding import detect_shard, shard_device
 from bench.suites import SUITES, Suite, check_task_name, expand_tasks, get_suite, load_task
 from bench.vlm import check_vlm_name, load_vlm
 from benchutil.errors import BenchError, unknown
@@ -97,7 +98,9 @@ def run_command(args: argparse.Namespace, home: Path) -> list[RunResult]:
     uses_vlm = any(suite.is_vlm_task(t) for t in task_names)
     if uses_vlm:
         check_vlm_name(vlm_name, suite.vlms())
-    _check_device(args.device)
+    shard = detect_shard(args.shard)
+    device = shard_device(args.device)
+    _check_device(device)
     _check_out(args.out)
     tasks = [load_task(suite, name, args.data_root) for name in task_names]  # data errors before any work
     _check_attack(tasks, entry, args, attack_args)
@@ -105,8 +108,8 @@ def run_command(args: argparse.Namespace, home: Path) -> list[RunResult]:
     steps = default_steps(args.steps, args.target, protocol)
     results = []
     for enc_name in encoders:
-        encoder = load_encoder(enc_name, args.suite, args.device, args.arch, args.base)
-        models = LoadedModels(encoder, vlm_name, suite, args.device)
+        encoder = load_encoder(enc_name, args.suite, device, args.arch, args.base)
+        models = LoadedModels(encoder, vlm_name, suite, device)
         if args.target is not None and uses_vlm:
             models.vlm().codec.check(args.target, "--target")
         for task in tasks:
@@ -118,7 +121,7 @@ def run_command(args: argparse.Namespace, home: Path) -> list[RunResult]:
                 plan = RunPlan(enc_name, task.name, args.attack, eps, label, steps, args.seed, n_samples,
                                args.batch_size, args.norm, attack_args, args.target, early_stop, protocol)
                 results.append(execute(plan, models, task, entry if eps else TABLE["none"], args.out,
-                                       home / "cache", args.device, args.command_line))
+                                       home / "cache", device, args.command_line, shard))
     print(summary_table(results).to_string(index=False))
     print(f"records: {args.out}/<run>/records.jsonl; tables: bench leaderboard {args.out}")
     return results

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.store import CONFIG, RECORDS, read_records
+from bench.store import CONFIG, read_run_records
 from benchutil.errors import BenchError
 
 ACCURACY = "accuracy %"
@@ -37,7 +37,7 @@ def load_samples(results: Path) -> pd.DataFrame:
     frames = []
     for config_path in sorted(results.rglob(CONFIG)):
         config = json.loads(config_path.read_text())
-        records = read_records(config_path.parent / RECORDS)
+        records = read_run_records(config_path.parent)
         if not records or config.get("target"):
             continue
         frame = _scores(config, records)

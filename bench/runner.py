@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from attacks.table import AttackEntry
 from bench.environment import git_commit, versions
-from bench.store import RECORDS, RunDir, read_records
+from bench.progress import Progress
+from bench.sharding import Shard
+from bench.store import RunDir, read_run_records
 from tasks.base import AttackSettings, Models, Task, Victim
 
 # Fields that define a run: same values, same records. The command line is not one of them.
@@ -99,30 +98,33 @@ BatchRecords = Callable[[int, list[str]], list[dict[str, Any]]]  # (batch index,
 
 
 def run_batches(path: Path, config: dict[str, Any], identity: tuple[str, ...], sample_ids: list[str],
-                batch_size: int, desc: str, records_for: BatchRecords) -> None:
+                batch_size: int, desc: str, records_for: BatchRecords, shard: Shard = Shard(0, 1)) -> None:
     """Append a record per sample, batch by batch, to the run folder; finished samples are kept.
 
     A batch with any unfinished sample runs whole, so a resumed run's records are those of an
-    uninterrupted one; only the missing ones are appended.
+    uninterrupted one; only the missing ones are appended. A shard runs its own batches only.
     """
-    store = RunDir(path, config, identity)
+    store = RunDir(path, config, identity, shard)
     try:
         done = store.finished()
-        batches = [sample_ids[i : i + batch_size] for i in range(0, len(sample_ids), batch_size)]
-        with tqdm(total=len(sample_ids), initial=len(done & set(sample_ids)), desc=desc, unit="sample",
-                  file=sys.stderr, leave=False, disable=None) as bar:
-            for k, ids in enumerate(batches):
-                if all(i in done for i in ids):
-                    continue
-                records = [r for r in records_for(k, ids) if r["id"] not in done]
-                store.append(records)
-                bar.update(len(records))
+        batches = [(k, sample_ids[i : i + batch_size]) for k, i in enumerate(range(0, len(sample_ids), batch_size))
+                   if shard.takes(k)]
+        mine = [i for _, ids in batches for i in ids]
+        label = desc if shard.alone else f"{desc} [shard {shard}]"
+        progress = Progress(label, total=len(mine), initial=len(done & set(mine)))
+        for k, ids in batches:
+            if all(i in done for i in ids):
+                continue
+            records = [r for r in records_for(k, ids) if r["id"] not in done]
+            store.append(records)
+            progress.update(len(records))
+        progress.close()
     finally:
         store.close()
 
 
 def execute(plan: RunPlan, models: Models, task: Task, entry: AttackEntry, out: Path, cache_dir: Path | None,
-            device: str, command: list[str] | None = None) -> RunResult:
+            device: str, command: list[str] | None = None, shard: Shard = Shard(0, 1)) -> RunResult:
     """Run (or resume) one plan on one task; returns its summary."""
     sample_ids = task.sample_ids(plan.n_samples, plan.seed)
     victim = task.victim(models, cache_dir)
@@ -135,13 +137,13 @@ def execute(plan: RunPlan, models: Models, task: Task, entry: AttackEntry, out: 
         return task.attack(victim.model, ids, task.load(ids, victim.image_size, **victim.load_options), settings)
 
     run_batches(path, config, IDENTITY, sample_ids, plan.batch_size,
-                f"{victim.label} {plan.task} {plan.attack} {plan.label}", records_for)
+                f"{victim.label} {plan.task} {plan.attack} {plan.label}", records_for, shard)
     return summarize(plan, path, victim.label, task.metric)
 
 
 def summarize(plan: RunPlan, path: Path, model: str, metric: str) -> RunResult:
     """Means of the record core: clean and adversarial score, and the target hit rate where recorded."""
-    records = read_records(path / RECORDS)
+    records = read_run_records(path)
     n = max(len(records), 1)
     hits = [r["target_hit"] for r in records if "target_hit" in r]
     return RunResult(plan, path, model, len(records), sum(r["clean_score"] for r in records) / n,

@@ -1,7 +1,9 @@
-"""A run directory: config.json + records.jsonl, append-only, resumable, single-writer.
+"""A run directory: config.json + records files, append-only, resumable, one writer per shard.
 
 Records are appended with flush + fsync after each batch, so a killed run loses at most
-the batch in flight; a torn last line (killed mid-write) is cut off on the next open.
+the batch in flight; a torn last line (killed mid-write) is cut off on the next open. A run
+evaluated in shards (bench.sharding) has one records file per shard,
+records.shard-I-of-N.jsonl; readers take the union of every records file of the folder.
 """
 from __future__ import annotations
 
@@ -11,14 +13,20 @@ import os
 from pathlib import Path
 from typing import Any
 
+from bench.sharding import Shard
 from benchutil.errors import BenchError
 from benchutil.fileio import write_json_atomic
 
 CONFIG, RECORDS, LOCK = "config.json", "records.jsonl", ".lock"
+RECORD_FILES = "records*.jsonl"
+
+
+def records_file(shard: Shard) -> str:
+    return RECORDS if shard.alone else f"records.shard-{shard.index}-of-{shard.count}.jsonl"
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
-    """Complete records of a records.jsonl (a torn last line is ignored)."""
+    """Complete records of one records file (a torn last line is ignored)."""
     if not path.is_file():
         return []
     out = []
@@ -30,51 +38,62 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-class RunDir:
-    """Open with the run's identity; holds an exclusive lock until closed."""
+def read_run_records(run: Path) -> list[dict[str, Any]]:
+    """Every sample's record in a run folder, over all its shards' files (first one wins)."""
+    seen: dict[str, dict[str, Any]] = {}
+    for path in sorted(run.glob(RECORD_FILES)):
+        for record in read_records(path):
+            seen.setdefault(record["id"], record)
+    return list(seen.values())
 
-    def __init__(self, path: Path, config: dict[str, Any], identity_keys: tuple[str, ...]) -> None:
-        self.path = path
+
+class RunDir:
+    """Open with the run's identity; holds this shard's exclusive lock until closed."""
+
+    def __init__(self, path: Path, config: dict[str, Any], identity_keys: tuple[str, ...],
+                 shard: Shard = Shard(0, 1)) -> None:
+        self.path, self.records = path, path / records_file(shard)
+        lock = LOCK if shard.alone else f"{LOCK}.shard-{shard.index}-of-{shard.count}"
         try:
             path.mkdir(parents=True, exist_ok=True)
-            self._lock = open(path / LOCK, "w")
+            self._lock = open(path / lock, "w")
         except OSError as err:
             raise BenchError(f"cannot write to {path}: {err.strerror}; choose a writable --out") from None
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise BenchError(f"run {path} is being written by another bench process; wait for it or use "
-                             "another --out") from None
+            raise BenchError(f"run {path} (shard {shard}) is being written by another bench process; wait for it "
+                             "or use another --out") from None
         existing = path / CONFIG
         if existing.is_file():
             old = json.loads(existing.read_text())
             changed = [k for k in identity_keys if old.get(k) != config.get(k)]
             if changed:
                 raise BenchError(f"{path} holds a run with different {changed[0]}; use another --out")
-        else:
+        else:  # shards may race here: each writes the same identity, atomically
             write_json_atomic(existing, config)
         self._repair()
 
     def _repair(self) -> None:
         """Cut a torn last line left by a kill during a write."""
-        records = self.path / RECORDS
-        if not records.is_file():
+        if not self.records.is_file():
             return
-        data = records.read_bytes()
+        data = self.records.read_bytes()
         if data and not data.endswith(b"\n"):
             keep = data.rfind(b"\n") + 1
-            with open(records, "r+b") as f:
+            with open(self.records, "r+b") as f:
                 f.truncate(keep)
                 f.flush()
                 os.fsync(f.fileno())
 
     def finished(self) -> set[str]:
-        return {r["id"] for r in read_records(self.path / RECORDS)}
+        """Samples done by any shard (or by an unsharded run of the same identity)."""
+        return {r["id"] for r in read_run_records(self.path)}
 
     def append(self, records: list[dict[str, Any]]) -> None:
         if not records:
             return
-        with open(self.path / RECORDS, "a") as f:
+        with open(self.records, "a") as f:
             f.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
             f.flush()
             os.fsync(f.fileno())
