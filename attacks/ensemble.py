@@ -134,6 +134,7 @@ def worst_case(
     max_rows: int | None = None,
     args: dict[str, Any] | None = None,
     member_args: dict[str, dict[str, Any]] | None = None,
+    attack_model: Model | None = None,
 ) -> WorstCaseResult:
     """Run `attacks` in order, each on the samples no earlier attack broke.
 
@@ -142,7 +143,9 @@ def worst_case(
     slower where it does not (small CNNs on a CPU: see benchmarks/attacks.py). `args` go to
     every member's core (checked by attacks.table.check_arguments); `member_args` adds
     defaults for single members under them (e.g. {"apgd-ce": {"restarts": 5}}). An empty
-    `attacks` scores the clean images only.
+    `attacks` scores the clean images only. `attack_model` (e.g. the model in bf16,
+    attacks.precision) is what the attacks differentiate; every claimed success is
+    re-checked on `model`.
     """
     norm_ = check_norm(norm)
     eps = check_eps(eps, norm_)
@@ -150,7 +153,7 @@ def worst_case(
     if isinstance(attacks, str):
         raise ValueError(f"attacks must be a list of names from {', '.join(ENSEMBLE)}")
     routines = [member_routine(a) for a in attacks]
-    with attack_mode(model):
+    with attack_mode(model), attack_mode(attack_model or model):
         clean = clean_pass(model, x)
         y = labels_for(y, clean, x)
         clean_correct = clean.logits.argmax(dim=1) == y
@@ -162,7 +165,7 @@ def worst_case(
             if idx.numel() == 0:
                 break
             own = {**(member_args or {}).get(name, {}), **(args or {})}  # the caller's args win
-            candidate = routine(model, x[idx], y[idx], Settings(eps, norm_, steps, seed, max_rows, own))
+            candidate = routine(attack_model or model, x[idx], y[idx], Settings(eps, norm_, steps, seed, max_rows, own))
             with torch.no_grad():
                 broken = model(candidate).argmax(dim=1) != y[idx]
             x_adv[idx[broken]] = candidate[broken]

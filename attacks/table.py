@@ -95,6 +95,10 @@ def check_arguments(entry: AttackEntry, args: dict[str, Any]) -> dict[str, Any]:
         want = allowed[key]
         if not _fits(value, want):
             raise ValueError(f"--attack {entry.name}: {key} must be {want.__name__}, got {value!r}")
+        # Counts and step sizes are positive; a margin (kappa) may be 0.
+        if want in (int, float) and entry.external is None and (value < 0 or (value == 0 and key != "kappa")):
+            raise ValueError(f"--attack {entry.name}: {key} must be {'>= 0' if key == 'kappa' else '> 0'}, "
+                             f"got {value!r}")
     return args
 
 

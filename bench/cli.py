@@ -40,6 +40,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def expected_error(err: Exception) -> str | None:
+    """The one line for an error a user can fix; None for a bug (its traceback is shown)."""
+    if isinstance(err, BenchError):
+        return str(err)
+    if isinstance(err, OSError) and err.filename is not None:  # an unwritable --out, a full disk, ...
+        return f"cannot use {err.filename}: {err.strerror or err}; check the path and its permissions"
+    attacks = sys.modules.get("attacks")  # loaded when an attack ran
+    if attacks is not None and isinstance(err, attacks.InvalidAdversarialError):
+        return f"{err}; nothing was recorded for that batch (check --attack-args, --eps, --norm)"
+    if attacks is not None and isinstance(err, attacks.NonFiniteLossError):
+        return f"{err}; nothing was recorded for that batch"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -67,16 +81,11 @@ def main(argv: list[str] | None = None) -> int:
             return reproduce.reproduce_command(args, bench_home())
         elif args.command == "plot":
             leaderboard.plot_command(args.results, args.out)
-    except BenchError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     except Exception as err:
-        from attacks.guard import InvalidAdversarialError
-
-        if not isinstance(err, InvalidAdversarialError):
-            raise  # unexpected: a bug, shown with its traceback
-        print(f"error: {err}; nothing was recorded for that batch (check --attack-args, --eps, --norm)",
-              file=sys.stderr)
+        line = expected_error(err)
+        if line is None:
+            raise  # unexpected: a bug, shown with its traceback (please report it)
+        print(f"error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: finished samples are saved; re-run the same command to resume", file=sys.stderr)

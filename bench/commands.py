@@ -12,6 +12,7 @@ from attacks.table import TABLE, AttackEntry
 from bench import load_encoder
 from bench.arguments import parse_attack_args
 from bench.attack_names import checked_arguments, listing, resolve_attack
+from bench.devices import check_device
 from bench.encoders.load import SOURCE_PREFIXES, is_source
 from bench.eps import parse_eps_list
 from bench.runner import RunPlan, RunResult, execute
@@ -35,13 +36,6 @@ def _check_out(out: Path) -> None:
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK):
         raise BenchError(f"--out {out} is not writable ({parent} is not a writable folder); choose another --out")
-
-
-def _check_device(device: str) -> None:
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise BenchError(f"--device {device} requested but CUDA is not available here; use --device cpu")
-    if not device.startswith(("cpu", "cuda", "mps")):
-        raise BenchError(f"unknown --device {device!r}; use cpu, cuda or cuda:N")
 
 
 def _check_encoder(name: str, suite_name: str | None) -> None:
@@ -99,8 +93,7 @@ def run_command(args: argparse.Namespace, home: Path) -> list[RunResult]:
     if uses_vlm:
         check_vlm_name(vlm_name, suite.vlms())
     shard = detect_shard(args.shard)
-    device = shard_device(args.device)
-    _check_device(device)
+    device = check_device(shard_device(check_device(args.device)))
     _check_out(args.out)
     tasks = [load_task(suite, name, args.data_root) for name in task_names]  # data errors before any work
     _check_attack(tasks, entry, args, attack_args)
@@ -119,7 +112,8 @@ def run_command(args: argparse.Namespace, home: Path) -> list[RunResult]:
                 early_stop = task.robustvlm_early_stop
             for label, eps in eps_values:
                 plan = RunPlan(enc_name, task.name, args.attack, eps, label, steps, args.seed, n_samples,
-                               args.batch_size, args.norm, attack_args, args.target, early_stop, protocol)
+                               args.batch_size, args.norm, attack_args, args.target, early_stop, protocol,
+                               args.precision)
                 results.append(execute(plan, models, task, entry if eps else TABLE["none"], args.out,
                                        home / "cache", device, args.command_line, shard))
     print(summary_table(results).to_string(index=False))

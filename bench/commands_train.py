@@ -12,7 +12,7 @@ from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from bench.arguments import float_pair, positive_int
+from bench.arguments import float_pair, non_negative_float, non_negative_int, positive_float, positive_int
 from benchutil.errors import BenchError, unknown
 
 TRAIN_DESCRIPTION = """Train the encoders a suite ranks.
@@ -203,9 +203,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        help="image folders, comma list (ImageNet train); default on --suite tiny: its train splits")
     train.add_argument("--steps", type=positive_int, default=None, help="optimiser steps (suite/method default)")
     train.add_argument("--batch-size", type=positive_int, default=None, help="global batch, split over processes")
-    train.add_argument("--lr", type=float, default=None)
-    train.add_argument("--wd", type=float, default=None, help="AdamW weight decay (none on norms/biases/embeddings)")
-    train.add_argument("--warmup", type=int, default=None, help="linear warmup steps, then cosine")
+    train.add_argument("--lr", type=positive_float, default=None)
+    train.add_argument("--wd", type=non_negative_float, default=None, help="AdamW weight decay")
+    train.add_argument("--warmup", type=non_negative_int, default=None, help="linear warmup steps, then cosine")
     train.add_argument("--inner-steps", type=positive_int, default=10, help="PGD steps of the inner attack")
     train.add_argument("--inner-step-size", default="1/255", help="PGD step of the inner attack")
     train.add_argument("--anchor", default="frozen", choices=["frozen", "shared"], help="Sim-CLIP anchor")
@@ -223,8 +223,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--eval-every", type=positive_int, default=None, help="steps between held-out robust checks")
     train.add_argument("--holdout", type=positive_int, default=64, help="images kept out of training for the monitor")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
-    train.add_argument("--device", default="cpu", help="cpu | cuda (bf16 autocast) | cuda:N")
+    train.add_argument("--device", default="auto",
+                       help="auto (CUDA when present) | cpu | cuda (bf16 autocast) | cuda:N")
     train.add_argument("--grad-checkpointing", action="store_true", help="trade compute for memory (ViT-L)")
-    train.add_argument("--workers", type=int, default=0, help="data-loading processes")
+    train.add_argument("--workers", type=non_negative_int, default=0, help="data-loading processes")
     train.add_argument("--save-dtype", default=None, choices=["float32", "float16", "bfloat16"],
                        help="dtype of the saved vision tower (tiny zoo: float16)")

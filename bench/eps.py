@@ -1,6 +1,7 @@
 """Parsing eps from the command line: '4/255' and '0.0157' are fine, '4' is ambiguous."""
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 from benchutil.errors import BenchError
@@ -17,8 +18,8 @@ def parse_eps(text: str) -> float:
             value = float(raw)
     except (ValueError, ZeroDivisionError):
         raise BenchError(f"malformed eps {text!r}: write a fraction like 4/255 or a decimal like 0.0157") from None
-    if value != value or value < 0:
-        raise BenchError(f"eps {text!r} is negative or NaN; eps must lie in (0, 1] (or 0 for clean)")
+    if not math.isfinite(value) or value < 0:
+        raise BenchError(f"eps {text!r} is negative, infinite or NaN; eps must lie in (0, 1] (or 0 for clean)")
     if value > 1:
         if "/" not in raw and value == int(value) and value <= 255:
             raise BenchError(f"eps {text!r} is ambiguous: pixels are in [0, 1]; did you mean {int(value)}/255?")

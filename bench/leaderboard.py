@@ -8,12 +8,11 @@ answer another question (did the output contain the target?) and stay out of the
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
-from bench.store import CONFIG, read_run_records
+from bench.store import CONFIG, read_config, read_run_records
 from benchutil.errors import BenchError
 
 ACCURACY = "accuracy %"
@@ -36,7 +35,7 @@ def load_samples(results: Path) -> pd.DataFrame:
         raise BenchError(f"results directory {results} does not exist; run bench run --out {results} first")
     frames = []
     for config_path in sorted(results.rglob(CONFIG)):
-        config = json.loads(config_path.read_text())
+        config = read_config(config_path)
         records = read_run_records(config_path.parent)
         if not records or config.get("target"):
             continue

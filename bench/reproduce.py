@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from bench import run_arguments
-from bench.arguments import Parser, positive_int
+from bench.arguments import Parser, non_negative_float, positive_int
 from bench.leaderboard import accuracy_table, load_samples
 from benchutil.errors import BenchError, unknown
 
@@ -135,4 +135,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--encoders", default=None, help="comma list: re-run only these encoders")
     p.add_argument("--tasks", default=None, help="comma list: re-run only these tasks")
     p.add_argument("--n-samples", type=positive_int, default=None, help="re-run only the first N samples per task")
-    p.add_argument("--tolerance", type=float, default=0.0, help="allowed difference in accuracy points (default 0)")
+    p.add_argument("--tolerance", type=non_negative_float, default=0.0,
+                   help="allowed difference in accuracy points (default 0)")

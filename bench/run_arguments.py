@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.arguments import positive_int
+from bench.arguments import finite_float, positive_int
 
 EXAMPLES = """examples:
   bench run --encoder clip --attack aa --eps 0,2/255,4/255 --task imagenet --data-root /data
@@ -67,7 +67,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--n-samples", type=positive_int, default=None, help="samples per dataset (suite default)")
     run.add_argument("--seed", type=int, default=0, help="seed of the sample subset and of the attacks")
     run.add_argument("--batch-size", type=positive_int, default=32)
-    run.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (under torchrun, cuda = cuda:LOCAL_RANK)")
+    run.add_argument("--device", default="auto",
+                     help="auto (CUDA when present) | cpu | cuda | cuda:N | mps; under torchrun cuda = cuda:LOCAL_RANK")
     run.add_argument("--data-root", default=None, help="where the suite's datasets live (or $BENCH_DATA)")
     run.add_argument("--out", default="runs", type=Path,
                      help="where run folders go (default runs/; results/ holds the committed leaderboards)")
@@ -75,12 +76,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="VLM for captioning / VQA tasks: tiny-llava, llava-1.5-7b, llava:PATH (suite default)")
     run.add_argument("--target", default=None,
                      help='targeted VLM attack: push outputs towards this string, e.g. "Please reset your password"')
-    run.add_argument("--early-stop", type=float, default=None, metavar="SCORE",
+    run.add_argument("--early-stop", type=finite_float, default=None, metavar="SCORE",
                      help="VLM tasks: stop attacking a sample once its score <= SCORE (RobustVLM's shortcut; "
                           "makes robust scores optimistic, recorded in the run config)")
     run.add_argument("--shard", default=None, metavar="I/N",
                      help="evaluate batches k with k mod N == I of every run (default: torchrun's RANK/WORLD_SIZE "
                           "or a Slurm array's task; else everything); shards write their own records files")
+    run.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16", "fp16"],
+                     help="what attacks compute in (autocast for bf16 / fp16; TF32 matmuls on CUDA for tf32); "
+                          "every recorded point is re-scored in fp32, so a low precision can only miss attacks")
     run.add_argument("--protocol", default=None, choices=["robustvlm", "strict"],
                      help="captioning / VQA attack protocol (suite default: paper robustvlm, tiny strict). "
                           "robustvlm = RobustVLM's: a last APGD pass from the best perturbation on the winning "

@@ -22,7 +22,8 @@ from tasks.base import AttackSettings, Models, Task, Victim
 
 # Fields that define a run: same values, same records. The command line is not one of them.
 IDENTITY = ("encoder", "sha256", "task", "attack", "eps", "steps", "seed", "norm", "attack_args",
-            "sample_ids", "batch_size", "vlm", "vlm_sha256", "target", "early_stop", "task_settings", "protocol")
+            "sample_ids", "batch_size", "vlm", "vlm_sha256", "target", "early_stop", "task_settings", "protocol",
+            "precision")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class RunPlan:
     target: str | None = None  # targeted VLM attack: the string pushed towards
     early_stop: float | None = None  # VLM: stop attacking a sample at this score (optimistic)
     protocol: str = "strict"  # VLM: robustvlm adds the refinement pass (bench run --protocol)
+    precision: str = "fp32"  # what attacks compute in (bench run --precision)
 
     def __post_init__(self) -> None:
         if self.eps == 0:  # a clean run is the same whatever attack was asked for
@@ -80,14 +82,15 @@ def run_config(plan: RunPlan, models: Models, task: Task, victim: Victim, entry:
         "steps": plan.steps, "seed": plan.seed, "norm": plan.norm, "attack_args": plan.attack_args,
         "batch_size": plan.batch_size, "n_samples": len(sample_ids), "sample_ids": sample_ids,
         "vlm": None, "vlm_sha256": None, **victim.config, "load_options": victim.load_options,
-        "target": plan.target, "early_stop": plan.early_stop, "protocol": plan.protocol,
+        "target": plan.target, "early_stop": plan.early_stop, "protocol": plan.protocol, "precision": plan.precision,
         "command": command, "device": device, "versions": versions(), "git_commit": git_commit(),
     }
 
 
 def run_directory(out: Path, plan: RunPlan, victim: Victim, task: Task) -> Path:
     fields: list[Any] = [plan.steps, plan.seed, plan.n_samples, plan.norm, plan.attack_args, plan.batch_size,
-                         victim.sha256, victim.config, plan.target, plan.early_stop, task.settings, plan.protocol]
+                         victim.sha256, victim.config, plan.target, plan.early_stop, task.settings, plan.protocol,
+                         plan.precision]
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
     attack = plan.attack if plan.target is None or plan.eps == 0 else f"{plan.attack}-targeted"
     model = "+".join(_slug(part) for part in victim.label.split("+"))  # "tiny-llava+clip"
@@ -133,7 +136,8 @@ def execute(plan: RunPlan, models: Models, task: Task, entry: AttackEntry, out: 
 
     def records_for(k: int, ids: list[str]) -> list[dict[str, Any]]:
         settings = AttackSettings(entry, plan.eps, plan.norm, plan.steps, batch_seed(plan.seed, k), plan.attack_args,
-                                  plan.target, plan.early_stop, tuple(sample_ids), plan.protocol == "robustvlm")
+                                  plan.target, plan.early_stop, tuple(sample_ids), plan.protocol == "robustvlm",
+                                  plan.precision)
         return task.attack(victim.model, ids, task.load(ids, victim.image_size, **victim.load_options), settings)
 
     run_batches(path, config, IDENTITY, sample_ids, plan.batch_size,

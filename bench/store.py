@@ -31,11 +31,25 @@ def read_records(path: Path) -> list[dict[str, Any]]:
         return []
     out = []
     with open(path) as f:
-        for line in f:
+        for number, line in enumerate(f, 1):
             if not line.endswith("\n"):
                 break
-            out.append(json.loads(line))
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise BenchError(f"{path} line {number} is not a record ({line[:40].strip()!r}); delete that line "
+                                 "(its sample is then re-run on the next bench run)") from None
     return out
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        config = None
+    if not isinstance(config, dict):
+        raise BenchError(f"{path} is corrupt (not a JSON object); delete its run folder {path.parent} to re-run it")
+    return config
 
 
 def read_run_records(run: Path) -> list[dict[str, Any]]:
@@ -66,7 +80,7 @@ class RunDir:
                              "or use another --out") from None
         existing = path / CONFIG
         if existing.is_file():
-            old = json.loads(existing.read_text())
+            old = read_config(existing)
             changed = [k for k in identity_keys if old.get(k) != config.get(k)]
             if changed:
                 raise BenchError(f"{path} holds a run with different {changed[0]}; use another --out")

@@ -33,6 +33,7 @@ class AttackSettings:
     early_stop: float | None = None  # VLM tasks: stop attacking a sample at this score (optimistic)
     evaluated: tuple[str, ...] = ()  # the run's sample set (CIDEr's idf depends on it)
     refine: bool = False  # VLM tasks, --protocol robustvlm: a last APGD pass from the best point so far
+    precision: str = "fp32"  # what the attack computes in (attacks.precision); results are judged in fp32
 
     @property
     def attacking(self) -> bool:

@@ -99,7 +99,7 @@ def load_image(path: Path, size: int | None, pad_colour: tuple[int, int, int] | 
                 left, top = (w - size) // 2, (h - size) // 2
                 im = im.crop((left, top, left + size, top + size))
             arr = np.asarray(im, dtype=np.float32) / 255.0
-    except (OSError, UnidentifiedImageError) as err:
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as err:
         raise BenchError(f"cannot read image {path}: {type(err).__name__}; the file is missing or corrupt") from None
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
 

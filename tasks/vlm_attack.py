@@ -22,6 +22,7 @@ from torch import Tensor
 from attacks.core import attack_mode
 from attacks.core_registry import core
 from attacks.objectives import Evaluation
+from attacks.precision import autocast, tf32
 from attacks.table import Member
 from tasks.base import AttackSettings, Record, core_records
 from tasks.contracts import VLM
@@ -82,8 +83,10 @@ def _run_core(vlm: VLM, member: Member, x: Tensor, prompts: list[str], targets: 
     loss = "cw" if member.loss == "cw" else "ce"
     objective = LMObjective(vlm, prompts, targets, towards, loss, args.pop("kappa", 0.0))
     run = core(member.core).run
-    return run(objective, x, eps=s.eps, norm=s.norm, steps=s.steps, seed=s.seed, stop_on_success=False,
-               active=active, name=label, **args).x_adv
+    # The passes compute in s.precision; the outputs the protocol keeps are generated outside it.
+    with autocast(s.precision, x.device), tf32(s.precision == "tf32"):
+        return run(objective, x, eps=s.eps, norm=s.norm, steps=s.steps, seed=s.seed, stop_on_success=False,
+                   active=active, name=label, **args).x_adv
 
 
 Pass = tuple[str, list[str], list[bool], bool]  # (label, string per row, row takes part, towards)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from benchutil.errors import BenchError
 from benchutil.registry import Registry
 from tasks.answering import VQATask, read_vqa_task
 from tasks.captioning import CaptioningTask, coco_references
@@ -69,6 +70,15 @@ def vqa_reader(folder: str, questions: str, annotations: str, image: Callable[[P
     return read
 
 
+def coco_number(image_id: int | str) -> int:
+    """A COCO image id (VQAv2 file names hold it as a 12-digit number)."""
+    try:
+        return int(image_id)
+    except ValueError:
+        raise BenchError(f"VQA image_id {image_id!r} is not a number; VQAv2-format files name COCO images by "
+                         "their numeric id") from None
+
+
 def _paper_vqa(folder: str, questions: str, annotations: str, image: Callable[[Path, int | str], Path],
                answer_tokens: int) -> Callable[[str, Path], VQATask]:
     read = vqa_reader(folder, questions, annotations, image, **PAPER_VQA, answer_tokens=answer_tokens)
@@ -80,7 +90,7 @@ VLM_DATASETS.add("coco", VLMTaskSpec(_coco),
 VLM_DATASETS.add("flickr30k", VLMTaskSpec(_flickr), "Flickr30k captions, Karpathy test split (1000 images); CIDEr")
 VLM_DATASETS.add("vqav2", VLMTaskSpec(_paper_vqa(
     "vqav2", "v2_OpenEnded_mscoco_val2014_questions.json", "v2_mscoco_val2014_annotations.json",
-    lambda base, i: base / "val2014" / f"COCO_val2014_{int(i):012d}.jpg", answer_tokens=5)),
+    lambda base, i: base / "val2014" / f"COCO_val2014_{coco_number(i):012d}.jpg", answer_tokens=5)),
     "VQAv2 val2014 questions (10 answers each); VQA accuracy")
 VLM_DATASETS.add("textvqa", VLMTaskSpec(_paper_vqa(
     "textvqa", "val_questions_vqa_format.json", "val_annotations_vqa_format.json",

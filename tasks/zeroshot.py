@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from attacks import WorstCaseResult, worst_case
 from attacks.ensemble import CLEAN
+from attacks.precision import AttackPrecision, tf32
 from benchutil.fileio import atomic_write
 from tasks.base import AttackSettings, Models, Record, Victim, core_records
 from tasks.imagefolder import ClassificationData, load_batch
@@ -118,9 +119,11 @@ class ZeroShotTask:
                                    settings.args)
             result = _score_points(victim, x, y, x_adv, entry.name)
         elif settings.attacking:
-            result = worst_case(victim, x, y, attacks=entry.members, eps=settings.eps, norm=settings.norm,
-                                steps=settings.steps, seed=settings.seed, args=settings.args,
-                                member_args=self.member_args)
+            with tf32(settings.precision == "tf32"):
+                result = worst_case(victim, x, y, attacks=entry.members, eps=settings.eps, norm=settings.norm,
+                                    steps=settings.steps, seed=settings.seed, args=settings.args,
+                                    member_args=self.member_args,
+                                    attack_model=AttackPrecision(victim, settings.precision))
         else:
             result = _score_points(victim, x, y, x, entry.name)
         with torch.no_grad():

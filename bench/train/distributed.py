@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from benchutil.errors import BenchError
+from bench.devices import check_device
 
 
 @dataclass(frozen=True)
@@ -25,9 +25,7 @@ def start(device: str) -> Processes:
     """Join torchrun's process group when launched by it; a single process otherwise."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
-    wanted = torch.device(device)
-    if wanted.type == "cuda" and not torch.cuda.is_available():
-        raise BenchError(f"--device {device} but CUDA is not available here; use --device cpu")
+    wanted = torch.device(check_device(device))
     if world > 1:
         if wanted.type == "cuda":
             local = int(os.environ.get("LOCAL_RANK", "0"))

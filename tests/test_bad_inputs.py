@@ -1,0 +1,156 @@
+"""The bad-input matrix: every subcommand, each bad input one line on stderr, exit code 2, no
+traceback, nothing written. {out} is a fresh path that must still not exist afterwards."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+from tests import bench_fixtures as fx
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    from bench.tiny.suite import world_root
+
+    world_root()  # the tiny world exists, so its first-use progress bar is not in these outputs
+    root = tmp_path_factory.mktemp("bad")
+    data, model = fx.folder_and_checkpoint(root, per_class=2)
+    (root / "a_file").write_text("not a folder")
+    (root / "corrupt.safetensors").write_bytes(b"\x00not a checkpoint")
+    (root / "mine").mkdir()
+    (root / "mine" / "thesis.tex").write_text("years of work")
+    # a results folder whose run has a corrupt config, and one with a garbage records line
+    for name, config, records in (("bad-config", "{not json", ""), ("bad-records", None, '{"id": "a"}\ngarbage\n')):
+        run = root / name / "run"
+        run.mkdir(parents=True)
+        (run / "config.json").write_text(config if config is not None else json.dumps(
+            {"encoder": "m", "task": "t", "attack": "none", "eps": 0.0, "eps_label": "clean", "metric": "accuracy %"}))
+        (run / "records.jsonl").write_text(records)
+    (root / "no-manifest").mkdir()
+    (root / "bad-manifest").mkdir()
+    (root / "bad-manifest" / "reproduce.json").write_text('{"run": 3}')
+    return {"data": str(data), "model": str(model), "file": str(root / "a_file"), "root": str(root),
+            "corrupt": str(root / "corrupt.safetensors"), "mine": str(root / "mine")}
+
+
+RUN = ["run", "--encoder", "{model}", "--task", "folder:{data}", "--steps", "2", "--out", "{out}"]
+TRAIN = ["train", "--suite", "paper", "--base", "{model}", "--data", "{data}", "--method", "fare", "--steps", "2",
+         "--out", "{out}"]
+
+
+def _run(*extra: str) -> list[str]:
+    return [*RUN, *extra]
+
+
+def _train(*extra: str) -> list[str]:
+    return [*TRAIN, *extra]
+
+
+CASES: list[tuple[list[str], str]] = [
+    # bench run: eps
+    *[(_run(f"--eps={eps}"), message) for eps, message in (
+        ("abc", "malformed eps"), ("-1/255", "negative"), ("4", "ambiguous"), ("2.5", r"outside \(0, 1\]"),
+        ("inf", "infinite"), ("1e999", "infinite"), ("nan", "NaN"), ("1/0", "malformed eps"), ("", "malformed"),
+        ("4/255,", "malformed"), ("0x4", "malformed"), ("4/255/2", "malformed"))],
+    # counts
+    *[(_run(f"{flag}={value}"), message) for flag in ("--n-samples", "--steps", "--batch-size")
+      for value, message in (("0", "positive integer"), ("-2", "positive integer"), ("x", "not an integer"))],
+    (_run("--seed", "x"), "invalid int value"),
+    # devices
+    *[(_run("--device", device), message) for device, message in (
+        ("cpux", "unknown --device 'cpux'"), ("mps", "MPS is not available"), ("cuda", "CUDA is not available"),
+        ("cuda:x", "unknown --device"), ("tpu", "unknown --device"), ("cuda:1", "CUDA is not available"))],
+    # attacks and their arguments
+    (_run("--attack", "apdg"), "did you mean 'apgd'"), (_run("--attack", "torchattacks:PDG"), "did you mean 'PGD'"),
+    (_run("--attack", "autoattak"), "did you mean 'autoattack'"),
+    *[(_run("--attack", attack, "--attack-args", args), message) for attack, args, message in (
+        ("apgd", "{bad", "not valid JSON"), ("apgd", "[1]", "must be a JSON object"),
+        ("apgd", '{"bogus": 1}', "no argument 'bogus'"), ("apgd", '{"restarts": -1}', "restarts must be > 0"),
+        ("apgd", '{"restarts": 0}', "restarts must be > 0"), ("apgd", '{"rho": "x"}', "rho must be float"),
+        ("apgd", '{"initial_step": NaN}', "initial_step must be float"), ("pgd", '{"step_size": 0}', "must be > 0"),
+        ("pgd", '{"restarts": 2}', "no argument 'restarts'"), ("cw", '{"kappa": -1}', "kappa must be >= 0"),
+        ("cw", '{"steps": 3}', "no argument 'steps'"), ("aa", '{"n_targets": 0}', "n_targets must be > 0"),
+        ("none", '{"restarts": 1}', "no argument 'restarts'"), ("torchattacks:PGD", '{"bogus": 1}', "no argument"))],
+    # options with choices, shards, protocol, numbers
+    (_run("--norm", "l3"), "invalid choice"), (_run("--precision", "fp8"), "invalid choice"),
+    (_run("--protocol", "x"), "invalid choice"), (_run("--shard", "2/2"), "--shard"),
+    (_run("--shard", "x"), "malformed --shard"), (_run("--shard", "1"), "malformed --shard"),
+    (_run("--early-stop", "nan"), "not a finite number"), (_run("--early-stop", "inf"), "not a finite number"),
+    (_run("--early-stop", "x"), "not a number"),
+    # names, files, folders
+    (_run("--encoder", "sim-clp", "--suite", "paper"), "did you mean 'sim-clip'"),
+    (_run("--encoder", "missing/model.safetensors"), "does not exist"),
+    (_run("--encoder", "{corrupt}", "--arch", fx.ARCH), "cannot read checkpoint"),
+    (_run("--encoder", "clip", "--base", "clip"), "--base applies to checkpoint files"),
+    (_run("--task", "tiny-shap"), "did you mean 'tiny-shape'"), (_run("--suite", "papr"), "did you mean 'paper'"),
+    (_run("--task", "imagnet", "--suite", "paper"), "did you mean 'imagenet'"),
+    (_run("--task", "folder:/no/such/folder"), "does not exist"),
+    (_run("--task", "tiny-vqa", "--vlm", "tiny-lava"), "did you mean 'tiny-llava'"),
+    (_run("--task", "tiny-shape", "--target", "maybe"), "--target applies to captioning"),
+    (_run("--task", "tiny-vqa", "--attack", "apgd-dlr"), "needs class logits"),
+    (_run("--task", "tiny-shape", "--data-root", "/proc"), "does not hold a complete tiny world"),
+    (["run", "--encoder", "{model}", "--task", "folder:{data}", "--out", "{file}/x"], "not writable"),
+    (_run("--encoder", ""), "--encoder is empty"), (_run("--task", ","), "--task is empty"),
+    (_run("--bogus-flag"), "unrecognized arguments"),
+    # bench train
+    *[(_train(f"{flag}={value}"), message) for flag, value, message in (
+        ("--lr", "nan", "not a finite number"), ("--lr", "inf", "not a finite number"), ("--lr", "0", "must be > 0"),
+        ("--lr", "-1", "must be > 0"), ("--lr", "x", "not a number"), ("--wd", "nan", "not a finite number"),
+        ("--wd", "-1", "must be >= 0"), ("--warmup", "-1", "must be >= 0"), ("--warmup", "x", "not an integer"),
+        ("--workers", "-1", "must be >= 0"), ("--steps", "0", "positive integer"), ("--batch-size", "0", "positive"),
+        ("--eps", "inf", "infinite"), ("--eps", "4", "ambiguous"), ("--eps", "abc", "malformed eps"),
+        ("--eps", "0", "clean training"), ("--inner-step-size", "abc", "malformed eps"),
+        ("--method", "far", "did you mean 'fare'"), ("--device", "cpux", "unknown --device"),
+        ("--device", "cuda", "CUDA is not available"), ("--betas", "0.9", "not two numbers"),
+        ("--betas", "a,b", "not two numbers"), ("--betas", "nan,0.9", "finite"), ("--save-dtype", "x", "invalid choice"),
+        ("--anchor", "x", "invalid choice"), ("--suite", "papr", "invalid choice"), ("--base", "sim-clp", "did you mean"),
+        ("--base", "missing.pt", "does not exist"), ("--data", "/no/such", "does not exist"),
+        ("--inner-steps", "0", "positive integer"), ("--holdout", "0", "positive integer"),
+        ("--checkpoint-every", "0", "positive integer"))],
+    (["train", "--suite", "paper", "--method", "clip", "--out", "{out}"], "not available for --suite paper"),
+    (["train", "--suite", "paper", "--method", "fare", "--out", "{out}"], "needs --data"),
+    # bench data
+    (["data", "tiny", "--out", "{mine}"], "not a tiny world"), (["data", "tiny", "--out", "{file}/world"], "{file}"),
+    (["data", "tiny"], "needs --out"), (["data", "small", "--out", "{out}"], "invalid choice"),
+    (["data", "tiny", "--seed", "x", "--out", "{out}"], "invalid int"),
+    # bench leaderboard / plot
+    (["leaderboard", "{out}"], "does not exist"), (["leaderboard", "{root}/bad-config"], "is corrupt"),
+    (["leaderboard", "{root}/bad-records"], "line 2 is not a record"), (["leaderboard", "{root}/mine"], "no finished"),
+    (["leaderboard", "{out}", "--format", "pdf"], "invalid choice"), (["plot", "{out}"], "does not exist"),
+    (["plot", "{root}/bad-config"], "is corrupt"), (["plot", "{root}/bad-records"], "not a record"),
+    # bench reproduce
+    (["reproduce", "{root}/no-manifest"], "reproduce.json does not exist"),
+    (["reproduce", "{root}/bad-manifest"], "is malformed"), (["reproduce", "{out}", "--tolerance", "nan"], "finite"),
+    (["reproduce", "{out}", "--tolerance=-1"], "must be >= 0"), (["reproduce", "{out}", "--n-samples", "0"], "positive"),
+    (["reproduce", "results/tiny", "--encoders", "clp"], "did you mean 'clip'"),
+    (["reproduce", "results/tiny", "--tasks", "tiny-shap"], "did you mean 'tiny-shape'"),
+    # bench list
+    (["list", "models"], "invalid choice"), (["list", "encoders", "--suite", "papr"], "did you mean 'paper'"),
+    ([], "required"), (["nonsense"], "invalid choice"),
+]
+
+
+@pytest.mark.parametrize("argv, message", CASES, ids=[" ".join(a)[:60] for a, _ in CASES])
+def test_bad_input_is_one_line_exit_2_nothing_written(files, tmp_path, capsys, argv, message):
+    out = tmp_path / "out"
+    values = {**files, "out": str(out)}
+
+    def fill(text: str) -> str:  # placeholders only: JSON braces stay as they are
+        for key, value in values.items():
+            text = text.replace("{" + key + "}", value)
+        return text
+
+    code = main([fill(a) for a in argv])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert re.search(fill(message), err), err
+    assert not out.exists()
+
+
+def test_the_matrix_has_over_a_hundred_cases():
+    assert len(CASES) >= 100
