@@ -9,11 +9,12 @@ import pandas as pd
 import torch
 
 from attacks.table import TABLE, AttackEntry
-from bench import load_encoder
+from bench import resolve_encoder
 from bench.arguments import parse_attack_args
 from bench.attack_names import checked_arguments, listing, resolve_attack
 from bench.devices import check_device
-from bench.encoders.load import SOURCE_PREFIXES, is_source
+from bench.encoders.load import SOURCE_PREFIXES, build_encoder, is_source
+from bench.encoders.weights import check_readable
 from bench.eps import parse_eps_list
 from bench.runner import RunPlan, RunResult, execute
 from bench.sharding import detect_shard, shard_device
@@ -97,11 +98,20 @@ def run_command(args: argparse.Namespace, home: Path) -> list[RunResult]:
     _check_out(args.out)
     tasks = [load_task(suite, name, args.data_root) for name in task_names]  # data errors before any work
     _check_attack(tasks, entry, args, attack_args)
+    for task in tasks:  # every sample the runs will read opens
+        task.check_data(task.sample_ids(args.n_samples or suite.default_samples(task.name), args.seed))
+    # Every encoder resolves and its files read before the first run: a broken second
+    # checkpoint must not stop the work half-way.
+    specs = {name: resolve_encoder(name, args.suite, args.arch, args.base) for name in encoders}
+    for spec, _ in specs.values():
+        for source in (spec.base, spec.vision):
+            if source is not None and source != "random" and not source.startswith(SOURCE_PREFIXES):
+                check_readable(Path(source).expanduser())
     protocol = args.protocol or suite.default_protocol
     steps = default_steps(args.steps, args.target, protocol)
     results = []
     for enc_name in encoders:
-        encoder = load_encoder(enc_name, args.suite, device, args.arch, args.base)
+        encoder = build_encoder(*specs[enc_name], device)
         models = LoadedModels(encoder, vlm_name, suite, device)
         if args.target is not None and uses_vlm:
             models.vlm().codec.check(args.target, "--target")

@@ -104,6 +104,18 @@ def load_image(path: Path, size: int | None, pad_colour: tuple[int, int, int] | 
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
 
 
+def check_images(paths: list[Path]) -> None:
+    """Open every image's header (no decoding): a missing, corrupt or oversized file is named
+    before a run starts, not after some of its batches."""
+    for path in paths:
+        try:
+            with Image.open(path) as im:
+                im.size  # noqa: B018 (the header is parsed on open)
+        except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as err:
+            raise BenchError(f"cannot read image {path}: {type(err).__name__}; the file is missing or corrupt"
+                             ) from None
+
+
 def load_batch(root: Path, ids: list[str], size: int | None) -> Tensor:
     images = [load_image(root / i, size) for i in ids]
     shapes = {tuple(x.shape) for x in images}

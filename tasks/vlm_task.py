@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from tasks.base import AttackSettings, Models, Record, Victim
-from tasks.imagefolder import load_image
+from tasks.imagefolder import check_images, load_image
 from tasks.vlm_attack import attack_batch, check_vlm_attack
 
 
@@ -42,6 +42,9 @@ class VLMTask:
         self.name, self.images = name, images
         self._scorer: tuple[tuple[str, ...], Scorer] | None = None
         self.settings: dict[str, Any] = {}  # protocol settings a run records (metric variant, lengths)
+
+    def check_data(self, ids: list[str]) -> None:
+        check_images([self.images[i] for i in ids])
 
     def check_attack(self, settings: AttackSettings) -> None:
         check_vlm_attack(settings)

@@ -22,7 +22,7 @@ from attacks.ensemble import CLEAN
 from attacks.precision import AttackPrecision, tf32
 from benchutil.fileio import atomic_write
 from tasks.base import AttackSettings, Models, Record, Victim, core_records
-from tasks.imagefolder import ClassificationData, load_batch
+from tasks.imagefolder import ClassificationData, check_images, load_batch
 
 LOGIT_SCALE = 100.0
 
@@ -99,6 +99,9 @@ class ZeroShotTask:
     def load(self, ids: list[str], size: int) -> tuple[Tensor, Tensor]:
         images = load_batch(self.data.root, ids, None if self.native_resolution else size)
         return images, torch.tensor([self._label[i] for i in ids])
+
+    def check_data(self, ids: list[str]) -> None:
+        check_images([self.data.root / i for i in ids])
 
     def check_attack(self, settings: AttackSettings) -> None:
         if settings.target is not None:

@@ -154,3 +154,21 @@ def test_bad_input_is_one_line_exit_2_nothing_written(files, tmp_path, capsys, a
 
 def test_the_matrix_has_over_a_hundred_cases():
     assert len(CASES) >= 100
+
+
+def test_a_broken_second_encoder_or_a_corrupt_later_image_stops_before_any_run(files, tmp_path, capsys):
+    out = tmp_path / "out"
+    both = f"{files['model']},{files['corrupt']}"
+    assert main(["run", "--encoder", both, "--arch", fx.ARCH, "--task", f"folder:{files['data']}", "--steps", "2",
+                 "--out", str(out)]) == 2
+    assert "cannot read checkpoint" in capsys.readouterr().err and not out.exists()
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(files["data"], data)
+    last = sorted((data / "blue_triangle").iterdir())[-1]
+    last.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    assert main(["run", "--encoder", files["model"], "--task", f"folder:{data}", "--steps", "2", "--batch-size", "1",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot read image {last}" in err and err.count("\n") == 1 and not out.exists()

@@ -65,6 +65,24 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
     return state
 
 
+def check_readable(path: Path) -> None:
+    """Read a checkpoint's header (safetensors) or map its pickle (weights_only): cheap, and it
+    fails the way loading would, so a broken file is named before any run starts."""
+    if not path.is_file():
+        raise BenchError(f"checkpoint {path} does not exist; check the path")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as f:
+                f.keys()
+        else:
+            torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise BenchError(f"cannot read checkpoint {path}: {first[:200]}; re-save it as .safetensors") from None
+
+
 def safetensors_metadata(path: Path) -> dict[str, str]:
     if path.suffix != ".safetensors" or not path.is_file():
         return {}
