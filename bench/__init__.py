@@ -15,7 +15,12 @@ def resolve_encoder(name_or_path: str, suite: str | None = None, arch: str | Non
     base: the model a vision-only checkpoint was fine-tuned from (a zoo name or a source);
     its text tower (and architecture, unless `arch` says otherwise) completes the checkpoint.
     """
-    from bench.encoders.load import is_source, spec_for_source, with_architecture, with_base
+    from bench.encoders.load import (
+        is_source,
+        spec_for_source,
+        with_architecture,
+        with_base,
+    )
     from bench.suites import get_suite
     from benchutil.errors import BenchError, unknown
 

@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     args.command_line = ["bench", *(sys.argv[1:] if argv is None else argv)]  # recorded in configs and cards
     try:
         if args.command in ("run", "list"):
-            from bench import commands  # torch and the models: only when a command needs them
+            from bench import (
+                commands,  # torch and the models: only when a command needs them
+            )
             from bench.tiny.suite import bench_home
 
             if args.command == "run":

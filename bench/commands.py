@@ -18,7 +18,14 @@ from bench.encoders.weights import check_readable
 from bench.eps import parse_eps_list
 from bench.runner import RunPlan, RunResult, execute
 from bench.sharding import detect_shard, shard_device
-from bench.suites import SUITES, Suite, check_task_name, expand_tasks, get_suite, load_task
+from bench.suites import (
+    SUITES,
+    Suite,
+    check_task_name,
+    expand_tasks,
+    get_suite,
+    load_task,
+)
 from bench.vlm import check_vlm_name, load_vlm
 from benchutil.errors import BenchError, unknown
 from tasks.base import AttackSettings, Task

@@ -12,7 +12,13 @@ from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from bench.arguments import float_pair, non_negative_float, non_negative_int, positive_float, positive_int
+from bench.arguments import (
+    float_pair,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from benchutil.errors import BenchError, unknown
 
 TRAIN_DESCRIPTION = """Train the encoders a suite ranks.
@@ -153,7 +159,7 @@ def _tiny_clean_accuracy(weights: str) -> dict[str, float]:
 
 
 def _train_tiny_clip(args: argparse.Namespace, settings: dict[str, Any]) -> None:
-    from bench.encoders.weights import sha256_of
+    from bench.encoders.weights import weights_sha256
     from bench.tiny import world
     from bench.tiny.suite import world_root
     from bench.train.checkpoint import write_card
@@ -169,7 +175,7 @@ def _train_tiny_clip(args: argparse.Namespace, settings: dict[str, Any]) -> None
     weights = args.out / "clip.safetensors"
     card["clean_zero_shot_accuracy"] = _tiny_clean_accuracy(str(weights))
     card["data_manifest_sha256"] = digest
-    card["weights_sha256"] = sha256_of(weights)
+    card["weights_sha256"] = weights_sha256(weights)
     write_card(args.out / "clip.json", card)
     print(json.dumps(card["clean_zero_shot_accuracy"], indent=1))
 
@@ -178,7 +184,13 @@ def _train_tiny_vlm(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     from bench import load_encoder
     from bench.tiny.suite import world_root
     from bench.train.checkpoint import write_card
-    from bench.train.vlm import CARD_FILE, WEIGHTS_FILE, VLMRecipe, tiny_vlm_card_scores, train_vlm
+    from bench.train.vlm import (
+        CARD_FILE,
+        WEIGHTS_FILE,
+        VLMRecipe,
+        tiny_vlm_card_scores,
+        train_vlm,
+    )
 
     recipe = VLMRecipe(steps=settings["steps"], batch_size=settings["batch_size"], lr=settings["lr"],
                        wd=settings["wd"], warmup=settings["warmup"], seed=args.seed,

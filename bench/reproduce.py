@@ -108,7 +108,9 @@ def compare(committed: pd.DataFrame, fresh: pd.DataFrame, tolerance: float) -> l
 
 
 def reproduce_command(args: argparse.Namespace, home: Path) -> int:
-    from bench.commands import run_command  # torch and the models: only when reproducing
+    from bench.commands import (
+        run_command,  # torch and the models: only when reproducing
+    )
 
     manifest = read_manifest(args.results)
     committed = load_samples(args.results / manifest["runs"])

@@ -10,7 +10,13 @@ from typing import Any
 
 from bench.encoders.load import EncoderSpec
 from bench.encoders.zoo import paper_zoo
-from bench.tiny.suite import CLASSIFICATION_TASKS, tiny_datasets, tiny_vlm_datasets, tiny_zoo, world_root
+from bench.tiny.suite import (
+    CLASSIFICATION_TASKS,
+    tiny_datasets,
+    tiny_vlm_datasets,
+    tiny_zoo,
+    world_root,
+)
 from bench.vlm import VLMSpec, paper_vlms, tiny_vlms
 from benchutil.errors import BenchError, unknown
 from benchutil.registry import Registry

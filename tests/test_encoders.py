@@ -128,3 +128,32 @@ def test_zoo_specs_force_quick_gelu_for_openai_fine_tunes():
         assert zoo.get(name).value.quick_gelu
     assert not zoo.get("fare4-vit-b-32").value.quick_gelu
     assert zoo.get("sim-clip").name == "sim-clip-4"
+
+
+def test_weights_identity_ignores_header_order_and_files_are_deterministic(tmp_path, model):
+    """safetensors writes metadata in a random order; the identity of the weights must not see it."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from bench.encoders.weights import save_safetensors, sha256_of, weights_sha256
+
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    metadata = {f"key{i}": str(i) for i in range(12)}
+    plain = [tmp_path / f"plain{i}.safetensors" for i in range(4)]
+    for path in plain:
+        save_file(state, str(path), metadata=metadata)
+    assert len({weights_sha256(p) for p in plain}) == 1
+    written = [tmp_path / f"det{i}.safetensors" for i in range(4)]
+    for path in written:
+        save_safetensors(state, path, metadata)
+    assert len({sha256_of(p) for p in written}) == 1  # byte for byte
+    assert weights_sha256(written[0]) == weights_sha256(plain[0])
+    size = int.from_bytes(written[0].read_bytes()[:8], "little")
+    header = json.loads(written[0].read_bytes()[8 : 8 + size])
+    assert list(header) == sorted(header) and list(header["__metadata__"]) == sorted(metadata)
+    pickle = tmp_path / "same.pt"
+    torch.save(state, pickle)
+    nometa = tmp_path / "nometa.safetensors"
+    save_file(state, str(nometa))
+    assert weights_sha256(pickle) == weights_sha256(nometa)  # one state dict, one identity, either format

@@ -23,7 +23,12 @@ import torch
 from torch import Tensor, nn
 
 from bench.encoders.base import Encoder, Provenance
-from bench.encoders.weights import hub_file, read_state_dict, safetensors_metadata, sha256_of
+from bench.encoders.weights import (
+    hub_file,
+    read_state_dict,
+    safetensors_metadata,
+    weights_sha256,
+)
 from bench.tiny.tokenizer import WordTokenizer
 from benchutil.errors import BenchError
 
@@ -186,13 +191,13 @@ def build_encoder(spec: EncoderSpec, name: str, device: str | torch.device = "cp
                              "tower; pass --base NAME (the model it was fine-tuned from, e.g. --base clip or "
                              "--base open_clip:ViT-L-14/openai)")
         _load_into(model, state, str(base_path), spec.architecture)
-        hashes.append(sha256_of(base_path))
+        hashes.append(weights_sha256(base_path))
     if vision_path is not None:
         state = read_state_dict(vision_path)
         if any(k.startswith("visual.") for k in state):  # a full model file: take its vision tower
             state = {k.removeprefix("visual."): v for k, v in state.items() if k.startswith("visual.")}
         _load_into(model.visual, state, str(vision_path), f"the vision tower of {spec.architecture}")
-        hashes.append(sha256_of(vision_path))
+        hashes.append(weights_sha256(vision_path))
     preprocess = model.visual.preprocess_cfg if hasattr(model.visual, "preprocess_cfg") else {}
     size = model.visual.image_size
     image_size = size[0] if isinstance(size, (tuple, list)) else int(size)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -19,6 +20,55 @@ def sha256_of(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+# torch dtype -> safetensors' name, so one state dict hashes the same in either file format
+_DTYPE_NAMES = {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
+                torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
+                torch.bool: "BOOL"}
+
+
+def weights_sha256(path: Path) -> str:
+    """The identity of a checkpoint's weights: sha256 over its sorted metadata and, per tensor in
+    name order, its name, dtype, shape and bytes. Unlike the file's sha256 it does not depend
+    on how the writer ordered the header (safetensors writes metadata in a random order), so
+    bit-identical weights always get one identity (runs, head cache, cards)."""
+    digest = hashlib.sha256()
+    if path.suffix == ".safetensors":
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(size))
+            data = f.read()
+        digest.update(json.dumps(sorted(header.pop("__metadata__", {}).items())).encode())
+        for name in sorted(header):
+            entry = header[name]
+            begin, end = entry["data_offsets"]
+            digest.update(json.dumps([name, entry["dtype"], entry["shape"]]).encode())
+            digest.update(data[begin:end])
+        return digest.hexdigest()
+    digest.update(json.dumps([]).encode())  # pickles carry no metadata
+    state = read_state_dict(path)
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(json.dumps([name, _DTYPE_NAMES.get(tensor.dtype, str(tensor.dtype)),
+                                  list(tensor.shape)]).encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def save_safetensors(tensors: dict[str, Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
+    """safetensors' save_file, then its JSON header rewritten with sorted keys (same length, same
+    format): the same weights give the same file, byte for byte."""
+    from safetensors.torch import save_file
+
+    save_file(tensors, str(path), metadata=metadata)
+    with open(path, "r+b") as f:
+        size = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(size))
+        ordered = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+        if len(ordered) <= size:  # the same keys and values: never longer; pad as safetensors does
+            f.seek(8)
+            f.write(ordered + b" " * (size - len(ordered)))
 
 
 def hub_file(repo: str, filename: str) -> Path:

@@ -5,9 +5,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 from torch import Tensor, nn
 
+from bench.encoders.weights import save_safetensors
 from benchutil.errors import BenchError
 from benchutil.fileio import atomic_write, write_json_atomic
 
@@ -36,7 +36,7 @@ def load_state(out: Path) -> dict[str, Any] | None:
 
 def save_weights(path: Path, state: dict[str, Tensor], metadata: dict[str, str], dtype: torch.dtype) -> None:
     tensors = {k: v.detach().to(dtype).contiguous() for k, v in state.items()}
-    atomic_write(path, lambda p: save_file(tensors, str(p), metadata=metadata))
+    atomic_write(path, lambda p: save_safetensors(tensors, p, metadata))
 
 
 def write_card(path: Path, card: dict[str, Any]) -> None:

@@ -27,8 +27,21 @@ from bench.encoders.base import Encoder
 from bench.environment import git_commit, versions
 from bench.train import distributed, loop
 from bench.train.checkpoint import save_weights, write_card
-from bench.train.images import ImageRows, LabelledImages, RankSampler, StepBatches, split_holdout
-from bench.train.methods import ROBUST_METHODS, Batch, InnerL2, Method, MethodObjective, ZeroShotHead
+from bench.train.images import (
+    ImageRows,
+    LabelledImages,
+    RankSampler,
+    StepBatches,
+    split_holdout,
+)
+from bench.train.methods import (
+    ROBUST_METHODS,
+    Batch,
+    InnerL2,
+    Method,
+    MethodObjective,
+    ZeroShotHead,
+)
 from bench.train.optim import param_groups
 from tasks.zeroshot import class_weights
 

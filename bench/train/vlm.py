@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from bench.encoders.weights import sha256_of
+from bench.encoders.weights import weights_sha256
 from bench.environment import git_commit, versions
 from bench.evaluate import clean_vlm_score, constant_output_score
 from bench.suites import get_suite, load_task
@@ -23,7 +23,13 @@ from bench.train.checkpoint import write_card
 from bench.train.data import decode_images
 from bench.train.images import StepBatches
 from bench.train.optim import param_groups
-from bench.vlm.tiny_llava import PROMPTS, assemble, build_parts, load_tiny_llava, save_parts
+from bench.vlm.tiny_llava import (
+    PROMPTS,
+    assemble,
+    build_parts,
+    load_tiny_llava,
+    save_parts,
+)
 from tasks.captions import read_karpathy
 from tasks.vqa import read_vqa
 
@@ -136,4 +142,4 @@ def tiny_vlm_card_scores(encoder: nn.Module, weights: Path, world: Path) -> dict
         clean[f"{name} {task.metric}"] = round(clean_vlm_score(vlm, task), 2)
         baselines[f"{name} {task.metric}"] = {"output": constant[name],
                                                "score": round(constant_output_score(task, constant[name]), 2)}
-    return {"clean": clean, "trivial_baselines": baselines, "weights_sha256": sha256_of(weights)}
+    return {"clean": clean, "trivial_baselines": baselines, "weights_sha256": weights_sha256(weights)}

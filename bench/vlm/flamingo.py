@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from bench.encoders.weights import hub_file, sha256_of
+from bench.encoders.weights import hub_file, weights_sha256
 from bench.vlm.decoding import accepted_arguments, greedy_decode
 from bench.vlm.projected import Prompts, check_images
 from bench.vlm.registry import register_vlm
@@ -161,7 +161,7 @@ def build_flamingo(encoder: nn.Module, lang: str, checkpoint: Path | None, cross
         trained = [k for k in missing.missing_keys if "perceiver" in k or "gated_cross_attn" in k]
         if trained:
             raise BenchError(f"OpenFlamingo checkpoint {checkpoint} lacks {trained[0]}; is it an OpenFlamingo checkpoint?")
-        vlm.sha256 = sha256_of(checkpoint)
+        vlm.sha256 = weights_sha256(checkpoint)
     return vlm
 
 

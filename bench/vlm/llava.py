@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from bench.encoders.weights import sha256_of
+from bench.encoders.weights import weights_sha256
 from bench.vlm.projected import ProjectedVLM, Prompts
 from bench.vlm.registry import register_vlm
 from bench.vlm.text import HFCodec
@@ -34,7 +34,7 @@ def _weights_digest(path: Path) -> str:
     files = sorted([*path.glob("*.safetensors"), *path.glob("*.bin")])
     if not files:
         return "unknown"
-    return hashlib.sha256("".join(sha256_of(f) for f in files).encode()).hexdigest()
+    return hashlib.sha256("".join(weights_sha256(f) for f in files).encode()).hexdigest()
 
 
 def _local_dir(source: str) -> Path:

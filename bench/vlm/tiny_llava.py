@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from bench.encoders.load import TINY_WEIGHTS
-from bench.encoders.weights import sha256_of
+from bench.encoders.weights import save_safetensors, weights_sha256
 from bench.tiny.tokenizer import vocabulary
 from bench.vlm.projected import ProjectedVLM, Prompts
 from bench.vlm.registry import register_vlm
@@ -61,7 +61,7 @@ def assemble(encoder: nn.Module, projector: nn.Module, lm: nn.Module, name: str 
 def save_parts(path: Path, projector: nn.Module, lm: nn.Module, metadata: dict[str, str]) -> None:
     tensors = {f"projector.{k}": v.detach().cpu().contiguous() for k, v in projector.state_dict().items()}
     tensors |= {f"lm.{k}": v.detach().cpu().contiguous() for k, v in lm.state_dict().items()}
-    save_file(tensors, str(path), metadata=metadata)
+    save_safetensors(tensors, path, metadata)
 
 
 def load_tiny_llava(encoder: nn.Module, path: Path, device: str) -> ProjectedVLM:
@@ -80,7 +80,7 @@ def load_tiny_llava(encoder: nn.Module, path: Path, device: str) -> ProjectedVLM
         raise BenchError(f"tiny VLM weights {path} do not fit tiny-llava ({str(err).splitlines()[0]}); "
                          f"use weights written by bench train --method vlm") from None
     vlm = assemble(encoder, projector.float(), lm.float(), path.stem)
-    vlm.sha256 = sha256_of(path)
+    vlm.sha256 = weights_sha256(path)
     return vlm.to(device).eval()
 
 
