@@ -137,3 +137,17 @@ def test_only_a_pure_tiny_world_is_replaceable(tiny_world, tmp_path):
     (copy / "captions" / "notes.txt").unlink()
     (copy / "manifest.json").write_text("{broken")
     assert not world.is_replaceable(copy)
+
+
+def test_a_killed_generations_temporary_folder_is_removed_by_the_next(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    abandoned = tmp_path / f".tiny-world-{int(dead.stdout)}-abc"  # a generation whose process is gone
+    (abandoned / "world").mkdir(parents=True)
+    (abandoned / "world" / "half.png").write_bytes(b"x" * 1000)
+    living = tmp_path / f".tiny-world-{__import__('os').getpid()}-xyz"  # still being written
+    living.mkdir()
+    world._remove_abandoned(tmp_path)
+    assert not abandoned.exists() and living.exists()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -187,6 +188,22 @@ def is_replaceable(root: Path) -> bool:
     return present <= listed | {"manifest.json"}
 
 
+_TEMP_PREFIX = ".tiny-world-"  # + the writing process's id
+
+
+def _remove_abandoned(folder: Path) -> None:
+    """Delete the temporary folders of generations whose process is gone (killed): ours only,
+    recognised by name, and never one a living process is still writing."""
+    for tmp in folder.glob(f"{_TEMP_PREFIX}*-*"):
+        try:
+            pid = int(tmp.name[len(_TEMP_PREFIX):].split("-", 1)[0])
+            os.kill(pid, 0)  # raises when no such process exists
+        except ProcessLookupError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        except (ValueError, PermissionError):
+            continue  # not named by us, or another user's living process
+
+
 def write_world(out: Path, seed: int = 0, progress: bool = True) -> dict[str, Any]:
     """Generate everything into out; returns the manifest.
 
@@ -198,7 +215,8 @@ def write_world(out: Path, seed: int = 0, progress: bool = True) -> dict[str, An
                          "refusing to replace it: give an empty or new folder")
     out = out.resolve()  # `--out .`: the temporary folder must be a sibling, not a child
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tiny-world-", dir=out.parent))
+    _remove_abandoned(out.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{_TEMP_PREFIX}{os.getpid()}-", dir=out.parent))
     try:
         manifest = _generate(tmp / "world", seed, progress)
         if out.exists():
