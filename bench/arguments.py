@@ -4,9 +4,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 from benchutil.errors import BenchError
+
+Number = TypeVar("Number", int, float)
 
 
 class Parser(argparse.ArgumentParser):
@@ -14,14 +16,11 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (bench {self.prog.split()[-1]} --help)\n")
 
 
-def positive_int(text: str) -> int:
+def _integer(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive integer")
-    return value
 
 
 def finite_float(text: str) -> float:
@@ -35,28 +34,30 @@ def finite_float(text: str) -> float:
     return value
 
 
+def _bounded(value: Number, text: str, ok: bool, rule: str) -> Number:
+    if not ok:
+        raise argparse.ArgumentTypeError(f"{text!r} must be {rule}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = _integer(text)
+    return _bounded(value, text, value >= 1, "a positive integer")
+
+
+def non_negative_int(text: str) -> int:
+    value = _integer(text)
+    return _bounded(value, text, value >= 0, ">= 0")
+
+
 def positive_float(text: str) -> float:
     value = finite_float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
-    return value
+    return _bounded(value, text, value > 0, "> 0")
 
 
 def non_negative_float(text: str) -> float:
     value = finite_float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
-    return value
+    return _bounded(value, text, value >= 0, ">= 0")
 
 
 def float_pair(text: str) -> tuple[float, float]:
