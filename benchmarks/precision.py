@@ -47,13 +47,13 @@ def main() -> None:
     fp32, bf16 = tables["fp32"], tables["bf16"]
     for encoder in fp32.index:
         for column in fp32.columns:
-            rows.append({"encoder": encoder, "cell": column, "fp32": fp32.at[encoder, column],
-                         "bf16": bf16.at[encoder, column], "bf16 - fp32": bf16.at[encoder, column] - fp32.at[encoder, column]})
+            a, b = float(fp32.at[encoder, column]), float(bf16.at[encoder, column])
+            rows.append({"encoder": encoder, "cell": column, "fp32": a, "bf16": b, "bf16 - fp32": b - a})
     print_table(rows, ["encoder", "cell", "fp32", "bf16", "bf16 - fp32"])
     diffs = [r["bf16 - fp32"] for r in rows]
-    summary = {"cells": len(rows), "bf16 weaker (higher robust acc) in": sum(d > 0 for d in diffs),
-               "bf16 stronger in": sum(d < 0 for d in diffs), "mean difference": sum(diffs) / len(diffs),
-               "max difference": max(diffs), "seconds fp32": seconds["fp32"], "seconds bf16": seconds["bf16"]}
+    summary = {"cells": len(rows), "bf16 weaker (higher robust acc) in": int(sum(d > 0 for d in diffs)),
+               "bf16 stronger in": int(sum(d < 0 for d in diffs)), "mean difference": float(sum(diffs) / len(diffs)),
+               "max difference": float(max(diffs)), "seconds fp32": seconds["fp32"], "seconds bf16": seconds["bf16"]}
     print(summary)
     write_json(Path(f"benchmarks/out/precision_{args.device}.json"),
                {"environment": environment(), "settings": vars(args), "rows": rows, "summary": summary})
