@@ -63,15 +63,24 @@ def default_steps(steps: int | None, target: str | None, protocol: str) -> int:
 
 
 class LoadedModels:
-    """One encoder, and the VLM around it, loaded on first use (classification never loads a VLM)."""
+    """One encoder, and the VLM around it, loaded on first use (classification never loads a VLM).
 
-    def __init__(self, encoder: torch.nn.Module, vlm_name: str, suite: Suite, device: str) -> None:
+    The language side is loaded once per process: the next encoder gets the same VLM through
+    `with_encoder` (a 7B model is not reloaded per encoder).
+    """
+
+    def __init__(self, encoder: torch.nn.Module, vlm_name: str, suite: Suite, device: str,
+                 loaded: dict[str, torch.nn.Module]) -> None:
         self.encoder, self.vlm_name, self._suite, self._device = encoder, vlm_name, suite, device
+        self._loaded = loaded  # VLM name -> the last VLM built, shared by every encoder of the command
         self._vlm: torch.nn.Module | None = None
 
     def vlm(self) -> torch.nn.Module:
         if self._vlm is None:
-            self._vlm = load_vlm(self.vlm_name, self._suite.vlms(), self.encoder, self._device)
+            earlier = self._loaded.get(self.vlm_name)
+            self._vlm = earlier.with_encoder(self.encoder) if earlier is not None else load_vlm(
+                self.vlm_name, self._suite.vlms(), self.encoder, self._device)
+            self._loaded[self.vlm_name] = self._vlm
         return self._vlm
 
 
@@ -116,10 +125,10 @@ def run_command(args: argparse.Namespace, home: Path) -> list[RunResult]:
                 check_readable(Path(source).expanduser())
     protocol = args.protocol or suite.default_protocol
     steps = default_steps(args.steps, args.target, protocol)
-    results = []
+    results, loaded_vlms = [], {}
     for enc_name in encoders:
         encoder = build_encoder(*specs[enc_name], device)
-        models = LoadedModels(encoder, vlm_name, suite, device)
+        models = LoadedModels(encoder, vlm_name, suite, device, loaded_vlms)
         if args.target is not None and uses_vlm:
             models.vlm().codec.check(args.target, "--target")
         for task in tasks:

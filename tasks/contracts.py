@@ -54,6 +54,7 @@ class VLM(Protocol):
     pad_colour: tuple[int, int, int] | None  # pad images to a square of this colour before resizing (LLaVA)
 
     def generate(self, images: Tensor, prompts: list[str], max_new_tokens: int) -> list[str]: ...
+    def with_encoder(self, encoder: Any) -> VLM: ...  # the same language side around another encoder
     def loss(self, images: Tensor, prompts: list[str], targets: list[str]) -> Tensor: ...  # [B], pixel-differentiable
     def target_logits(self, images: Tensor, prompts: list[str], targets: list[str]) -> tuple[Tensor, Tensor]: ...
     def modules(self) -> Iterator[nn.Module]: ...  # attack_mode switches them to eval

@@ -110,3 +110,10 @@ def test_the_loss_counts_the_answer_tokens_but_not_endofchunk(vlm):
     counted = labels[labels != -100].tolist()
     assert counted == vlm.tokenizer(" red", add_special_tokens=False)["input_ids"]
     assert vlm.flamingo.eoc_token_id not in counted
+
+
+def test_another_encoder_reuses_the_loaded_flamingo(vlm):
+    other = build_encoder(EncoderSpec("tiny-vit-test", "random"), "other")
+    swapped = vlm.with_encoder(other)
+    assert swapped.flamingo is vlm.flamingo and swapped.flamingo.vision_encoder.visual is other.visual
+    assert swapped.sha256 == vlm.sha256

@@ -166,3 +166,20 @@ def test_protocol_is_recorded_and_robustvlm_targets_run_10000_steps(tmp_path):
     assert _run(tmp_path, "--task", "tiny-vqa", "--eps", "2/255", "--protocol", "robustvlm", "--n-samples", "2") == 0
     (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     assert json.loads((run / "config.json").read_text())["protocol"] == "robustvlm"
+
+
+def test_the_language_model_is_loaded_once_for_all_encoders(tmp_path, monkeypatch):
+    """Two encoders on a VLM task: one VLM load, the second encoder swapped in, and the records of
+    each encoder are those of running it alone."""
+    import bench.commands as commands
+
+    loads = []
+    real = commands.load_vlm
+    monkeypatch.setattr(commands, "load_vlm", lambda *a, **k: loads.append(a[0]) or real(*a, **k))
+    assert _run(tmp_path / "both", "--encoder", "clip,fare-4", "--task", "tiny-vqa", "--eps", "2/255",
+                "--n-samples", "2") == 0
+    assert loads == ["tiny-llava"]
+    assert _run(tmp_path / "alone", "--encoder", "fare-4", "--task", "tiny-vqa", "--eps", "2/255", "--n-samples", "2") == 0
+    (alone,) = [p for p in (tmp_path / "alone").iterdir() if p.is_dir()]
+    together = tmp_path / "both" / alone.name
+    assert read_records(together / RECORDS) == read_records(alone / RECORDS)

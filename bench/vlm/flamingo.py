@@ -63,6 +63,12 @@ class FlamingoVLM(nn.Module):
         self.image_size: int = encoder.image_size
         self.sha256 = "random"
 
+    def with_encoder(self, encoder: nn.Module) -> FlamingoVLM:
+        """The same Flamingo (perceiver, cross-attention, language model) around another encoder."""
+        other = FlamingoVLM(encoder, self.flamingo, self.tokenizer, self.name)
+        other.sha256 = self.sha256
+        return other
+
     def _normalised(self, images: Tensor) -> Tensor:
         check_images(images, self.image_size)
         return (images - self.encoder.mean) / self.encoder.std

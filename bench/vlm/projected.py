@@ -59,6 +59,12 @@ class ProjectedVLM(nn.Module):
         self._check_widths()
         self._lm_arguments = accepted_arguments(lm.forward)
 
+    def with_encoder(self, encoder: nn.Module) -> ProjectedVLM:
+        """This VLM's projector and language model around another encoder (no copy, no reload)."""
+        other = ProjectedVLM(encoder, self.projector, self.lm, self.codec, self.frame, self.prompts, self.name)
+        other.sha256, other.pad_colour = self.sha256, self.pad_colour
+        return other
+
     def _check_widths(self) -> None:
         width = self.encoder.visual.transformer.width
         first = next(m for m in self.projector.modules() if isinstance(m, nn.Linear))
