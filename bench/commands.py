@@ -16,6 +16,7 @@ from bench.devices import check_device
 from bench.encoders.load import SOURCE_PREFIXES, build_encoder, is_source
 from bench.encoders.weights import check_readable
 from bench.eps import parse_eps_list
+from bench.loading import default_workers
 from bench.runner import RunPlan, RunResult, execute
 from bench.sharding import detect_shard, shard_device
 from bench.suites import (
@@ -125,6 +126,7 @@ def run_command(args: argparse.Namespace, home: Path) -> list[RunResult]:
                 check_readable(Path(source).expanduser())
     protocol = args.protocol or suite.default_protocol
     steps = default_steps(args.steps, args.target, protocol)
+    workers = default_workers() if args.workers is None else args.workers
     results, loaded_vlms = [], {}
     for enc_name in encoders:
         encoder = build_encoder(*specs[enc_name], device)
@@ -141,7 +143,7 @@ def run_command(args: argparse.Namespace, home: Path) -> list[RunResult]:
                                args.batch_size, args.norm, attack_args, args.target, early_stop, protocol,
                                args.precision)
                 results.append(execute(plan, models, task, entry if eps else TABLE["none"], args.out,
-                                       home / "cache", device, args.command_line, shard))
+                                       home / "cache", device, args.command_line, shard, workers))
     print(summary_table(results).to_string(index=False))
     print(f"records: {args.out}/<run>/records.jsonl; tables: bench leaderboard {args.out}")
     return results

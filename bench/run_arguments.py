@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.arguments import finite_float, positive_int
+from bench.arguments import finite_float, non_negative_int, positive_int
 
 EXAMPLES = """examples:
   bench run --encoder clip --attack aa --eps 0,2/255,4/255 --task imagenet --data-root /data
@@ -82,6 +82,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--shard", default=None, metavar="I/N",
                      help="evaluate batches k with k mod N == I of every run (default: torchrun's RANK/WORLD_SIZE "
                           "or a Slurm array's task; else everything); shards write their own records files")
+    run.add_argument("--workers", type=non_negative_int, default=None,
+                     help="processes decoding images ahead of the attack (default: half the CPUs - 1, at most 8)")
     run.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16", "fp16"],
                      help="what attacks compute in (autocast for bf16 / fp16; TF32 matmuls on CUDA for tf32); "
                           "every recorded point is re-scored in fp32, so a low precision can only miss attacks")

@@ -15,6 +15,7 @@ from typing import Any
 
 from attacks.table import AttackEntry
 from bench.environment import git_commit, versions
+from bench.loading import prefetch
 from bench.progress import Progress
 from bench.sharding import Shard
 from bench.store import RunDir, read_run_records
@@ -97,15 +98,18 @@ def run_directory(out: Path, plan: RunPlan, victim: Victim, task: Task) -> Path:
     return out / f"{model}__{_slug(plan.task)}__{attack}__{_slug(plan.label)}__{digest}"
 
 
-BatchRecords = Callable[[int, list[str]], list[dict[str, Any]]]  # (batch index, ids) -> a record per id
+BatchLoader = Callable[[list[str]], Any]  # ids -> the batch the task attacks
+BatchRecords = Callable[[int, list[str], Any], list[dict[str, Any]]]  # (batch index, ids, batch) -> records
 
 
 def run_batches(path: Path, config: dict[str, Any], identity: tuple[str, ...], sample_ids: list[str],
-                batch_size: int, desc: str, records_for: BatchRecords, shard: Shard = Shard(0, 1)) -> None:
+                batch_size: int, desc: str, load: BatchLoader, records_for: BatchRecords, shard: Shard = Shard(0, 1),
+                workers: int = 0, pin_memory: bool = False) -> None:
     """Append a record per sample, batch by batch, to the run folder; finished samples are kept.
 
     A batch with any unfinished sample runs whole, so a resumed run's records are those of an
     uninterrupted one; only the missing ones are appended. A shard runs its own batches only.
+    Batches are loaded ahead by `workers` processes (bench.loading).
     """
     store = RunDir(path, config, identity, shard)
     try:
@@ -115,10 +119,9 @@ def run_batches(path: Path, config: dict[str, Any], identity: tuple[str, ...], s
         mine = [i for _, ids in batches for i in ids]
         label = desc if shard.alone else f"{desc} [shard {shard}]"
         progress = Progress(label, total=len(mine), initial=len(done & set(mine)))
-        for k, ids in batches:
-            if all(i in done for i in ids):
-                continue
-            records = [r for r in records_for(k, ids) if r["id"] not in done]
+        pending = [(k, ids) for k, ids in batches if not all(i in done for i in ids)]
+        for k, ids, batch in prefetch(pending, load, workers, pin_memory):
+            records = [r for r in records_for(k, ids, batch) if r["id"] not in done]
             store.append(records)
             progress.update(len(records))
         progress.close()
@@ -127,21 +130,26 @@ def run_batches(path: Path, config: dict[str, Any], identity: tuple[str, ...], s
 
 
 def execute(plan: RunPlan, models: Models, task: Task, entry: AttackEntry, out: Path, cache_dir: Path | None,
-            device: str, command: list[str] | None = None, shard: Shard = Shard(0, 1)) -> RunResult:
+            device: str, command: list[str] | None = None, shard: Shard = Shard(0, 1),
+            workers: int = 0) -> RunResult:
     """Run (or resume) one plan on one task; returns its summary."""
     sample_ids = task.sample_ids(plan.n_samples, plan.seed)
     victim = task.victim(models, cache_dir)
     path = run_directory(out, plan, victim, task)
     config = run_config(plan, models, task, victim, entry, sample_ids, device, command or [])
 
-    def records_for(k: int, ids: list[str]) -> list[dict[str, Any]]:
+    def load(ids: list[str]) -> Any:
+        return task.load(ids, victim.image_size, **victim.load_options)
+
+    def records_for(k: int, ids: list[str], batch: Any) -> list[dict[str, Any]]:
         settings = AttackSettings(entry, plan.eps, plan.norm, plan.steps, batch_seed(plan.seed, k), plan.attack_args,
                                   plan.target, plan.early_stop, tuple(sample_ids), plan.protocol == "robustvlm",
                                   plan.precision)
-        return task.attack(victim.model, ids, task.load(ids, victim.image_size, **victim.load_options), settings)
+        return task.attack(victim.model, ids, batch, settings)
 
     run_batches(path, config, IDENTITY, sample_ids, plan.batch_size,
-                f"{victim.label} {plan.task} {plan.attack} {plan.label}", records_for, shard)
+                f"{victim.label} {plan.task} {plan.attack} {plan.label}", load, records_for, shard, workers,
+                pin_memory=device.startswith("cuda"))
     return summarize(plan, path, victim.label, task.metric)
 
 

@@ -129,3 +129,12 @@ def test_progress_without_a_terminal_is_lines_with_rate_and_eta():
     lines = stream.getvalue().splitlines()
     assert lines and all("clip tiny-shape aa 4/255: " in line and "samples/s, ETA" in line for line in lines)
     assert "4/10 samples" in lines[-1]
+
+
+@pytest.mark.parametrize("task", ["tiny-colour", "tiny-captions"])
+def test_decoding_in_worker_processes_changes_no_record(tmp_path, task):
+    common = ["run", "--encoder", "clip", "--task", task, "--eps", "2/255", "--attack", "apgd", "--steps", "2",
+              "--n-samples", "6", "--batch-size", "2"]
+    assert main([*common, "--workers", "0", "--out", str(tmp_path / "main")]) == 0
+    assert main([*common, "--workers", "2", "--out", str(tmp_path / "workers")]) == 0
+    assert _runs(tmp_path / "main") == _runs(tmp_path / "workers")
