@@ -179,7 +179,8 @@ def test_the_language_model_is_loaded_once_for_all_encoders(tmp_path, monkeypatc
     assert _run(tmp_path / "both", "--encoder", "clip,fare-4", "--task", "tiny-vqa", "--eps", "2/255",
                 "--n-samples", "2") == 0
     assert loads == ["tiny-llava"]
-    assert _run(tmp_path / "alone", "--encoder", "fare-4", "--task", "tiny-vqa", "--eps", "2/255", "--n-samples", "2") == 0
+    assert _run(tmp_path / "alone", "--encoder", "fare-4", "--task", "tiny-vqa", "--eps", "2/255",
+                "--n-samples", "2") == 0
     (alone,) = [p for p in (tmp_path / "alone").iterdir() if p.is_dir()]
     together = tmp_path / "both" / alone.name
     assert read_records(together / RECORDS) == read_records(alone / RECORDS)
