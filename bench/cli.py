@@ -36,7 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("results", nargs="?", default="runs", type=Path)
         p.add_argument("--out", type=Path, default=None)
         if name == "leaderboard":
-            p.add_argument("--format", default="md", choices=["md", "csv", "latex", "html"])
+            p.add_argument("--format", default="md", choices=["md", "csv", "latex", "html", "json"],
+                           help="json: one aggregate (config + every cell) that bench leaderboard reads back")
+            p.add_argument("--cards", type=Path, default=None,
+                           help="also write a RobustBench-style card per encoder into this folder")
     return parser
 
 
@@ -76,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "train":
             commands_train.train_command(args)
         elif args.command == "leaderboard":
-            leaderboard.leaderboard_command(args.results, args.format, args.out)
+            leaderboard.leaderboard_command(args.results, args.format, args.out, args.cards)
         elif args.command == "reproduce":
             from bench.tiny.suite import bench_home
 

@@ -8,6 +8,7 @@ answer another question (did the output contain the target?) and stay out of the
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -84,8 +85,25 @@ def render(table: pd.DataFrame, fmt: str) -> str:
     return table.style.format("{:.1f}").to_html()
 
 
-def leaderboard_command(results: Path, fmt: str, out: Path | None) -> None:
-    text = render(accuracy_table(load_samples(results)), fmt)
+def leaderboard_command(results: Path, fmt: str, out: Path | None, cards: Path | None = None) -> None:
+    """Render the table of a results folder (or of an aggregate JSON written by --format json)."""
+    from bench.exports import aggregate, encoder_cards, read_aggregate
+
+    if results.is_file() and results.suffix == ".json":
+        table, samples = read_aggregate(results), None
+    else:
+        samples = load_samples(results)
+        table = accuracy_table(samples)
+    if fmt == "json":
+        if samples is None:
+            raise BenchError(f"{results} is already an aggregate; give its results folder for --format json")
+        text = json.dumps(aggregate(table, samples, results), indent=1)
+    else:
+        text = render(table, fmt)
+    if cards is not None:
+        if samples is None:
+            raise BenchError("--cards needs a results folder (the per-sample records), not an aggregate")
+        print(f"wrote {len(encoder_cards(samples, table, cards))} encoder cards to {cards}")
     if out is None:
         print(text)
         return

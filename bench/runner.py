@@ -15,6 +15,7 @@ from typing import Any
 
 from attacks.table import AttackEntry
 from bench.environment import git_commit, versions
+from bench.exports import write_run_results
 from bench.loading import prefetch
 from bench.progress import Progress
 from bench.sharding import Shard
@@ -150,7 +151,9 @@ def execute(plan: RunPlan, models: Models, task: Task, entry: AttackEntry, out: 
     run_batches(path, config, IDENTITY, sample_ids, plan.batch_size,
                 f"{victim.label} {plan.task} {plan.attack} {plan.label}", load, records_for, shard, workers,
                 pin_memory=device.startswith("cuda"))
-    return summarize(plan, path, victim.label, task.metric)
+    result = summarize(plan, path, victim.label, task.metric)
+    write_run_results(path, config, result.n, result.clean, result.robust)  # CLIP_benchmark's shape
+    return result
 
 
 def summarize(plan: RunPlan, path: Path, model: str, metric: str) -> RunResult:

@@ -1,0 +1,81 @@
+"""Results in the shapes researchers already read: CLIP_benchmark's per-run results.json, one
+aggregate JSON per results folder (lm-evaluation-harness style: config + per-task metrics,
+which `bench leaderboard` reads back), and a RobustBench-style card per encoder.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.environment import git_commit, versions
+from benchutil.errors import BenchError
+from benchutil.fileio import write_json_atomic
+
+AGGREGATE_FORMAT = "robust-vlm-bench aggregate v1"
+# What each metric is called in CLIP_benchmark's results.json (accuracies as fractions there).
+_METRIC_KEYS = {"accuracy %": ("acc1", 0.01), "CIDEr": ("cider", 1.0), "VQA acc": ("vqa_accuracy", 0.01)}
+
+
+def run_results(config: dict[str, Any], n: int, clean: float, robust: float) -> dict[str, Any]:
+    """CLIP_benchmark's results.json for one run (dataset, model, pretrained, task, metrics),
+    with the attack that produced the robust number beside it."""
+    key, scale = _METRIC_KEYS.get(config["metric"], (config["metric"], 1.0))
+    provenance = config.get("provenance", {})
+    return {"dataset": config["task"], "model": provenance.get("architecture", config["encoder"]),
+            "pretrained": provenance.get("source", config["encoder"]), "encoder": config["encoder"],
+            "task": "zeroshot_classification" if config.get("task_kind") == "zero-shot classification"
+            else config.get("task_kind"), "language": "en",
+            "metrics": {key: robust * scale, f"clean_{key}": clean * scale, "n_samples": n},
+            "attack": {"name": config["attack"], "members": config.get("attack_members"), "eps": config["eps"],
+                       "norm": config["norm"], "steps": config["steps"]},
+            "vlm": config.get("vlm")}
+
+
+def write_run_results(run: Path, config: dict[str, Any], n: int, clean: float, robust: float) -> None:
+    write_json_atomic(run / "results.json", run_results(config, n, clean, robust))
+
+
+def aggregate(table: pd.DataFrame, samples: pd.DataFrame, source: Path) -> dict[str, Any]:
+    """lm-eval's shape: the configuration, then per encoder every cell of the leaderboard."""
+    attacks = sorted(set(samples.loc[samples["eps"] > 0, "attack"]))
+    return {"format": AGGREGATE_FORMAT, "config": {"results": str(source), "attacks": attacks,
+                                                   "git_commit": git_commit(), "versions": versions()},
+            "results": {str(encoder): {column: (None if pd.isna(v) else float(v)) for column, v in row.items()}
+                        for encoder, row in table.iterrows()},
+            "n_samples": {f"{t}": int(n) for t, n in samples.groupby("task")["id"].nunique().items()}}
+
+
+def read_aggregate(path: Path) -> pd.DataFrame:
+    """The leaderboard table stored in an aggregate JSON."""
+    try:
+        data = json.loads(path.read_text())
+        if data.get("format") != AGGREGATE_FORMAT:
+            raise ValueError
+        table = pd.DataFrame.from_dict(data["results"], orient="index")
+    except (OSError, ValueError, KeyError, AttributeError):
+        raise BenchError(f"{path} is not an aggregate written by bench leaderboard --format json") from None
+    table.index.name = "encoder"
+    return table
+
+
+def encoder_cards(samples: pd.DataFrame, table: pd.DataFrame, out: Path) -> list[Path]:
+    """A RobustBench-style card per encoder: source, threat model, per eps clean and robust numbers,
+    and the attacks that produced them (our `aa` is APGD-CE + APGD-T, not the full AutoAttack)."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for encoder in table.index:
+        mine = samples[samples["encoder"] == encoder]
+        attacks = sorted(set(mine.loc[mine["eps"] > 0, "attack"]))
+        card = {"name": encoder, "threat_model": "Linf",
+                "eps": sorted({label for label in mine["eps_label"] if label != "clean"}),
+                "attacks": attacks,
+                "attack_note": "aa = APGD-CE + APGD-T (worst case per sample), not AutoAttack's standard "
+                               "version (which adds FAB-T and Square); see docs/protocol.md",
+                "numbers": {column: (None if pd.isna(v) else float(v)) for column, v in table.loc[encoder].items()}}
+        path = out / f"{encoder.replace('/', '_')}.json"
+        write_json_atomic(path, card)
+        written.append(path)
+    return written
