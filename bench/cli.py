@@ -40,6 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
                            help="json: one aggregate (config + every cell) that bench leaderboard reads back")
             p.add_argument("--cards", type=Path, default=None,
                            help="also write a RobustBench-style card per encoder into this folder")
+            p.add_argument("--ci", action="store_true",
+                           help="follow each accuracy cell with its 95%% Wilson interval (columns 'lo', 'hi')")
+    cmp = sub.add_parser("compare", help="two encoders on the same samples: difference, interval, paired test")
+    cmp.add_argument("results", type=Path, help="a results folder, e.g. results/tiny/runs")
+    cmp.add_argument("--encoders", required=True, help="two encoder names, e.g. fare-4,sim-clip-4")
+    cmp.add_argument("--task", default=None, help="only this task")
+    cmp.add_argument("--eps", default=None, help="only this eps label, e.g. 4/255 or clean")
     return parser
 
 
@@ -79,11 +86,15 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "train":
             commands_train.train_command(args)
         elif args.command == "leaderboard":
-            leaderboard.leaderboard_command(args.results, args.format, args.out, args.cards)
+            leaderboard.leaderboard_command(args.results, args.format, args.out, args.cards, args.ci)
         elif args.command == "reproduce":
             from bench.tiny.suite import bench_home
 
             return reproduce.reproduce_command(args, bench_home())
+        elif args.command == "compare":
+            from bench.compare import compare_command
+
+            compare_command(args.results, args.encoders, args.task, args.eps)
         elif args.command == "plot":
             leaderboard.plot_command(args.results, args.out)
     except Exception as err:

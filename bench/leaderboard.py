@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.statistics import wilson
 from bench.store import CONFIG, read_config, read_run_records
 from benchutil.errors import BenchError
 
@@ -49,29 +50,52 @@ def load_samples(results: Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def accuracy_table(samples: pd.DataFrame) -> pd.DataFrame:
-    """Rows = encoders; per eps (clean first): classification tasks, their 'avg', then VLM columns."""
-    clean = samples.groupby(["encoder", "task", "id"])["clean"].first().groupby(["encoder", "task"]).mean()
-    cells = {("clean", task, enc): score for (enc, task), score in clean.items()}
+Cell = tuple[str, str, str]  # (eps label, task, encoder)
+
+
+def cell_samples(samples: pd.DataFrame) -> tuple[dict[Cell, pd.Series], dict[str, float]]:
+    """Per cell, each sample's score: clean, or the worst case over every attack run at that eps."""
+    clean = samples.groupby(["encoder", "task", "id"])["clean"].first()
+    cells: dict[Cell, pd.Series] = {("clean", task, enc): group.droplevel([0, 1])
+                                    for (enc, task), group in clean.groupby(level=[0, 1])}
     eps_of = {"clean": 0.0}
     attacked = samples[samples["eps"] > 0]
     for (enc, task, label), group in attacked.groupby(["encoder", "task", "eps_label"]):
         eps_of[label] = float(group["eps"].iloc[0])
         per_sample = group.pivot_table(index="id", columns="attack", values="adv", aggfunc="first")
-        cells[(label, task, enc)] = per_sample.dropna().min(axis=1).mean()
+        cells[(label, task, enc)] = per_sample.dropna().min(axis=1)
+    return cells, eps_of
+
+
+def accuracy_table(samples: pd.DataFrame, ci: bool = False) -> pd.DataFrame:
+    """Rows = encoders; per eps (clean first): classification tasks, their 'avg', then VLM columns.
+
+    ci: each accuracy cell is followed by its 95% Wilson interval ('... lo', '... hi') over its
+    n samples (bench.statistics); averages and CIDEr / VQA cells get none yet.
+    """
+    cells, eps_of = cell_samples(samples)
     metric = samples.groupby("task")["metric"].first()
     classification = sorted(t for t in metric.index if metric[t] == ACCURACY)
     vlm_tasks = sorted(t for t in metric.index if metric[t] != ACCURACY)
     encoders = list(dict.fromkeys(samples["encoder"]))
     table = pd.DataFrame(index=pd.Index(encoders, name="encoder"))
+
+    def column(name: str, label: str, task: str, interval: bool) -> None:
+        scores = [cells.get((label, task, e)) for e in encoders]
+        table[name] = [float("nan") if s is None else s.mean() for s in scores]
+        if interval:
+            bounds = [wilson(int((s > 0).sum()), len(s)) if s is not None else (float("nan"),) * 2 for s in scores]
+            table[f"{name} lo"] = [100 * lo for lo, _ in bounds]
+            table[f"{name} hi"] = [100 * hi for _, hi in bounds]
+
     for label in sorted(eps_of, key=eps_of.get):
         for task in classification:
-            table[f"{task} {label}"] = [cells.get((label, task, e), float("nan")) for e in encoders]
+            column(f"{task} {label}", label, task, ci)
         averaged = [t for t in classification if t not in OUTSIDE_AVERAGE]
         if len(averaged) > 1:
             table[f"avg {label}"] = table[[f"{t} {label}" for t in averaged]].mean(axis=1)
         for task in vlm_tasks:
-            table[f"{task} {metric[task]} {label}"] = [cells.get((label, task, e), float("nan")) for e in encoders]
+            column(f"{task} {metric[task]} {label}", label, task, False)
     return table.round(1)
 
 
@@ -85,7 +109,8 @@ def render(table: pd.DataFrame, fmt: str) -> str:
     return table.style.format("{:.1f}").to_html()
 
 
-def leaderboard_command(results: Path, fmt: str, out: Path | None, cards: Path | None = None) -> None:
+def leaderboard_command(results: Path, fmt: str, out: Path | None, cards: Path | None = None,
+                        ci: bool = False) -> None:
     """Render the table of a results folder (or of an aggregate JSON written by --format json)."""
     from bench.exports import aggregate, encoder_cards, read_aggregate
 
@@ -93,7 +118,7 @@ def leaderboard_command(results: Path, fmt: str, out: Path | None, cards: Path |
         table, samples = read_aggregate(results), None
     else:
         samples = load_samples(results)
-        table = accuracy_table(samples)
+        table = accuracy_table(samples, ci)
     if fmt == "json":
         if samples is None:
             raise BenchError(f"{results} is already an aggregate; give its results folder for --format json")

@@ -1,0 +1,45 @@
+"""`bench compare`: two encoders on the same samples, cell by cell: the difference with its 95%
+paired-bootstrap interval and, for accuracies, McNemar's exact p-value. Refuses cells whose
+sample sets differ (a paired test needs the same samples).
+
+For CIDEr the bootstrap resamples per-sample scores computed with the whole set's idf: an
+approximation (CIDEr's idf would change with each resample), stated in the output."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.leaderboard import ACCURACY, cell_samples, load_samples
+from bench.statistics import paired
+from benchutil.errors import BenchError, unknown
+
+
+def compare_command(results: Path, encoders: str, task: str | None, eps: str | None) -> None:
+    names = [e.strip() for e in encoders.split(",") if e.strip()]
+    if len(names) != 2:
+        raise BenchError(f"--encoders needs two names, e.g. --encoders fare-4,sim-clip-4; got {encoders!r}")
+    samples = load_samples(results)
+    known = list(dict.fromkeys(samples["encoder"]))
+    for name in names:
+        if name not in known:
+            raise unknown("encoder", name, known, f" (the encoders with runs under {results})")
+    cells, _ = cell_samples(samples)
+    metric = samples.groupby("task")["metric"].first()
+    a_name, b_name = names
+    keys = sorted({(label, t) for label, t, enc in cells if enc == a_name} & {(label, t) for label, t, enc in cells
+                                                                               if enc == b_name})
+    keys = [(label, t) for label, t in keys if (task is None or t == task) and (eps is None or label == eps)]
+    if not keys:
+        raise BenchError(f"{a_name} and {b_name} share no cell{'' if task is None else ' on ' + task}"
+                         f"{'' if eps is None else ' at ' + eps}; run both on the same task and eps")
+    for label, t in keys:
+        a, b = cells[(label, t, a_name)], cells[(label, t, b_name)]
+        if set(a.index) != set(b.index):
+            raise BenchError(f"{a_name} and {b_name} were run on different samples of {t} at {label}; a paired "
+                             "comparison needs the same --n-samples and --seed")
+        binary = metric[t] == ACCURACY
+        r = paired(a.values, b[a.index].values, binary)
+        test = "" if r.p_value is None else (f", McNemar p = {r.p_value:.3g} ({r.only_a} right under {a_name} only, "
+                                             f"{r.only_b} under {b_name} only)")
+        note = " (idf of the whole set)" if metric[t] == "CIDEr" else ""
+        print(f"{t} {label} ({metric[t]}, n = {r.n}): {a_name} {r.mean_a:.1f} vs {b_name} {r.mean_b:.1f}, "
+              f"difference {r.difference:+.1f} [{r.low:+.1f}, {r.high:+.1f}]{note}{test}")
