@@ -13,7 +13,7 @@ from bench import resolve_encoder
 from bench.arguments import parse_attack_args
 from bench.attack_names import checked_arguments, listing, resolve_attack
 from bench.devices import check_device
-from bench.encoders.load import SOURCE_PREFIXES, build_encoder, is_source
+from bench.encoders.load import SOURCE_PREFIXES, EncoderSpec, build_encoder
 from bench.encoders.weights import check_readable
 from bench.eps import parse_eps_list
 from bench.loading import default_workers
@@ -28,7 +28,7 @@ from bench.suites import (
     load_task,
 )
 from bench.vlm import check_vlm_name, load_vlm
-from benchutil.errors import BenchError, unknown
+from benchutil.errors import BenchError
 from tasks.base import AttackSettings, Task
 
 
@@ -47,15 +47,15 @@ def _check_out(out: Path) -> None:
         raise BenchError(f"--out {out} is not writable ({parent} is not a writable folder); choose another --out")
 
 
-def _check_encoder(name: str, suite_name: str | None) -> None:
-    """Names are checked before any work; a missing local checkpoint is named now, too."""
-    zoo = get_suite(suite_name).encoders
-    if name in zoo:
-        return
-    if not is_source(name):
-        raise unknown("encoder", name, zoo.names(), " (bench list encoders, or give a checkpoint path)")
-    if not name.startswith(SOURCE_PREFIXES) and not Path(name).expanduser().is_file():
-        raise BenchError(f"checkpoint {name} does not exist; check the path")
+def _resolve_encoders(names: list[str], args: argparse.Namespace) -> dict[str, tuple[EncoderSpec, str]]:
+    """Every encoder resolved, and its local files read, before the first run: an unknown name or
+    a broken second checkpoint must not stop the work half-way."""
+    specs = {name: resolve_encoder(name, args.suite, args.arch, args.base) for name in names}
+    for spec, _ in specs.values():
+        for source in (spec.base, spec.vision):
+            if source is not None and source != "random" and not source.startswith(SOURCE_PREFIXES):
+                check_readable(Path(source).expanduser())
+    return specs
 
 
 def default_steps(steps: int | None, target: str | None, protocol: str) -> int:
@@ -102,8 +102,7 @@ def run_command(args: argparse.Namespace, home: Path) -> list[RunResult]:
     task_names = expand_tasks(suite, _split(args.task, "task") if args.task else None)
     entry = resolve_attack(args.attack)
     attack_args = checked_arguments(entry, parse_attack_args(args.attack_args))
-    for name in encoders:
-        _check_encoder(name, args.suite)
+    specs = _resolve_encoders(encoders, args)
     for name in task_names:
         check_task_name(suite, name)
     vlm_name = args.vlm or suite.default_vlm
@@ -111,19 +110,13 @@ def run_command(args: argparse.Namespace, home: Path) -> list[RunResult]:
     if uses_vlm:
         check_vlm_name(vlm_name, suite.vlms())
     shard = detect_shard(args.shard)
+    # auto resolves first (under torchrun, cuda then means this rank's GPU), then that GPU is checked
     device = check_device(shard_device(check_device(args.device)))
     _check_out(args.out)
     tasks = [load_task(suite, name, args.data_root) for name in task_names]  # data errors before any work
     _check_attack(tasks, entry, args, attack_args)
     for task in tasks:  # every sample the runs will read opens
         task.check_data(task.sample_ids(args.n_samples or suite.default_samples(task.name), args.seed))
-    # Every encoder resolves and its files read before the first run: a broken second
-    # checkpoint must not stop the work half-way.
-    specs = {name: resolve_encoder(name, args.suite, args.arch, args.base) for name in encoders}
-    for spec, _ in specs.values():
-        for source in (spec.base, spec.vision):
-            if source is not None and source != "random" and not source.startswith(SOURCE_PREFIXES):
-                check_readable(Path(source).expanduser())
     protocol = args.protocol or suite.default_protocol
     steps = default_steps(args.steps, args.target, protocol)
     workers = default_workers() if args.workers is None else args.workers

@@ -35,16 +35,17 @@ def weights_sha256(path: Path) -> str:
     bit-identical weights always get one identity (runs, head cache, cards)."""
     digest = hashlib.sha256()
     if path.suffix == ".safetensors":
-        with open(path, "rb") as f:
+        with open(path, "rb") as f:  # streamed tensor by tensor: a 7B shard is never held in memory
             size = int.from_bytes(f.read(8), "little")
             header = json.loads(f.read(size))
-            data = f.read()
-        digest.update(json.dumps(sorted(header.pop("__metadata__", {}).items())).encode())
-        for name in sorted(header):
-            entry = header[name]
-            begin, end = entry["data_offsets"]
-            digest.update(json.dumps([name, entry["dtype"], entry["shape"]]).encode())
-            digest.update(data[begin:end])
+            digest.update(json.dumps(sorted(header.pop("__metadata__", {}).items())).encode())
+            for name in sorted(header):
+                entry = header[name]
+                begin, end = entry["data_offsets"]
+                digest.update(json.dumps([name, entry["dtype"], entry["shape"]]).encode())
+                f.seek(8 + size + begin)
+                for offset in range(begin, end, 1 << 24):
+                    digest.update(f.read(min(1 << 24, end - offset)))
         return digest.hexdigest()
     digest.update(json.dumps([]).encode())  # pickles carry no metadata
     state = read_state_dict(path)
