@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from attacks import run_apgd
 from attacks.core import attack_mode
 from attacks.core_registry import core
 from attacks.objectives import Evaluation
@@ -29,8 +30,8 @@ from tasks.contracts import VLM
 from tasks.token_losses import mean_token_margin
 
 # RobustVLM's APGD for VLMs: start at x, first step = eps (attack_vlm in its eval code).
-VLM_CORE_DEFAULTS: dict[str, dict[str, Any]] = {"apgd": {"random_start": False, "initial_step": 1.0},
-                                                 "cw": {"random_start": False, "initial_step": 1.0}}
+# Applies to every core that is APGD underneath (apgd, and cw's margin steps).
+APGD_VLM_DEFAULTS: dict[str, Any] = {"random_start": False, "initial_step": 1.0}
 # Arguments of the classic L2 CW (tanh space, Adam, search over c): they have no meaning on an LM.
 CLASSIC_CW_ONLY = ("c", "binary_search_steps", "lr", "abort_early")
 
@@ -72,9 +73,14 @@ def check_vlm_attack(settings: AttackSettings) -> None:
                          "VQA, cw runs APGD on the token margin (it takes kappa)")
 
 
+def _is_apgd(member: Member) -> bool:
+    """Whether the member's core is APGD (it then takes RobustVLM's settings and a start point)."""
+    return core(member.core).run is run_apgd
+
+
 def _run_core(vlm: VLM, member: Member, x: Tensor, prompts: list[str], targets: list[str], towards: bool,
               active: Tensor, s: AttackSettings, label: str, x_init: Tensor | None = None) -> Tensor:
-    args = {**VLM_CORE_DEFAULTS.get(member.core, {}), **s.args}
+    args = {**(APGD_VLM_DEFAULTS if _is_apgd(member) else {}), **s.args}
     if x_init is not None:
         args["x_init"] = x_init
     args.pop("n_targets", None)  # the classifier's top-k classes; a VLM's targets are the task's strings
@@ -146,7 +152,7 @@ def attack_batch(vlm: VLM, task: Any, ids: list[str], x: Tensor, s: AttackSettin
                 if not rows:
                     continue
                 consider(_run_core(vlm, member, x, prompts, strings, towards, _mask(rows, x), s, label), rows, label)
-            if s.refine and s.target is None and not member.targeted and member.core == "apgd":
+            if s.refine and s.target is None and not member.targeted and _is_apgd(member):
                 # RobustVLM's last caption / answer pass ("prev-best"): APGD again from each sample's
                 # best perturbation so far, on the string whose pass found it.
                 refs, prefix = task.attack_targets(ids), f"{member.name}:ref-"
