@@ -133,3 +133,29 @@ def test_llava_images_are_padded_to_a_square_not_cropped(tmp_path):
     assert torch.allclose(padded[:, 0, 16], torch.tensor([122, 116, 104]) / 255, atol=1e-6)  # the band above
     assert torch.allclose(padded[:, 16, 16], torch.tensor([1.0, 0.0, 0.0]), atol=1e-6)  # the image in the middle
     assert torch.allclose(cropped[:, 0, 16], torch.tensor([1.0, 0.0, 0.0]), atol=1e-6)  # cropping keeps red only
+
+
+def test_the_loss_reads_only_the_targets_logits_and_equals_the_full_computation(random_tiny_vlm):
+    """The LM computes logits for the target positions only; the loss is bit-identical to the
+    one from every position's logits (the committed tiny VLM cells depend on it)."""
+    from tasks.token_losses import mean_token_ce, mean_token_margin
+
+    vlm = random_tiny_vlm
+    x = torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    logits, labels = vlm.target_logits(x, PROMPTS, TARGETS)
+    assert logits.shape[1] < labels.shape[1]  # the prompt's positions were never computed
+    ids = [[*vlm.codec.encode(t), vlm.codec.eos_id] for t in TARGETS]
+    layout = vlm._device(vlm._layout(PROMPTS, vlm._n_image(x), ids), x.device)
+    full = vlm.lm(inputs_embeds=vlm._embed(x, layout), attention_mask=layout["mask"], position_ids=layout["positions"],
+                  use_cache=False).logits[:, :-1]
+    assert full.shape[1] == labels.shape[1]
+    assert torch.equal(mean_token_ce(logits, labels), mean_token_ce(full, labels))
+    assert torch.equal(mean_token_margin(logits, labels), mean_token_margin(full, labels))
+
+
+def test_token_losses_refuse_logits_that_miss_a_labelled_token():
+    from tasks.token_losses import mean_token_ce
+
+    labels = torch.tensor([[-100, 3, 4, -100]])
+    with pytest.raises(ValueError, match="labelled tokens start earlier"):
+        mean_token_ce(torch.zeros(1, 2, 8), labels)

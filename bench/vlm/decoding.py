@@ -18,6 +18,15 @@ def accepted_arguments(forward: Callable[..., Any]) -> set[str]:
     return set(inspect.signature(forward).parameters)
 
 
+def keep_target_logits(accepted: set[str], targets: list[list[int]]) -> dict[str, int]:
+    """The LM's argument for computing logits only at the positions predicting the targets
+    (left-padded rows end with them): the prompt's logits would be a [B, T, V] tensor
+    (V = 32000 for LLaMA) that no loss reads. Empty where the LM does not take it."""
+    if "logits_to_keep" not in accepted:
+        return {}
+    return {"logits_to_keep": max(map(len, targets)) + 1}
+
+
 def greedy_decode(lm: Callable[..., Any], accepted: set[str], prompt: dict[str, Tensor],
                   next_inputs: Callable[[Tensor], dict[str, Tensor]], mask: Tensor, eos_id: int,
                   max_new_tokens: int) -> list[list[int]]:

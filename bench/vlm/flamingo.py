@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from bench.encoders.weights import hub_file, weights_sha256
-from bench.vlm.decoding import accepted_arguments, greedy_decode
+from bench.vlm.decoding import accepted_arguments, greedy_decode, keep_target_logits
 from bench.vlm.projected import Prompts, check_images
 from bench.vlm.registry import register_vlm
 from bench.vlm.text import HFCodec
@@ -98,9 +98,10 @@ class FlamingoVLM(nn.Module):
         return mean_token_ce(*self.target_logits(images, prompts, targets))
 
     def target_logits(self, images: Tensor, prompts: list[str], targets: list[str]) -> tuple[Tensor, Tensor]:
-        """(logits [B, T, V], labels [B, T]) of ' target<|endofchunk|>' after each prompt; labels are
-        -100 except on the target's own tokens (not <|endofchunk|>, as RobustVLM's get_label)."""
-        rows, labels = [], []
+        """(logits [B, T', V], labels [B, T]) of ' target<|endofchunk|>' after each prompt, logits at
+        the last T' positions only where the LM allows; labels are -100 except on the target's
+        own tokens (not <|endofchunk|>, as RobustVLM's get_label)."""
+        rows, labels, tails = [], [], []
         for prompt, target in zip(prompts, targets):
             head = self.tokenizer(prompt)["input_ids"]
             text = target if target[:1].isspace() else " " + target
@@ -108,6 +109,7 @@ class FlamingoVLM(nn.Module):
             end = self.tokenizer(END_OF_CHUNK, add_special_tokens=False)["input_ids"]
             rows.append([*head, *answer, *end])
             labels.append([-100] * len(head) + answer + [-100] * len(end))
+            tails.append([*answer, *end])
         length = max(map(len, rows))
         pad = self.codec.pad_id
         ids = torch.tensor([[pad] * (length - len(r)) + r for r in rows], device=images.device)
@@ -116,7 +118,8 @@ class FlamingoVLM(nn.Module):
         positions = {"position_ids": (mask.cumsum(1) - 1).clamp(min=0)} if "position_ids" in self._accepted() else {}
         self._condition(images, ids)
         try:
-            logits = self.flamingo.lang_encoder(input_ids=ids, attention_mask=mask, **positions).logits
+            logits = self.flamingo.lang_encoder(input_ids=ids, attention_mask=mask, **positions,
+                                                **keep_target_logits(self._accepted(), tails)).logits
         finally:
             self.flamingo.lang_encoder.clear_conditioned_layers()
         return logits[:, :-1], label[:, 1:]

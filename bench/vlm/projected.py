@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from bench.vlm.decoding import accepted_arguments, greedy_decode
+from bench.vlm.decoding import accepted_arguments, greedy_decode, keep_target_logits
 from bench.vlm.text import TextCodec
 from benchutil.errors import BenchError
 from tasks.token_losses import mean_token_ce
@@ -113,8 +113,9 @@ class ProjectedVLM(nn.Module):
         return mean_token_ce(*self.target_logits(images, prompts, targets))
 
     def target_logits(self, images: Tensor, prompts: list[str], targets: list[str]) -> tuple[Tensor, Tensor]:
-        """(logits [B, T, V], labels [B, T]): each position's prediction of the next token; labels -100
-        except on the target's tokens (then end-of-text)."""
+        """(logits [B, T', V], labels [B, T]): the predictions of the next token at the last T'
+        positions (those of the target's tokens, then end-of-text: the LM computes no other
+        logits); labels -100 except on those tokens."""
         ids = [[*self.codec.encode(t), self.codec.eos_id] for t in targets]
         return self.logits_for_ids(images, prompts, ids)
 
@@ -126,7 +127,7 @@ class ProjectedVLM(nn.Module):
         layout = self._device(self._layout(prompts, n_image, targets), images.device)
         embeds = self._embed(images, layout)
         logits = self.lm(inputs_embeds=embeds, attention_mask=layout["mask"], position_ids=layout["positions"],
-                         use_cache=False).logits
+                         use_cache=False, **keep_target_logits(self._lm_arguments, targets)).logits
         return logits[:, :-1], layout["labels"][:, 1:]
 
     def _n_image(self, images: Tensor) -> int:
