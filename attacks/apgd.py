@@ -20,11 +20,12 @@ from torch import Tensor
 from attacks import threat
 from attacks.checks import check_choice, check_eps, check_norm, check_steps, check_target
 from attacks.classify import clean_pass, labels_for, top_targets
+from attacks.core import AttackResult, attack_mode, evaluate, loss_and_grad
 from attacks.core_registry import register_core
-from attacks.core import AttackResult, attack_mode, evaluate, loss_and_grad, make_generator
 from attacks.guard import check_valid
 from attacks.losses import LOSSES
 from attacks.objectives import ClassifierObjective, Model, Objective
+from attacks.randomness import SampleSeeds, generator_rows, make_generator
 from attacks.threat import Norm
 
 
@@ -151,7 +152,7 @@ def run_apgd(
     norm: Norm = "linf",
     steps: int = 100,
     restarts: int = 1,
-    seed: int | torch.Generator = 0,
+    seed: int | torch.Generator | SampleSeeds = 0,
     random_start: bool = True,
     initial_step: float = 2.0,
     rho: float = 0.75,
@@ -197,7 +198,8 @@ def run_apgd(
         if x_init is not None:
             start, x_init = threat.project(x_init[idx], x_sub, eps, norm), None  # later restarts start afresh
         else:
-            start = threat.random_start(x_sub, eps, norm, generator) if random_start else x_sub.clone()
+            start = (threat.random_start(x_sub, eps, norm, generator_rows(generator, idx)) if random_start
+                     else x_sub.clone())
         sub_groups = None if groups is None else groups[idx]
         run = _apgd_once(objective, x_sub, idx, start, sub_groups, eps, norm, steps, initial_step, rho,
                          stop_on_success)
@@ -224,7 +226,7 @@ def apgd(
     steps: int = 100,
     loss: str = "ce",
     restarts: int = 1,
-    seed: int = 0,
+    seed: int | SampleSeeds = 0,
     *,
     n_targets: int = 9,
     target: Tensor | None = None,
@@ -240,7 +242,8 @@ def apgd(
     success = misclassification. With `target` ([N] labels): a true targeted attack,
     success = the target class is predicted. Samples never broken come back at their
     highest-loss point (of the last target's run for APGD-T). max_rows bounds the batch
-    APGD-T packs its target runs into (default: len(x)).
+    APGD-T packs its target runs into (default: len(x)). `seed` is one seed for the batch,
+    or SampleSeeds (one per sample; APGD-T then seeds each (sample, target) run on its own).
     """
     norm_ = check_norm(norm)
     eps = check_eps(eps, norm_)
@@ -265,7 +268,8 @@ def apgd(
                 raise ValueError(f"n_targets={n_targets} must be in 1..{clean.n_classes - 1} (classes - 1)")
             targets = top_targets(clean.logits, y, n_targets)
             robust = clean.logits.argmax(dim=1) == y
-            x_adv = _apgd_top_targets(attack, model, x, y, robust, loss, targets, max_rows or x.shape[0])
+            x_adv = _apgd_top_targets(attack, model, x, y, robust, loss, targets, max_rows or x.shape[0],
+                                      seed if isinstance(seed, SampleSeeds) else None)
         else:
             if spec.targeted:
                 assert target is not None
@@ -279,13 +283,15 @@ def apgd(
 
 
 def _apgd_top_targets(attack: Callable[..., AttackResult], model: Model, x: Tensor, y: Tensor,
-                      robust: Tensor, loss: str, targets: Tensor, max_rows: int) -> Tensor:
+                      robust: Tensor, loss: str, targets: Tensor, max_rows: int,
+                      seeds: SampleSeeds | None) -> Tensor:
     """AutoAttack's APGD-T: one APGD run per target, each only on samples still robust.
 
     Runs for several targets are packed into one batch (rows = target x sample, stopping
     together once any target succeeds) as long as the packed batch has at most max_rows
-    rows (default: the caller's batch size, so memory never exceeds what the caller chose). Each row is the same APGD run as in
-    the sequential order, so the attack is exactly as strong.
+    rows (default: the caller's batch size, so memory never exceeds what the caller chose).
+    Each row is the same APGD run as in the sequential order, so the attack is exactly as strong. With per-sample `seeds`, each
+    (sample, target) run draws from its own seed, so the packing does not change any result.
     """
     n_targets = targets.shape[1]
     x_adv, robust = x.clone(), robust.clone()
@@ -296,8 +302,10 @@ def _apgd_top_targets(attack: Callable[..., AttackResult], model: Model, x: Tens
         pack = min(max(max_rows // k, 1), n_targets - done)
         sample_of_row = samples.repeat(pack)
         target_of_row = targets[samples, done : done + pack].T.reshape(-1)
+        own = {} if seeds is None else {
+            "seed": seeds.rows(sample_of_row).salted(torch.arange(done, done + pack).repeat_interleave(k))}
         run = attack(ClassifierObjective(model, y[sample_of_row], loss, target_of_row), x[sample_of_row],
-                     groups=sample_of_row)
+                     groups=sample_of_row, **own)
         x_adv[samples] = run.x_adv[(pack - 1) * k :]  # still robust: the last target's best point
         hits = run.success.view(pack, k)
         broken = hits.any(dim=0)

@@ -1,4 +1,4 @@
-"""What every attack core shares: the model's attack mode, loss+gradient, results, seeding."""
+"""What every attack core shares: the model's attack mode, loss+gradient, results."""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -50,14 +50,6 @@ def attack_mode(model: Model) -> Iterator[None]:
             m.training = training
         for p, flag in grads:
             p.requires_grad_(flag)
-
-
-def make_generator(seed: int | torch.Generator, device: torch.device) -> torch.Generator:
-    if isinstance(seed, torch.Generator):
-        return seed
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed={seed!r} must be an integer")
-    return torch.Generator(device=device).manual_seed(seed)
 
 
 def _check_finite(ev: Evaluation) -> None:

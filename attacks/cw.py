@@ -14,11 +14,12 @@ from torch import Tensor
 from attacks.apgd import run_apgd
 from attacks.checks import check_eps, check_norm, check_steps
 from attacks.classify import clean_pass, labels_for
+from attacks.core import attack_mode
 from attacks.core_registry import register_core
-from attacks.core import attack_mode, make_generator
 from attacks.guard import check_valid
 from attacks.losses import cw_targeted
 from attacks.objectives import ClassifierObjective, Model
+from attacks.randomness import SampleSeeds
 from attacks.threat import norm_of
 
 _C_UNBOUNDED = 1e10  # "no upper bound found yet" in the binary search over c
@@ -32,7 +33,7 @@ def cw(
     norm: str = "linf",
     steps: int = 100,
     kappa: float = 0.0,
-    seed: int = 0,
+    seed: int | SampleSeeds = 0,
     *,
     c: float = 1.0,
     binary_search_steps: int = 9,
@@ -58,7 +59,7 @@ def cw(
         if norm_ == "linf":
             assert eps is not None
             objective = ClassifierObjective(model, None, "cw-targeted", t, success="target", kappa=kappa)
-            return run_apgd(objective, x, eps=eps, norm="linf", steps=steps, seed=make_generator(seed, x.device),
+            return run_apgd(objective, x, eps=eps, norm="linf", steps=steps, seed=seed,
                             name="cw-linf").x_adv
         check_steps(binary_search_steps, "binary_search_steps")
         x_adv = _cw_l2(model, x, t, steps, c, binary_search_steps, kappa, lr, eps, abort_early)

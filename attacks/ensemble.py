@@ -23,6 +23,7 @@ from attacks.cw import cw
 from attacks.guard import check_valid
 from attacks.objectives import ClassifierObjective, Model
 from attacks.pgd import pgd
+from attacks.randomness import SampleSeeds
 from attacks.table import Member
 
 
@@ -31,7 +32,7 @@ class Settings:
     eps: float
     norm: str
     steps: int
-    seed: int
+    seed: int | SampleSeeds  # one for the batch, or one per sample (rows of x)
     max_rows: int | None  # APGD-T packs target runs into batches of up to this many rows
     args: dict[str, Any] = field(default_factory=dict)  # the core's optional arguments (attacks.table)
 
@@ -130,7 +131,7 @@ def worst_case(
     eps: float = 4 / 255,
     norm: str = "linf",
     steps: int = 100,
-    seed: int = 0,
+    seed: int | Sequence[int] = 0,
     max_rows: int | None = None,
     args: dict[str, Any] | None = None,
     member_args: dict[str, dict[str, Any]] | None = None,
@@ -145,7 +146,8 @@ def worst_case(
     defaults for single members under them (e.g. {"apgd-ce": {"restarts": 5}}). An empty
     `attacks` scores the clean images only. `attack_model` (e.g. the model in bf16,
     attacks.precision) is what the attacks differentiate; every claimed success is
-    re-checked on `model`.
+    re-checked on `model`. `seed` is one seed for the batch, or one per sample (then each
+    sample's random starts are its own, whatever batch it is in).
     """
     norm_ = check_norm(norm)
     eps = check_eps(eps, norm_)
@@ -153,6 +155,9 @@ def worst_case(
     if isinstance(attacks, str):
         raise ValueError(f"attacks must be a list of names from {', '.join(ENSEMBLE)}")
     routines = [member_routine(a) for a in attacks]
+    seeds = seed if isinstance(seed, int) else SampleSeeds(seed)
+    if isinstance(seeds, SampleSeeds) and len(seeds) != x.shape[0]:
+        raise ValueError(f"{len(seeds)} sample seeds for a batch of {x.shape[0]}")
     with attack_mode(model), attack_mode(attack_model or model):
         clean = clean_pass(model, x)
         y = labels_for(y, clean, x)
@@ -165,7 +170,9 @@ def worst_case(
             if idx.numel() == 0:
                 break
             own = {**(member_args or {}).get(name, {}), **(args or {})}  # the caller's args win
-            candidate = routine(attack_model or model, x[idx], y[idx], Settings(eps, norm_, steps, seed, max_rows, own))
+            member_seed = seeds.rows(idx) if isinstance(seeds, SampleSeeds) else seeds
+            candidate = routine(attack_model or model, x[idx], y[idx],
+                                Settings(eps, norm_, steps, member_seed, max_rows, own))
             with torch.no_grad():
                 broken = model(candidate).argmax(dim=1) != y[idx]
             x_adv[idx[broken]] = candidate[broken]

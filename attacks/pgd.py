@@ -7,11 +7,12 @@ from torch import Tensor
 from attacks import threat
 from attacks.checks import check_choice, check_eps, check_norm, check_steps, check_target
 from attacks.classify import clean_pass, labels_for
+from attacks.core import AttackResult, attack_mode, evaluate, loss_and_grad
 from attacks.core_registry import register_core
-from attacks.core import AttackResult, attack_mode, evaluate, loss_and_grad, make_generator
 from attacks.guard import check_valid
 from attacks.losses import LOSSES
 from attacks.objectives import ClassifierObjective, Model, Objective
+from attacks.randomness import SampleSeeds, generator_rows, make_generator
 from attacks.threat import Norm
 
 
@@ -30,7 +31,7 @@ def run_pgd(
     steps: int = 10,
     step_size: float | None = None,
     random_start: bool = True,
-    seed: int | torch.Generator = 0,
+    seed: int | torch.Generator | SampleSeeds = 0,
     stop_on_success: bool = True,
     active: Tensor | None = None,
     name: str = "pgd",
@@ -47,7 +48,8 @@ def run_pgd(
     active = torch.ones(n, dtype=torch.bool, device=x.device) if active is None else active
     idx = active.nonzero()[:, 0]
     x0 = x[idx]
-    x_adv = threat.random_start(x0, eps, norm, generator, uniform_ball=True) if random_start else x0.clone()
+    x_adv = (threat.random_start(x0, eps, norm, generator_rows(generator, idx), uniform_ball=True) if random_start
+             else x0.clone())
     result = AttackResult(x.clone(), torch.zeros(n, dtype=torch.bool, device=x.device),
                           torch.full((n,), float("-inf"), device=x.device))
     for i in range(steps + 1):
@@ -85,7 +87,7 @@ def pgd(
     random_start: bool = True,
     loss: str = "ce",
     target: Tensor | None = None,
-    seed: int = 0,
+    seed: int | SampleSeeds = 0,
     *,
     stop_on_success: bool = True,
 ) -> Tensor:

@@ -9,6 +9,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from attacks.randomness import Random, draw
+
 Norm = Literal["linf", "l2"]
 NORMS: tuple[str, ...] = ("linf", "l2")
 
@@ -53,21 +55,22 @@ def step(x_adv: Tensor, grad: Tensor, step_size: Tensor | float, norm: Norm) -> 
 
 
 def random_start(
-    x: Tensor, eps: float, norm: Norm, generator: torch.Generator, *, uniform_ball: bool = False
+    x: Tensor, eps: float, norm: Norm, generator: Random, *, uniform_ball: bool = False
 ) -> Tensor:
     """A random point of the threat set around x.
 
     uniform_ball=False: AutoAttack's start, a random direction scaled to norm exactly eps.
     uniform_ball=True: Madry's start, uniform in [-eps, eps] per pixel (L-inf), or a random
-    direction with a radius uniform in [0, eps] (L2).
+    direction with a radius uniform in [0, eps] (L2). `generator` is one generator for the
+    batch or one per row (attacks.core.RowGenerators).
     """
     if norm == "linf":
-        t = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) * 2 - 1
+        t = draw(torch.rand, tuple(x.shape), generator, x.device, x.dtype) * 2 - 1
         delta = eps * t if uniform_ball else eps * normalize(t, norm)
     else:
-        t = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        t = draw(torch.randn, tuple(x.shape), generator, x.device, x.dtype)
         delta = eps * normalize(t, norm)
         if uniform_ball:
-            r = torch.rand(x.shape[0], generator=generator, device=x.device, dtype=x.dtype)
+            r = draw(torch.rand, (x.shape[0],), generator, x.device, x.dtype)
             delta = delta * _expand(r, x)
     return (x + delta).clamp(0.0, 1.0)

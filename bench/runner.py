@@ -25,7 +25,7 @@ from tasks.base import AttackSettings, Models, Task, Victim
 # Fields that define a run: same values, same records. The command line is not one of them.
 IDENTITY = ("encoder", "sha256", "task", "attack", "eps", "steps", "seed", "norm", "attack_args",
             "sample_ids", "batch_size", "vlm", "vlm_sha256", "target", "early_stop", "task_settings", "protocol",
-            "precision")
+            "precision", "random_starts")
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,18 @@ def _slug(text: str) -> str:
 
 
 def batch_seed(seed: int, batch_index: int) -> int:
-    """Each batch gets its own seed, so a resumed run redoes a batch exactly."""
+    """Each batch gets its own seed, so a resumed run redoes a batch exactly (external
+    attack libraries draw from it)."""
     return int(hashlib.sha256(f"{seed}:{batch_index}".encode()).hexdigest()[:8], 16)
+
+
+RANDOM_STARTS = "per-sample"  # recorded: runs made when starts were drawn per batch do not resume into these
+
+
+def sample_seed(seed: int, sample_id: str) -> int:
+    """Each sample's own seed for our attacks' random starts: its result does not depend on
+    the batch size or on the other samples of its batch."""
+    return int(hashlib.sha256(f"{seed}:sample:{sample_id}".encode()).hexdigest()[:8], 16)
 
 
 def run_config(plan: RunPlan, models: Models, task: Task, victim: Victim, entry: AttackEntry,
@@ -85,7 +95,8 @@ def run_config(plan: RunPlan, models: Models, task: Task, victim: Victim, entry:
         "batch_size": plan.batch_size, "n_samples": len(sample_ids), "sample_ids": sample_ids,
         "vlm": None, "vlm_sha256": None, **victim.config, "load_options": victim.load_options,
         "target": plan.target, "early_stop": plan.early_stop, "protocol": plan.protocol, "precision": plan.precision,
-        "command": command, "device": device, "versions": versions(), "git_commit": git_commit(),
+        "random_starts": RANDOM_STARTS, "command": command, "device": device, "versions": versions(),
+        "git_commit": git_commit(),
     }
 
 
@@ -145,7 +156,7 @@ def execute(plan: RunPlan, models: Models, task: Task, entry: AttackEntry, out: 
     def records_for(k: int, ids: list[str], batch: Any) -> list[dict[str, Any]]:
         settings = AttackSettings(entry, plan.eps, plan.norm, plan.steps, batch_seed(plan.seed, k), plan.attack_args,
                                   plan.target, plan.early_stop, tuple(sample_ids), plan.protocol == "robustvlm",
-                                  plan.precision)
+                                  plan.precision, tuple(sample_seed(plan.seed, i) for i in ids))
         return task.attack(victim.model, ids, batch, settings)
 
     run_batches(path, config, IDENTITY, sample_ids, plan.batch_size,

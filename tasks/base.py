@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from torch import Tensor
 
 from attacks import checked_norms
+from attacks.randomness import SampleSeeds
 from attacks.table import AttackEntry
 
 Record = dict[str, Any]
@@ -34,6 +35,13 @@ class AttackSettings:
     evaluated: tuple[str, ...] = ()  # the run's sample set (CIDEr's idf depends on it)
     refine: bool = False  # VLM tasks, --protocol robustvlm: a last APGD pass from the best point so far
     precision: str = "fp32"  # what the attack computes in (attacks.precision); results are judged in fp32
+    sample_seeds: tuple[int, ...] = ()  # one per sample of the batch (the runner derives them from the ids)
+
+    @property
+    def attack_seed(self) -> int | SampleSeeds:
+        """What our attack cores draw random starts from: each sample's own seed where the
+        runner gave them (so results do not depend on the batch size), else the batch seed."""
+        return SampleSeeds(self.sample_seeds) if self.sample_seeds else self.seed
 
     @property
     def attacking(self) -> bool:

@@ -91,7 +91,7 @@ def _run_core(vlm: VLM, member: Member, x: Tensor, prompts: list[str], targets: 
     run = core(member.core).run
     # The passes compute in s.precision; the outputs the protocol keeps are generated outside it.
     with autocast(s.precision, x.device), tf32(s.precision == "tf32"):
-        return run(objective, x, eps=s.eps, norm=s.norm, steps=s.steps, seed=s.seed, stop_on_success=False,
+        return run(objective, x, eps=s.eps, norm=s.norm, steps=s.steps, seed=s.attack_seed, stop_on_success=False,
                    active=active, name=label, **args).x_adv
 
 

@@ -124,7 +124,7 @@ class ZeroShotTask:
         elif settings.attacking:
             with tf32(settings.precision == "tf32"):
                 result = worst_case(victim, x, y, attacks=entry.members, eps=settings.eps, norm=settings.norm,
-                                    steps=settings.steps, seed=settings.seed, args=settings.args,
+                                    steps=settings.steps, seed=settings.attack_seed, args=settings.args,
                                     member_args=self.member_args,
                                     attack_model=AttackPrecision(victim, settings.precision))
         else:

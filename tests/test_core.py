@@ -120,3 +120,19 @@ def test_cross_entropy_reference_value(digits):
     model, x, y = digits
     ev = ClassifierObjective(model, y, "ce")(x, torch.arange(len(y)))
     assert torch.allclose(ev.loss, F.cross_entropy(model(x), y, reduction="none"))
+
+
+def test_sample_seeds_make_random_starts_independent_of_the_batch():
+    from attacks.randomness import SampleSeeds, make_generator
+    from attacks.threat import random_start
+
+    x = torch.rand(6, 3, 4, 4)
+    seeds = SampleSeeds(range(100, 106))
+    whole = random_start(x, 0.1, "linf", make_generator(seeds, x.device), uniform_ball=True)
+    rows = torch.tensor([4, 1])
+    part = random_start(x[rows], 0.1, "linf", make_generator(seeds.rows(rows), x.device), uniform_ball=True)
+    assert torch.equal(whole[rows], part)
+    assert not torch.equal(whole[0], whole[1])
+    l2 = random_start(x, 0.5, "l2", make_generator(seeds, x.device), uniform_ball=True)
+    assert torch.equal(l2[rows], random_start(x[rows], 0.5, "l2", make_generator(seeds.rows(rows), x.device),
+                                              uniform_ball=True))

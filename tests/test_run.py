@@ -138,3 +138,19 @@ def test_a_point_outside_the_runs_ball_is_never_recorded(world, tmp_path, capsys
     assert code == 2 and "outside the linf ball" in err and len(err.strip().splitlines()) == 1
     recorded = [r for p in out.rglob("records.jsonl") for r in read_records(p)]
     assert len(recorded) < 24 and all(r["linf"] <= 4 / 255 + 1e-6 for r in recorded)
+
+
+@pytest.mark.parametrize("attack", ["pgd", "aa"])
+def test_per_sample_results_do_not_depend_on_the_batch_size(world, tmp_path, attack):
+    """Random starts come from each sample's own seed: batches of 4 and of 24 give the same
+    records (the records' batch-size field aside, which is part of the run's identity)."""
+    runs = {}
+    for size in ("4", "24"):
+        out = tmp_path / size
+        args = _args(world, out, "--attack", attack, "--eps", "64/255")
+        args[args.index("--batch-size") + 1] = size
+        assert main(args) == 0
+        (records,) = _records(out).values()
+        runs[size] = records
+    assert runs["4"] == runs["24"]
+    assert any(r["winner"] not in (None, "clean") for r in runs["4"])  # the attack did something
