@@ -290,8 +290,9 @@ def _apgd_top_targets(attack: Callable[..., AttackResult], model: Model, x: Tens
     Runs for several targets are packed into one batch (rows = target x sample, stopping
     together once any target succeeds) as long as the packed batch has at most max_rows
     rows (default: the caller's batch size, so memory never exceeds what the caller chose).
-    Each row is the same APGD run as in the sequential order, so the attack is exactly as strong. With per-sample `seeds`, each
-    (sample, target) run draws from its own seed, so the packing does not change any result.
+    Each row is the same APGD run as in the sequential order, so the attack is exactly as
+    strong. With per-sample `seeds`, each (sample, target) run draws from its own seed, so
+    the packing does not change any result.
     """
     n_targets = targets.shape[1]
     x_adv, robust = x.clone(), robust.clone()

@@ -76,4 +76,5 @@ def loss_and_grad(objective: Objective, x: Tensor, idx: Tensor) -> tuple[Evaluat
         ev = objective(x, idx)
         (grad,) = torch.autograd.grad(ev.loss.sum(), x)
     _check_finite(ev)
-    return Evaluation(ev.loss.detach(), ev.success.detach()), grad.detach()
+    # contiguous: a model whose loss ignores x gives an expanded zero gradient, which in-place updates refuse
+    return Evaluation(ev.loss.detach(), ev.success.detach()), grad.detach().contiguous()

@@ -117,6 +117,7 @@ class WorstCaseResult:
     x_adv: Tensor  # the successful point per sample, x where none
     winner: list[str | None]  # the attack that broke the sample, "clean", or None (robust)
     clean_correct: Tensor  # [N] bool
+    x_best: Tensor | None = None  # per sample, the first attack's best point (where unbroken: its highest loss)
 
     @property
     def robust_accuracy(self) -> float:
@@ -136,6 +137,7 @@ def worst_case(
     args: dict[str, Any] | None = None,
     member_args: dict[str, dict[str, Any]] | None = None,
     attack_model: Model | None = None,
+    final_stage: bool = False,
 ) -> WorstCaseResult:
     """Run `attacks` in order, each on the samples no earlier attack broke.
 
@@ -146,8 +148,11 @@ def worst_case(
     defaults for single members under them (e.g. {"apgd-ce": {"restarts": 5}}). An empty
     `attacks` scores the clean images only. `attack_model` (e.g. the model in bf16,
     attacks.precision) is what the attacks differentiate; every claimed success is
-    re-checked on `model`. `seed` is one seed for the batch, or one per sample (then each
-    sample's random starts are its own, whatever batch it is in).
+    re-checked on `model`. `final_stage` (with an attack_model) ends with APGD-CE on `model`
+    itself (float32) on the samples still unbroken, each starting from the first attack's
+    best point: RobustVLM's fp32 stage after its fp16 attack. `seed` is one seed for the
+    batch, or one per sample (then each sample's random starts are its own, whatever batch
+    it is in).
     """
     norm_ = check_norm(norm)
     eps = check_eps(eps, norm_)
@@ -164,7 +169,7 @@ def worst_case(
         clean_correct = clean.logits.argmax(dim=1) == y
         robust = clean_correct.clone()
         winner: list[str | None] = [None if ok else CLEAN for ok in clean_correct.tolist()]
-        x_adv = x.clone()
+        x_adv, x_best = x.clone(), None
         for name, routine in routines:
             idx = robust.nonzero()[:, 0]
             if idx.numel() == 0:
@@ -175,9 +180,33 @@ def worst_case(
                                 Settings(eps, norm_, steps, member_seed, max_rows, own))
             with torch.no_grad():
                 broken = model(candidate).argmax(dim=1) != y[idx]
+            if x_best is None:
+                x_best = x.clone()
+                x_best[idx] = candidate
             x_adv[idx[broken]] = candidate[broken]
             robust[idx[broken]] = False
             for i in idx[broken].tolist():
                 winner[i] = name
+        if final_stage and attack_model is not None and x_best is not None and bool(robust.any()):
+            _fp32_stage(model, x, y, robust, x_adv, winner, x_best, eps, norm_, steps, seeds)
     check_valid(x_adv, x, eps, norm_, "worst_case")
-    return WorstCaseResult(robust=robust, x_adv=x_adv, winner=winner, clean_correct=clean_correct)
+    return WorstCaseResult(robust=robust, x_adv=x_adv, winner=winner, clean_correct=clean_correct, x_best=x_best)
+
+
+FP32_STAGE = "apgd-ce:fp32"
+
+
+def _fp32_stage(model: Model, x: Tensor, y: Tensor, robust: Tensor, x_adv: Tensor, winner: list[str | None],
+                x_best: Tensor, eps: float, norm: str, steps: int, seeds: int | SampleSeeds) -> None:
+    """APGD-CE on the float32 model from each unbroken sample's best low-precision point
+    (updates robust, x_adv and winner in place)."""
+    idx = robust.nonzero()[:, 0]
+    own_seed = seeds.rows(idx) if isinstance(seeds, SampleSeeds) else seeds
+    run = core("apgd").run(ClassifierObjective(model, y[idx], "ce"), x[idx], eps=eps, norm=norm, steps=steps,
+                           seed=own_seed, x_init=x_best[idx], name=FP32_STAGE)
+    with torch.no_grad():
+        broken = model(run.x_adv).argmax(dim=1) != y[idx]
+    x_adv[idx[broken]] = run.x_adv[broken]
+    robust[idx[broken]] = False
+    for i in idx[broken].tolist():
+        winner[i] = FP32_STAGE

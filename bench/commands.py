@@ -63,6 +63,14 @@ def default_steps(steps: int | None, target: str | None, protocol: str) -> int:
     return steps or (10000 if target is not None and protocol == "robustvlm" else 100)
 
 
+def default_precision(precision: str | None, protocol: str, vlm_task: bool, device: str) -> str:
+    """RobustVLM attacks VLMs with the model in float16 (its float32 stage follows); on CUDA the
+    robustvlm protocol does the same. Everything else computes in float32 unless told."""
+    if precision is not None:
+        return precision
+    return "fp16" if protocol == "robustvlm" and vlm_task and device.startswith("cuda") else "fp32"
+
+
 class LoadedModels:
     """One encoder, and the VLM around it, loaded on first use (classification never loads a VLM).
 
@@ -134,7 +142,7 @@ def run_command(args: argparse.Namespace, home: Path) -> list[RunResult]:
             for label, eps in eps_values:
                 plan = RunPlan(enc_name, task.name, args.attack, eps, label, steps, args.seed, n_samples,
                                args.batch_size, args.norm, attack_args, args.target, early_stop, protocol,
-                               args.precision)
+                               default_precision(args.precision, protocol, suite.is_vlm_task(task.name), device))
                 results.append(execute(plan, models, task, entry if eps else TABLE["none"], args.out,
                                        home / "cache", device, args.command_line, shard, workers))
     print(summary_table(results).to_string(index=False))

@@ -84,9 +84,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                           "or a Slurm array's task; else everything); shards write their own records files")
     run.add_argument("--workers", type=non_negative_int, default=None,
                      help="processes decoding images ahead of the attack (default: half the CPUs - 1, at most 8)")
-    run.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16", "fp16"],
+    run.add_argument("--precision", default=None, choices=["fp32", "tf32", "bf16", "fp16"],
                      help="what attacks compute in (autocast for bf16 / fp16; TF32 matmuls on CUDA for tf32); "
-                          "every recorded point is re-scored in fp32, so a low precision can only miss attacks")
+                          "default fp32, and fp16 for captioning / VQA under --protocol robustvlm on CUDA (as "
+                          "RobustVLM). bf16 / fp16 attacks end with a float32 stage, and every recorded point is "
+                          "re-scored in fp32, so a low precision can only miss attacks")
     run.add_argument("--protocol", default=None, choices=["robustvlm", "strict"],
                      help="captioning / VQA attack protocol (suite default: paper robustvlm, tiny strict). "
                           "robustvlm = RobustVLM's: a last APGD pass from the best perturbation on the winning "

@@ -14,6 +14,8 @@ runs one at a time); the cores are the classification ones, on another objective
 """
 from __future__ import annotations
 
+from contextlib import ExitStack
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -23,7 +25,7 @@ from attacks import run_apgd
 from attacks.core import attack_mode
 from attacks.core_registry import core
 from attacks.objectives import Evaluation
-from attacks.precision import autocast, tf32
+from attacks.precision import LOW_PRECISIONS, autocast, float32_weights, tf32
 from attacks.table import Member
 from tasks.base import AttackSettings, Record, core_records
 from tasks.contracts import VLM
@@ -142,7 +144,8 @@ def attack_batch(vlm: VLM, task: Any, ids: list[str], x: Tensor, s: AttackSettin
             elif scores[i] < worst[i]:
                 worst[i], worst_out[i], winner[r], x_worst[r] = scores[i], outputs[i], label, x_adv[r]
 
-    with attack_mode(vlm):  # type: ignore[arg-type]
+    current = s  # the settings the passes run with; float32 once the float32 stage has begun
+    with attack_mode(vlm), ExitStack() as float32_stage:  # type: ignore[arg-type]
         for member in s.entry.members if s.attacking else ():
             for label, strings, has, towards in _passes(member, task.attack_targets(ids), task.extra_targets,
                                                         len(ids), s.target):
@@ -151,17 +154,24 @@ def attack_batch(vlm: VLM, task: Any, ids: list[str], x: Tensor, s: AttackSettin
                 rows = [r for r in everyone if has[r] and (not hit[r] if hit is not None else worst[ids[r]] > floor)]
                 if not rows:
                     continue
-                consider(_run_core(vlm, member, x, prompts, strings, towards, _mask(rows, x), s, label), rows, label)
-            if s.refine and s.target is None and not member.targeted and _is_apgd(member):
+                consider(_run_core(vlm, member, x, prompts, strings, towards, _mask(rows, x), current, label), rows,
+                         label)
+            final = s.refine or s.precision in LOW_PRECISIONS
+            if final and s.target is None and not member.targeted and _is_apgd(member):
                 # RobustVLM's last caption / answer pass ("prev-best"): APGD again from each sample's
-                # best perturbation so far, on the string whose pass found it.
+                # best perturbation so far, on the string whose pass found it, in float32 (RobustVLM
+                # reloads the model in fp32 for it). A low-precision attack always ends with it.
                 refs, prefix = task.attack_targets(ids), f"{member.name}:ref-"
                 won = {r: int(winner[r][len(prefix):]) for r in everyone if winner[r].startswith(prefix)}
                 rows = [r for r in won if worst[ids[r]] > floor]
+                # From here on the VLM computes in float32 (RobustVLM's switch to its float32 model
+                # for the refinement and the VQA pushes after it), and it stays so to the end.
+                float32_stage.enter_context(float32_weights(vlm))  # type: ignore[arg-type]
+                current = replace(s, precision="fp32")
                 if rows:
                     strings = [refs[r][won[r]] if r in won else "" for r in everyone]
                     label = f"{member.name}:refine"
-                    x_adv = _run_core(vlm, member, x, prompts, strings, False, _mask(rows, x), s, label,
+                    x_adv = _run_core(vlm, member, x, prompts, strings, False, _mask(rows, x), current, label,
                                       x_worst.clone())
                     consider(x_adv, rows, label)
     if hit is not None:

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from attacks import WorstCaseResult, worst_case
 from attacks.ensemble import CLEAN
-from attacks.precision import AttackPrecision, tf32
+from attacks.precision import LOW_PRECISIONS, AttackPrecision, tf32
 from benchutil.fileio import atomic_write
 from tasks.base import AttackSettings, Models, Record, Victim, core_records
 from tasks.imagefolder import ClassificationData, check_images, load_batch
@@ -126,7 +126,8 @@ class ZeroShotTask:
                 result = worst_case(victim, x, y, attacks=entry.members, eps=settings.eps, norm=settings.norm,
                                     steps=settings.steps, seed=settings.attack_seed, args=settings.args,
                                     member_args=self.member_args,
-                                    attack_model=AttackPrecision(victim, settings.precision))
+                                    attack_model=AttackPrecision(victim, settings.precision),
+                                    final_stage=settings.precision in LOW_PRECISIONS)
         else:
             result = _score_points(victim, x, y, x, entry.name)
         with torch.no_grad():

@@ -2,6 +2,8 @@
 random Llama, a checkpoint read with weights_only=True, a pixel gradient, batched decoding."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -117,3 +119,21 @@ def test_another_encoder_reuses_the_loaded_flamingo(vlm):
     swapped = vlm.with_encoder(other)
     assert swapped.flamingo is vlm.flamingo and swapped.flamingo.vision_encoder.visual is other.visual
     assert swapped.sha256 == vlm.sha256
+
+
+def test_a_half_precision_flamingo_computes_in_float32_inside_the_float32_stage(parts):
+    """RobustVLM's float32 stage on a bf16-loaded Flamingo: inside, the loss is that of the
+    same weights held in float32; after, the weights are the bf16 ones, bit for bit."""
+    from attacks.precision import float32_weights
+
+    encoder, lang, checkpoint, _ = parts
+    half = build_flamingo(encoder, str(lang), checkpoint, 1, "open-flamingo-test").eval()
+    half.flamingo.lang_encoder.to(torch.bfloat16)
+    half.flamingo.perceiver.to(torch.bfloat16)
+    before = {k: v.clone() for k, v in half.flamingo.state_dict().items()}
+    up = copy.deepcopy(half).float()  # the same rounded weights (and rotary buffers), held in float32
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with float32_weights(half):
+        inside = half.loss(x, PROMPTS, ["a red circle", "red"])
+    assert torch.equal(inside, up.loss(x, PROMPTS, ["a red circle", "red"]))
+    assert all(torch.equal(half.flamingo.state_dict()[k], v) for k, v in before.items())

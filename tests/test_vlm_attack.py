@@ -157,6 +157,15 @@ def test_the_robustvlm_refinement_only_adds_a_pass(vlm, vqa):
     assert all(r["winner"] in ("clean", "apgd-ce:refine") or r["winner"].startswith("apgd-ce:ref-") for r in refined)
 
 
+def test_robustvlm_attacks_vlms_in_float16_on_cuda_and_everything_else_in_float32():
+    from bench.commands import default_precision
+
+    assert default_precision(None, "robustvlm", True, "cuda:0") == "fp16"
+    assert default_precision(None, "robustvlm", False, "cuda:0") == "fp32"  # zero-shot: AutoAttack in float32
+    assert default_precision(None, "robustvlm", True, "cpu") == default_precision(None, "strict", True, "cuda") == "fp32"
+    assert default_precision("bf16", "strict", False, "cpu") == "bf16"
+
+
 def test_protocol_is_recorded_and_robustvlm_targets_run_10000_steps(tmp_path):
     from bench.commands import default_steps
 
@@ -184,3 +193,26 @@ def test_the_language_model_is_loaded_once_for_all_encoders(tmp_path, monkeypatc
     (alone,) = [p for p in (tmp_path / "alone").iterdir() if p.is_dir()]
     together = tmp_path / "both" / alone.name
     assert read_records(together / RECORDS) == read_records(alone / RECORDS)
+
+
+def test_a_low_precision_vlm_attack_always_ends_with_the_float32_refinement(vlm):
+    """Under bf16 the strict protocol gains RobustVLM's float32 refinement pass: one more scored
+    pass than in fp32, and the same records as the robustvlm protocol in bf16."""
+    captions = load_task(get_suite("tiny"), "tiny-captions", None)
+    ids = captions.sample_ids(3, 0)
+    x = captions.load(ids, 64)
+
+    def run(precision, refine):
+        passes = []
+
+        def scorer(outputs):
+            passes.append(len(outputs))
+            return captions.scorer(ids)(outputs)
+
+        settings = AttackSettings(TABLE["apgd"], EPS, "linf", 2, 0, refine=refine, precision=precision)
+        return attack_batch(vlm, captions, ids, x, settings, scorer), len(passes)
+
+    (fp32, fp32_passes), (bf16, bf16_passes), (refined, _) = run("fp32", False), run("bf16", False), run("bf16", True)
+    assert bf16_passes == fp32_passes + 1
+    assert bf16 == refined
+    assert all(r["adv_score"] <= r["clean_score"] for r in bf16)

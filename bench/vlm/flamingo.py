@@ -77,6 +77,7 @@ class FlamingoVLM(nn.Module):
         """Flamingo's own conditioning (vision -> perceiver -> cross-attention layers), with gradients."""
         flamingo = self.flamingo
         vision = flamingo.vision_encoder(self._normalised(images))[1][:, None, None]  # [B, T=1, F=1, tokens, width]
+        vision = vision.to(next(flamingo.perceiver.parameters()).dtype)  # float32 too while the VLM is cast up
         vision = flamingo.perceiver(vision)
         for layer in flamingo.lang_encoder._get_decoder_layers():
             layer.condition_vis_x(vision)
