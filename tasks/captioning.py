@@ -11,6 +11,7 @@ from pathlib import Path
 
 from benchutil.errors import BenchError
 from tasks.captions import CaptionItem
+from tasks.demonstrations import without_colons
 from tasks.vlm_task import Scorer, VLMPrompts, VLMTask
 
 
@@ -27,10 +28,14 @@ class CaptioningTask(VLMTask):
         self.settings = {"max_references": max_references, "caption_tokens": caption_tokens}
 
     def prompts(self, ids: list[str], style: VLMPrompts) -> list[str]:
-        return [style.caption] * len(ids)
+        return ["".join(style.caption_demonstration.format(caption=without_colons(c.strip()))
+                        for c in self.demonstrations_for(i, style)) + style.caption for i in ids]
 
     def max_new_tokens(self, style: VLMPrompts) -> int:
         return self.caption_tokens or style.caption_tokens
+
+    def length_penalty(self, style: VLMPrompts) -> float:
+        return style.caption_length_penalty
 
     def postprocess(self, text: str) -> str:
         """OpenFlamingo's postprocess_captioning_generation and RobustVLM's quote removal."""

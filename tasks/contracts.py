@@ -40,6 +40,12 @@ class Prompts(Protocol):
     question: str  # with {question}
     caption_tokens: int
     answer_tokens: int
+    demonstrations: int  # text-only demonstrations before a zero-shot query (OpenFlamingo: 2)
+    caption_demonstration: str  # with {caption}
+    question_demonstration: str  # with {question}, {answer}
+    beams: int  # 1 = greedy
+    caption_length_penalty: float
+    answer_length_penalty: float
 
 
 class VLM(Protocol):
@@ -53,7 +59,8 @@ class VLM(Protocol):
     codec: Any  # .check(text, what): refuses a string the VLM cannot write
     pad_colour: tuple[int, int, int] | None  # pad images to a square of this colour before resizing (LLaVA)
 
-    def generate(self, images: Tensor, prompts: list[str], max_new_tokens: int) -> list[str]: ...
+    def generate(self, images: Tensor, prompts: list[str], max_new_tokens: int,
+                 length_penalty: float = 0.0) -> list[str]: ...
     def with_encoder(self, encoder: Any) -> VLM: ...  # the same language side around another encoder
     def loss(self, images: Tensor, prompts: list[str], targets: list[str]) -> Tensor: ...  # [B], pixel-differentiable
     def target_logits(self, images: Tensor, prompts: list[str], targets: list[str]) -> tuple[Tensor, Tensor]: ...

@@ -4,6 +4,11 @@
     flickr30k/dataset_flickr30k.json (Karpathy) + flickr30k/flickr30k-images/
     vqav2/v2_OpenEnded_mscoco_val2014_questions.json + v2_mscoco_val2014_annotations.json + vqav2/val2014/
     textvqa/val_questions_vqa_format.json + val_annotations_vqa_format.json + textvqa/train_images/
+
+OpenFlamingo's zero-shot prompts also read the training split (text only): the Karpathy
+files' "train" images, vqav2/v2_OpenEnded_mscoco_train2014_questions.json +
+v2_mscoco_train2014_annotations.json, textvqa/train_questions_vqa_format.json +
+train_annotations_vqa_format.json.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from benchutil.registry import Registry
 from tasks.answering import VQATask, read_vqa_task
 from tasks.captioning import CaptioningTask, coco_references
 from tasks.captions import read_karpathy
+from tasks.demonstrations import karpathy_train_captions, lazy_pool, vqa_train_pairs
 from tasks.vlm_task import VLMTask
 
 
@@ -46,26 +52,43 @@ def paper(task: T, early_stop: float | None = None) -> T:
     return task
 
 
+FETCH = "get OpenFlamingo's evaluation files (README: paper suite datasets)"
+
+
+def with_caption_demonstrations(task: CaptioningTask, karpathy: Path) -> CaptioningTask:
+    """Demonstrations (for VLMs whose prompts carry them) from the Karpathy file's train split."""
+    task.demonstration_pool = lazy_pool(lambda: karpathy_train_captions(karpathy), [karpathy], FETCH)
+    return task
+
+
 def _coco(name: str, root: Path) -> CaptioningTask:
-    items = read_karpathy(root / "coco" / "dataset_coco.json", root / "coco", "test")
+    karpathy = root / "coco" / "dataset_coco.json"
+    items = read_karpathy(karpathy, root / "coco", "test")
     refs = coco_references(root / "coco" / "annotations" / "captions_val2014.json", [it.id for it in items])
-    return paper(CaptioningTask(name, [replace(it, references=refs[it.id]) for it in items],
-                                caption_tokens=PAPER_CAPTION_TOKENS), early_stop=10.0)  # cider_threshold["coco"]
+    task = CaptioningTask(name, [replace(it, references=refs[it.id]) for it in items],
+                          caption_tokens=PAPER_CAPTION_TOKENS)
+    return paper(with_caption_demonstrations(task, karpathy), early_stop=10.0)  # cider_threshold["coco"]
 
 
 def _flickr(name: str, root: Path) -> CaptioningTask:
     base = root / "flickr30k"
-    return paper(CaptioningTask(name, read_karpathy(base / "dataset_flickr30k.json", base / "flickr30k-images", "test"),
-                                caption_tokens=PAPER_CAPTION_TOKENS), early_stop=2.0)  # cider_threshold["flickr"]
+    task = CaptioningTask(name, read_karpathy(base / "dataset_flickr30k.json", base / "flickr30k-images", "test"),
+                          caption_tokens=PAPER_CAPTION_TOKENS)
+    return paper(with_caption_demonstrations(task, base / "dataset_flickr30k.json"), early_stop=2.0)
 
 
 def vqa_reader(folder: str, questions: str, annotations: str, image: Callable[[Path, int | str], Path],
-               **options: Any) -> Callable[[str, Path], VQATask]:
-    """options: VQATask's protocol settings (vqa_metric, max_answers, answer_tokens)."""
+               train: tuple[str, str] | None = None, **options: Any) -> Callable[[str, Path], VQATask]:
+    """options: VQATask's protocol settings (vqa_metric, max_answers, answer_tokens); `train`:
+    the training split's (questions, annotations) files, the demonstrations' source."""
     def read(name: str, root: Path) -> VQATask:
         base = root / folder
-        return read_vqa_task(name, base / questions, base / annotations, lambda it: image(base, it.image_id),
+        task = read_vqa_task(name, base / questions, base / annotations, lambda it: image(base, it.image_id),
                              **options)
+        if train is not None:
+            files = [base / train[0], base / train[1]]
+            task.demonstration_pool = lazy_pool(lambda: vqa_train_pairs(*files), files, FETCH)
+        return task
 
     return read
 
@@ -80,8 +103,8 @@ def coco_number(image_id: int | str) -> int:
 
 
 def _paper_vqa(folder: str, questions: str, annotations: str, image: Callable[[Path, int | str], Path],
-               answer_tokens: int) -> Callable[[str, Path], VQATask]:
-    read = vqa_reader(folder, questions, annotations, image, **PAPER_VQA, answer_tokens=answer_tokens)
+               answer_tokens: int, train: tuple[str, str]) -> Callable[[str, Path], VQATask]:
+    read = vqa_reader(folder, questions, annotations, image, train, **PAPER_VQA, answer_tokens=answer_tokens)
     return lambda name, root: paper(read(name, root))
 
 VLM_DATASETS: Registry[VLMTaskSpec] = Registry("task")
@@ -90,9 +113,11 @@ VLM_DATASETS.add("coco", VLMTaskSpec(_coco),
 VLM_DATASETS.add("flickr30k", VLMTaskSpec(_flickr), "Flickr30k captions, Karpathy test split (1000 images); CIDEr")
 VLM_DATASETS.add("vqav2", VLMTaskSpec(_paper_vqa(
     "vqav2", "v2_OpenEnded_mscoco_val2014_questions.json", "v2_mscoco_val2014_annotations.json",
-    lambda base, i: base / "val2014" / f"COCO_val2014_{coco_number(i):012d}.jpg", answer_tokens=5)),
+    lambda base, i: base / "val2014" / f"COCO_val2014_{coco_number(i):012d}.jpg", answer_tokens=5,
+    train=("v2_OpenEnded_mscoco_train2014_questions.json", "v2_mscoco_train2014_annotations.json"))),
     "VQAv2 val2014 questions (10 answers each); VQA accuracy")
 VLM_DATASETS.add("textvqa", VLMTaskSpec(_paper_vqa(
     "textvqa", "val_questions_vqa_format.json", "val_annotations_vqa_format.json",
-    lambda base, i: base / "train_images" / f"{i}.jpg", answer_tokens=10)),
+    lambda base, i: base / "train_images" / f"{i}.jpg", answer_tokens=10,
+    train=("train_questions_vqa_format.json", "train_annotations_vqa_format.json"))),
     "TextVQA val (VQA format, OpenFlamingo's files); VQA accuracy")

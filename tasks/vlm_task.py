@@ -7,6 +7,7 @@ against the references; the attack protocol (tasks/vlm_attack.py) keeps the lowe
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -14,7 +15,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from benchutil.errors import BenchError
 from tasks.base import AttackSettings, Models, Record, Victim
+from tasks.demonstrations import for_sample
 from tasks.imagefolder import check_images, load_image
 from tasks.vlm_attack import attack_batch, check_vlm_attack
 
@@ -24,6 +27,12 @@ class VLMPrompts(Protocol):
     question: str
     caption_tokens: int
     answer_tokens: int
+    demonstrations: int
+    caption_demonstration: str
+    question_demonstration: str
+    beams: int
+    caption_length_penalty: float
+    answer_length_penalty: float
 
 
 class Scorer(Protocol):
@@ -76,6 +85,8 @@ class VLMTask:
     selection_seed: int | None = None
     # Paper datasets clean the VLM's text as RobustVLM does before scoring (see `postprocess`).
     reference_postprocess = False
+    # The training split's query set (tasks.demonstrations), read on first use; None: no training split.
+    demonstration_pool: Callable[[], Sequence[Any]] | None = None
     # RobustVLM stops attacking a caption once its CIDEr is below this (COCO 10, Flickr30k 2) and
     # an answer at accuracy 0 (our exact default); --protocol robustvlm applies it.
     robustvlm_early_stop: float | None = None
@@ -97,9 +108,22 @@ class VLMTask:
         return torch.stack([load_image(self.images[i], size, pad_colour) for i in ids])
 
     def answers(self, vlm: Any, ids: list[str], images: Tensor) -> list[str]:
-        """The VLM's greedy outputs for these samples (images [len(ids), 3, S, S])."""
-        texts = vlm.generate(images, self.prompts(ids, vlm.prompts), self.max_new_tokens(vlm.prompts))
+        """The VLM's outputs for these samples (images [len(ids), 3, S, S]), decoded as it asks."""
+        texts = vlm.generate(images, self.prompts(ids, vlm.prompts), self.max_new_tokens(vlm.prompts),
+                             length_penalty=self.length_penalty(vlm.prompts))
         return [self.postprocess(t) for t in texts] if self.reference_postprocess else texts
+
+    def length_penalty(self, style: VLMPrompts) -> float:
+        raise NotImplementedError
+
+    def demonstrations_for(self, sample_id: str, style: VLMPrompts) -> list[Any]:
+        """The sample's text-only demonstrations, where the VLM's prompts carry them (none for most)."""
+        if not style.demonstrations:
+            return []
+        if self.demonstration_pool is None:
+            raise BenchError(f"{self.name} has no training split to draw the {style.demonstrations} text-only "
+                             "demonstrations this VLM's zero-shot prompts carry")
+        return for_sample(self.demonstration_pool(), style.demonstrations, sample_id)
 
     def prompts(self, ids: list[str], style: VLMPrompts) -> list[str]:
         raise NotImplementedError

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench.vlm.projected import Prompts
 from benchutil.errors import BenchError
 from tasks.vlm_datasets import VLM_DATASETS
 
@@ -104,7 +105,7 @@ def test_vqav2_and_textvqa_layouts(tmp_path):
         # RobustVLM's passes: distinct answers, most frequent first; then towards "maybe" and "Word"
         assert task.attack_targets(["7"]) == [["two", "2"]]
         assert task.extra_targets == ("maybe", "Word")
-        assert task.prompts(["7"], type("P", (), {"question": "Q: {question}"})) == ["Q: what is 1?"]
+        assert task.prompts(["7"], Prompts("", "Q: {question}", 1, 1)) == ["Q: what is 1?"]
 
 
 def test_vqa_errors_name_file_and_record(tmp_path):
@@ -129,8 +130,8 @@ def test_paper_tasks_follow_robustvlm_selection_lengths_and_cleaning(tmp_path):
     np.random.seed(42)
     chosen = np.random.choice(12, 5, replace=False)
     assert vqa.sample_ids(5, seed=0) == [vqa.ids[k] for k in chosen] == vqa.sample_ids(5, seed=7)
-    assert vqa.max_new_tokens(type("P", (), {"answer_tokens": 99})) == 5 and vqa.max_answers == 5
-    assert coco.max_new_tokens(type("P", (), {"caption_tokens": 99})) == 20
+    assert vqa.max_new_tokens(Prompts("", "", 99, 99)) == 5 and vqa.max_answers == 5
+    assert coco.max_new_tokens(Prompts("", "", 99, 99)) == 20
     assert vqa.settings == {"vqa_metric": "openflamingo", "max_answers": 5, "answer_tokens": 5,
                             "selection_seed": 42, "postprocess": "robustvlm"}
     # postprocess_vqa_generation / postprocess_captioning_generation

@@ -63,20 +63,23 @@ def tiny_vlm_datasets() -> Registry[VLMTaskSpec]:
     """The tiny world's captioning, VQA and reading tasks, read by the paper suite's readers."""
     from tasks.captioning import CaptioningTask
     from tasks.captions import read_karpathy
-    from tasks.vlm_datasets import coco_number, vqa_reader
+    from tasks.vlm_datasets import coco_number, vqa_reader, with_caption_demonstrations
 
     def captions(name: str, root: Path) -> CaptioningTask:
-        return CaptioningTask(name, read_karpathy(root / "captions" / "dataset_tiny.json", root / "captions", "test"))
+        karpathy = root / "captions" / "dataset_tiny.json"
+        return with_caption_demonstrations(CaptioningTask(name, read_karpathy(karpathy, root / "captions", "test")),
+                                           karpathy)
 
     datasets: Registry[VLMTaskSpec] = Registry("task")
     datasets.add("tiny-captions", VLMTaskSpec(captions),
                  f"tiny world captioning (Karpathy format), {world.CAPTION_SPLITS['test']} test images, 5 refs; CIDEr")
     vqa_image = lambda b, i: b / "images" / f"COCO_val2014_{coco_number(i):012d}.jpg"  # noqa: E731
+    train = ("questions_train.json", "annotations_train.json")
     datasets.add("tiny-vqa", VLMTaskSpec(vqa_reader("vqa", "questions_val.json", "annotations_val.json", vqa_image,
-                                                    vqa_metric="official-2017")),
+                                                    train, vqa_metric="official-2017")),
                  f"tiny world VQA (VQAv2 format): count, colour, shape, yes/no on {world.VQA_SPLITS['val']} images")
     datasets.add("tiny-textvqa", VLMTaskSpec(vqa_reader("textvqa", "questions_val.json", "annotations_val.json",
-                                                        lambda b, i: b / "train_images" / f"{i}.jpg",
+                                                        lambda b, i: b / "train_images" / f"{i}.jpg", train,
                                                         vqa_metric="official-2017")),
                  f"tiny world reading (TextVQA format): the word on a sign, {world.TEXTVQA_SPLITS['val']} images")
     return datasets

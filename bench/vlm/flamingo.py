@@ -25,9 +25,16 @@ from bench.vlm.text import HFCodec
 from benchutil.errors import BenchError
 from tasks.token_losses import mean_token_ce
 
-FLAMINGO_PROMPTS = Prompts(caption="<image>Output:", question="<image>Question:{question} Short answer:",
-                           caption_tokens=20, answer_tokens=5)
 END_OF_CHUNK = "<|endofchunk|>"
+# RobustVLM's OpenFlamingo evaluation (vlm_eval/run_evaluation.py; of_eval_model_adv.py
+# get_caption_prompt / get_vqa_prompt): two text-only demonstrations before the query, beam
+# search with 3 beams, length penalty -2.0 for captions (evaluate_captioning) and 0.0 for
+# answers (evaluate_vqa).
+FLAMINGO_PROMPTS = Prompts(caption="<image>Output:", question="<image>Question:{question} Short answer:",
+                           caption_tokens=20, answer_tokens=5, demonstrations=2,
+                           caption_demonstration="Output:{caption}" + END_OF_CHUNK,
+                           question_demonstration="Question:{question} Short answer:{answer}" + END_OF_CHUNK,
+                           beams=3, caption_length_penalty=-2.0, answer_length_penalty=0.0)
 INSTALL = "pip install --no-deps open_flamingo einops einops-exts"
 
 
@@ -66,7 +73,7 @@ class FlamingoVLM(nn.Module):
     def with_encoder(self, encoder: nn.Module) -> FlamingoVLM:
         """The same Flamingo (perceiver, cross-attention, language model) around another encoder."""
         other = FlamingoVLM(encoder, self.flamingo, self.tokenizer, self.name)
-        other.sha256 = self.sha256
+        other.sha256, other.prompts = self.sha256, self.prompts
         return other
 
     def _normalised(self, images: Tensor) -> Tensor:
@@ -126,17 +133,32 @@ class FlamingoVLM(nn.Module):
         return logits[:, :-1], label[:, 1:]
 
     @torch.no_grad()
-    def generate(self, images: Tensor, prompts: list[str], max_new_tokens: int) -> list[str]:
-        """Greedy decoding; after the prompt every new token attends to the cached image, as
-        the package's generate() arranges (which needs an attention mask transformers 5 drops)."""
+    def generate(self, images: Tensor, prompts: list[str], max_new_tokens: int,
+                 length_penalty: float = 0.0) -> list[str]:
+        """Beam search with self.prompts.beams beams (greedy for 1); after the prompt every new
+        token attends to the cached image. As the package's Flamingo.generate: the images are
+        repeated per beam and the language model's own generate searches; greedy decoding is
+        ours (the package's needs an attention mask transformers 5 drops)."""
         batch = self.tokenizer(prompts, return_tensors="pt", padding=True)
         ids, mask = batch["input_ids"].to(images.device), batch["attention_mask"].to(images.device)
-        lang = self.flamingo.lang_encoder
-        self._condition(images, ids)
+        lang, beams = self.flamingo.lang_encoder, self.prompts.beams
+        if beams > 1 and bool(mask.all()):
+            # transformers 5's generate drops an all-ones attention mask, which the Flamingo
+            # mixin's forward requires: one masked pad column on the left keeps it (a masked key
+            # adds nothing to attention).
+            ids = torch.cat([torch.full_like(ids[:, :1], self.tokenizer.pad_token_id), ids], dim=1)
+            mask = torch.cat([torch.zeros_like(mask[:, :1]), mask], dim=1)
+        self._condition(images.repeat_interleave(beams, dim=0), ids.repeat_interleave(beams, dim=0))
         lang._use_cached_vision_x = True
         try:
-            rows = greedy_decode(lang, self._accepted(), {"input_ids": ids}, lambda token: {"input_ids": token},
-                                 mask, self.flamingo.eoc_token_id, max_new_tokens)
+            if beams == 1:
+                rows = greedy_decode(lang, self._accepted(), {"input_ids": ids}, lambda token: {"input_ids": token},
+                                     mask, self.flamingo.eoc_token_id, max_new_tokens)
+            else:
+                out = lang.generate(input_ids=ids, attention_mask=mask, num_beams=beams, length_penalty=length_penalty,
+                                    max_new_tokens=max_new_tokens, min_new_tokens=0, do_sample=False,
+                                    eos_token_id=self.flamingo.eoc_token_id, pad_token_id=self.tokenizer.pad_token_id)
+                rows = out[:, ids.shape[1]:].tolist()
         finally:
             lang._use_cached_vision_x = False
             lang.clear_conditioned_layers()

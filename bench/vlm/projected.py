@@ -30,6 +30,14 @@ class Prompts:
     question: str  # with {question}
     caption_tokens: int
     answer_tokens: int
+    # Zero-shot prompts with text-only demonstrations before the query (OpenFlamingo's eval: 2)
+    demonstrations: int = 0
+    caption_demonstration: str = ""  # with {caption}
+    question_demonstration: str = ""  # with {question} and {answer}
+    # Decoding: beams (1 = greedy) and the beam search's length penalty per kind of output
+    beams: int = 1
+    caption_length_penalty: float = 0.0
+    answer_length_penalty: float = 0.0
 
 
 def check_images(images: Tensor, size: int) -> None:
@@ -137,8 +145,10 @@ class ProjectedVLM(nn.Module):
         return (self.image_size // patch) ** 2
 
     @torch.no_grad()
-    def generate(self, images: Tensor, prompts: list[str], max_new_tokens: int) -> list[str]:
-        """Greedy decoding with a key-value cache, batched with left padding."""
+    def generate(self, images: Tensor, prompts: list[str], max_new_tokens: int,
+                 length_penalty: float = 0.0) -> list[str]:
+        """Greedy decoding with a key-value cache, batched with left padding (RobustVLM decodes
+        LLaVA with one beam, so no length penalty applies)."""
         layout = self._device(self._layout(prompts, self._n_image(images), [[] for _ in prompts]), images.device)
         embedding = self.lm.get_input_embeddings()
         rows = greedy_decode(self.lm, self._lm_arguments, {"inputs_embeds": self._embed(images, layout)},
