@@ -20,7 +20,7 @@ from benchutil.errors import BenchError
 ACCURACY = "accuracy %"
 # The papers average zero-shot accuracy over CLIP_benchmark's 13 datasets; ImageNet is a
 # column of its own, outside the average.
-OUTSIDE_AVERAGE = frozenset({"imagenet"})
+OUTSIDE_AVERAGE = frozenset({"imagenet1k", "imagenet"})
 
 
 def _scores(config: dict, records: list[dict]) -> pd.DataFrame:

@@ -53,6 +53,7 @@ class Suite:
         return name in self.vlm_datasets
 
     def default_samples(self, task: str) -> int:
+        task = self.datasets.resolve(task)  # aliases (imagenet -> imagenet1k)
         if task in self.samples_per_task:
             return self.samples_per_task[task]
         return self.default_vlm_samples if self.is_vlm_task(task) else self.default_n_samples
@@ -81,9 +82,9 @@ SUITES.add("tiny", Suite("tiny", tiny_zoo(), tiny_datasets(), CLASSIFICATION_TAS
            "embedded, offline, minutes on a CPU: a generated world of shapes, a tiny CLIP zoo and tiny-llava")
 # RobustVLM's zero-shot protocol (CLIP_benchmark + AutoAttack version="custom"): APGD-CE with
 # AutoAttack's default 5 restarts, then APGD-T; 1000 samples per dataset, 5000 for ImageNet.
-SUITES.add("paper", Suite("paper", paper_zoo(), DATASETS, ("imagenet",), 1000, configured_data_root,
+SUITES.add("paper", Suite("paper", paper_zoo(), DATASETS, ("imagenet1k",), 1000, configured_data_root,
                           VLM_DATASETS, paper_vlms, "llava-1.5-7b", 500, default_protocol="robustvlm",
-                          samples_per_task={"imagenet": 5000},
+                          samples_per_task={"imagenet1k": 5000},
                           zero_shot_member_args={"apgd-ce": {"restarts": 5}}),
            "full scale (GPU): ViT-L/14 zoo from the hub, ImageNet + CLIP_benchmark datasets, COCO, Flickr30k, "
            "VQAv2, TextVQA and LLaVA-1.5-7B")

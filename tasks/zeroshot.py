@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import sys
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,6 +23,7 @@ from attacks.ensemble import CLEAN
 from attacks.precision import LOW_PRECISIONS, AttackPrecision, tf32
 from benchutil.fileio import atomic_write
 from tasks.base import AttackSettings, Models, Record, Victim, core_records
+from tasks.clip_benchmark import WebDatasetSelection
 from tasks.imagefolder import ClassificationData, check_images, load_batch
 
 LOGIT_SCALE = 100.0
@@ -77,8 +79,8 @@ class ZeroShotTask:
     metric = "accuracy %"
     robustvlm_early_stop = None  # AutoAttack drops broken samples by itself
 
-    def __init__(self, data: ClassificationData, member_args: dict[str, dict[str, Any]] | None = None,
-                 native_resolution: bool = False) -> None:
+    def __init__(self, data: ClassificationData | WebDatasetSelection,
+                 member_args: dict[str, dict[str, Any]] | None = None, native_resolution: bool = False) -> None:
         # Defaults for single attack members, e.g. {"apgd-ce": {"restarts": 5}}: the protocol of
         # a suite, recorded with every run (the user's --attack-args still win).
         self.member_args = member_args or {}
@@ -86,12 +88,24 @@ class ZeroShotTask:
         self.settings: dict[str, Any] = {"member_args": self.member_args} if self.member_args else {}
         if native_resolution:
             self.settings["native_resolution"] = True
-        self.data = data
         self.name = data.name
+        # A CLIP_benchmark webdataset selects its own samples (the reference's shuffle), on first use.
+        self.selection = data if isinstance(data, WebDatasetSelection) else None
+        if self.selection is not None:
+            self.settings["selection"] = "clip_benchmark-wds"
+        else:
+            self._use(data)  # type: ignore[arg-type]
+
+    def _use(self, data: ClassificationData) -> None:
+        self.data = data
         self._label = dict(zip(data.ids, data.labels))
 
     def sample_ids(self, n: int | None, seed: int) -> list[str]:
-        """A fixed, seeded subset (the same for clean and every attack), in a stable order."""
+        """A fixed, seeded subset (the same for clean and every attack), in a stable order; for
+        a CLIP_benchmark webdataset, the reference's first n samples, whatever --seed says."""
+        if self.selection is not None:
+            self._use(self.selection.data(sys.maxsize if n is None else n))
+            return list(self.data.ids)
         ids = list(self.data.ids)
         random.Random(seed).shuffle(ids)
         return ids if n is None else ids[:n]

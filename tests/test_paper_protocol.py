@@ -14,7 +14,7 @@ from PIL import Image
 from attacks import worst_case
 from bench.cli import main
 from bench.leaderboard import accuracy_table
-from bench.suites import get_suite
+from bench.suites import get_suite, load_task
 from tests import bench_fixtures as fx
 
 
@@ -122,14 +122,22 @@ def test_cifar_is_attacked_at_its_own_resolution(tmp_path):
 
 
 def test_a_paper_dataset_never_falls_back_to_folder_names(tmp_path, capsys):
+    """Without templates.txt the clip_benchmark package's templates are used; without
+    classnames.txt (the package does not ship DTD's) the run refuses, naming the file and
+    the papers' webdataset copy."""
+    from tasks.clip_benchmark import package_templates
+
     data = tmp_path / "data"
     _folder(data / "dtd" / "test", ["banded", "dotted", "zigzagged"], 2, 0)
     (data / "dtd" / "test" / "templates.txt").unlink()
+    task = load_task(get_suite("paper"), "dtd", str(data))
+    assert task.data.templates == package_templates("vtab/dtd") and task.data.templates != ["a photo of a {}."]
+    (data / "dtd" / "test" / "classnames.txt").unlink()
     checkpoint = fx.save_full_safetensors(fx.random_model(seed=0), tmp_path / "m.safetensors")
     assert main(["run", "--suite", "paper", "--data-root", str(data), "--encoder", str(checkpoint), "--task", "dtd",
                  "--attack", "none", "--eps", "0", "--out", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err
-    assert "templates.txt is missing" in err and "CLIP_benchmark" in err and err.count("\n") == 1
+    assert "classnames.txt is missing" in err and "clip-benchmark/wds_vtab-dtd" in err and err.count("\n") == 1
 
 
 def test_hidden_folders_are_not_classes(tmp_path):

@@ -1,12 +1,12 @@
 """The tiny suite: the generated world (cached under BENCH_HOME) and the shipped tiny zoo."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from bench.encoders.load import TINY_WEIGHTS, EncoderSpec
 from bench.tiny import world
 from benchutil.errors import BenchError
+from benchutil.paths import bench_home
 from benchutil.registry import Registry
 from tasks.datasets import DatasetSpec
 from tasks.vlm_datasets import VLMTaskSpec
@@ -14,12 +14,6 @@ from tasks.vlm_datasets import VLMTaskSpec
 WEIGHTS = TINY_WEIGHTS
 CLASSIFICATION_TASKS = tuple(world.CLASSIFICATION)
 ROBUST_METHODS = {"tecoa": "TeCoA", "fare": "FARE", "sim-clip": "Sim-CLIP"}
-
-
-def bench_home() -> Path:
-    if os.environ.get("BENCH_HOME"):
-        return Path(os.environ["BENCH_HOME"]).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "robust-vlm-bench"
 
 
 # Worlds verified by this process: verifying hashes every file (~0.4 s), and a run asks once per task.

@@ -1,0 +1,12 @@
+"""Where the project keeps what it generates (tiny world, text heads, selected samples)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def bench_home() -> Path:
+    """$BENCH_HOME, else $XDG_CACHE_HOME/robust-vlm-bench (~/.cache/robust-vlm-bench)."""
+    if os.environ.get("BENCH_HOME"):
+        return Path(os.environ["BENCH_HOME"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "robust-vlm-bench"

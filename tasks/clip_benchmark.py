@@ -1,0 +1,134 @@
+"""CLIP_benchmark's zero-shot datasets as the papers read them: its webdataset copies, its
+names, class names and templates (the clip_benchmark package).
+
+RobustVLM evaluates zero-shot robustness with its copy of CLIP_benchmark's `cli.py` on the
+webdataset versions (CLIP_benchmark/bash/run_benchmark_adv.sh: `--dataset_root
+https://huggingface.co/datasets/clip-benchmark/wds_{dataset_cleaned}`, the datasets of
+CLIP_benchmark/benchmark/datasets.txt), and evaluates the first n samples of the stream after
+`dataset.shuffle(10000, initial=10000, rng=random.Random(0))` (cli.py, `--seed` 0).
+
+A local copy of such a repository (`git clone https://huggingface.co/datasets/clip-benchmark/
+wds_vtab-cifar10 DATA_ROOT/wds_vtab-cifar10`) is read with the package's own builder
+(`clip_benchmark.datasets.builder.build_dataset("wds/...")`), the shuffle is replayed, and the
+selected samples are stored once as lossless PNGs under the cache, so every run, shard and
+worker reads the same pixels by file name.
+"""
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+from benchutil.errors import BenchError
+from benchutil.paths import bench_home
+from tasks.imagefolder import ClassificationData
+
+SHUFFLE_BUFFER = 10000  # cli.py: dataset.shuffle(10000, initial=10000, rng=random.Random(args.seed))
+SHUFFLE_SEED = 0  # cli.py --seed default
+
+# Our dataset name -> CLIP_benchmark's (RobustVLM's CLIP_benchmark/benchmark/datasets.txt, without "wds/").
+PAPER_DATASETS = {
+    "cifar10": "vtab/cifar10", "stl10": "stl10", "cifar100": "vtab/cifar100", "cars": "cars",
+    "caltech101": "vtab/caltech101", "pets": "vtab/pets", "flowers": "vtab/flowers", "dtd": "vtab/dtd",
+    "eurosat": "vtab/eurosat", "fgvc_aircraft": "fgvc_aircraft", "pcam": "vtab/pcam", "imagenet-r": "imagenet-r",
+    "imagenet_sketch": "imagenet_sketch",
+}
+
+
+def wds_folder(data_root: Path, benchmark_name: str) -> Path:
+    """Where a clone of clip-benchmark/wds_<name with '/' -> '-'> lives under the data root."""
+    return data_root / f"wds_{benchmark_name.replace('/', '-')}"
+
+
+def fetch_hint(benchmark_name: str, data_root: Path) -> str:
+    repo = wds_folder(Path("."), benchmark_name).name
+    return f"git clone https://huggingface.co/datasets/clip-benchmark/{repo} {data_root / repo}"
+
+
+def package_templates(benchmark_name: str) -> list[str]:
+    """The package's English templates for a dataset, looked up as its builder does."""
+    return positional(_lookup(_package_json("en_zeroshot_classification_templates.json"), benchmark_name,
+                              "imagenet1k"))
+
+
+def positional(templates: list[str]) -> list[str]:
+    """CLIP_benchmark writes templates with {c} (zeroshot_classification.py: template.format(c=name));
+    ours take the name as {}."""
+    return [t.replace("{c}", "{}") for t in templates]
+
+
+def package_classnames(benchmark_name: str) -> list[str] | None:
+    """The package's English class names, where it ships them (not for torchvision's own sets)."""
+    return _lookup(_package_json("en_classnames.json"), benchmark_name, None)
+
+
+def _package_json(filename: str) -> dict[str, Any]:
+    try:
+        from clip_benchmark import datasets
+    except ImportError:
+        raise BenchError("the clip_benchmark package is missing: pip install clip_benchmark") from None
+    return json.loads((Path(datasets.__file__).parent / filename).read_text(encoding="utf-8"))
+
+
+def _lookup(table: dict[str, Any], name: str, fallback: str | None) -> Any:
+    """builder.py value_from_first_key_found: wds/<name>, then <name> without its prefix, then the fallback."""
+    keys = [f"wds/{name}", name, name.split("/", 1)[-1], *([fallback] if fallback else [])]
+    return next((table[k] for k in keys if k in table), None)
+
+
+class WebDatasetSelection:
+    """The first n samples of a CLIP_benchmark webdataset's shuffled test stream, as PNG files."""
+
+    def __init__(self, name: str, benchmark_name: str, folder: Path, cache: Path | None = None) -> None:
+        self.name, self.benchmark_name, self.folder = name, benchmark_name, folder
+        self.cache = cache or bench_home() / "clip_benchmark" / f"{folder.name}-seed{SHUFFLE_SEED}"
+        for needed in ("test/nshards.txt", "classnames.txt", "zeroshot_classification_templates.txt"):
+            if not (folder / needed).is_file():
+                raise BenchError(f"{folder / needed} is missing: {folder} is not a CLIP_benchmark webdataset "
+                                 f"copy; {fetch_hint(benchmark_name, folder.parent)}")
+
+    def data(self, n: int) -> ClassificationData:
+        """The selection's first n samples (made, or extended, on first use)."""
+        manifest = self.cache / "selection.json"
+        selection = json.loads(manifest.read_text()) if manifest.is_file() else None
+        if selection is None or (len(selection["labels"]) < n and not selection["complete"]):
+            selection = self._select(n)
+        labels = selection["labels"][:n]
+        ids = [f"{k:06d}.png" for k in range(len(labels))]
+        return ClassificationData(self.name, self.cache, ids, labels, selection["classnames"], selection["templates"])
+
+    def _select(self, n: int) -> dict[str, Any]:
+        from clip_benchmark.datasets.builder import build_dataset
+
+        with warnings.catch_warnings():
+            # webdataset asks for an explicit shardshuffle; the builder leaves it unset (no shard
+            # shuffle), which is what the reference ran
+            warnings.filterwarnings("ignore", message=r"WebDataset\(shardshuffle=")
+            stream = build_dataset(f"wds/{self.benchmark_name}", root=str(self.folder), split="test",
+                                   download=False)
+        classnames, templates = list(stream.classes), positional(list(stream.templates))
+        shuffled = stream.shuffle(SHUFFLE_BUFFER, initial=SHUFFLE_BUFFER, rng=random.Random(SHUFFLE_SEED))
+        self.cache.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(dir=self.cache.parent, prefix=f".{self.cache.name}."))
+        try:
+            labels: list[int] = []
+            for image, label in shuffled:
+                if len(labels) == n:
+                    break
+                image.convert("RGB").save(work / f"{len(labels):06d}.png")
+                labels.append(int(label))
+            selection = {"source": str(self.folder), "benchmark_name": self.benchmark_name, "labels": labels,
+                         "complete": len(labels) < n, "classnames": classnames, "templates": templates,
+                         "shuffle": {"buffer": SHUFFLE_BUFFER, "initial": SHUFFLE_BUFFER, "seed": SHUFFLE_SEED}}
+            (work / "selection.json").write_text(json.dumps(selection))
+            if self.cache.exists():
+                shutil.rmtree(self.cache)  # ours: a smaller selection, replaced by its extension
+            work.replace(self.cache)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        return selection
