@@ -15,6 +15,8 @@ worker reads the same pixels by file name.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import random
 import shutil
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from benchutil.errors import BenchError
+from benchutil.fileio import atomic_write
 from benchutil.paths import bench_home
 from tasks.imagefolder import ClassificationData
 
@@ -91,8 +94,9 @@ class WebDatasetSelection:
                 raise BenchError(f"{folder / needed} is missing: {folder} is not a CLIP_benchmark webdataset "
                                  f"copy; {fetch_hint(benchmark_name, folder.parent)}")
 
-    def data(self, n: int) -> ClassificationData:
-        """The selection's first n samples (made, or extended, on first use)."""
+    def data(self, n: int, seed: int) -> ClassificationData:
+        """The selection's first n samples (made, or extended, on first use); the reference's
+        shuffle has its own seed, so `seed` (--seed) plays no part."""
         manifest = self.cache / "selection.json"
         selection = json.loads(manifest.read_text()) if manifest.is_file() else None
         if selection is None or (len(selection["labels"]) < n and not selection["complete"]):
@@ -132,3 +136,49 @@ class WebDatasetSelection:
             shutil.rmtree(work, ignore_errors=True)
             raise
         return selection
+
+
+class TorchvisionSelection:
+    """A dataset in torchvision's own layout, read by the clip_benchmark builder (its class
+    names and templates); n samples of a --seed shuffle of the test split, stored as PNGs.
+
+    The papers' fork of CLIP_benchmark only selects samples from webdatasets (cli.py calls
+    `dataset.shuffle`, which torchvision datasets lack), so there is no reference order here.
+    """
+
+    def __init__(self, name: str, builder_name: str, root: Path, cache: Path | None = None) -> None:
+        from clip_benchmark.datasets.builder import build_dataset
+
+        self.name, self.builder_name, self.root = name, builder_name, root
+        self.cache_base = cache or bench_home() / "clip_benchmark"
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "split argument ignored" for datasets without splits
+                self.dataset = build_dataset(builder_name, root=str(root), split="test", download=False)
+        except (RuntimeError, OSError, AssertionError, ValueError) as err:
+            raise BenchError(f"{root} is not a readable torchvision {builder_name!r} dataset ({err}); "
+                             f"use CLIP_benchmark's copy instead: {fetch_hint(name, root.parent)}") from None
+        self.classnames = list(self.dataset.classes)
+        self.templates = positional(list(self.dataset.templates))
+
+    def data(self, n: int, seed: int) -> ClassificationData:
+        order = list(range(len(self.dataset)))
+        random.Random(seed).shuffle(order)
+        chosen = order[:n]
+        cache = self.cache_base / f"torchvision-{self.builder_name}-{_digest(self.root)}"
+        cache.mkdir(parents=True, exist_ok=True)
+        labels = []
+        for k in chosen:
+            path = cache / f"{k:06d}.png"
+            image, label = self.dataset[k]
+            if not path.is_file():
+                atomic_write(path, lambda p, image=image: image.convert("RGB").save(p, format="PNG"))
+            labels.append(int(label))
+        return ClassificationData(self.name, cache, [f"{k:06d}.png" for k in chosen], labels, self.classnames,
+                                  self.templates)
+
+
+def _digest(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]

@@ -7,6 +7,8 @@ read from, in this order:
 * CLIP_benchmark's webdataset copy, DATA_ROOT/wds_<name with '/' -> '-'> (a clone of
   huggingface.co/datasets/clip-benchmark/wds_...): the papers' exact samples, class names and
   templates (tasks/clip_benchmark.py);
+* torchvision's own layout under DATA_ROOT/<short name>/ (e.g. cifar-10-batches-py/, dtd/dtd/),
+  read by the clip_benchmark builder (its class names and templates), --seed selecting samples;
 * an image folder DATA_ROOT/<short name>/test/<class>/<image> (tasks/imagefolder.py), with
   classnames.txt / templates.txt when present, else the clip_benchmark package's English
   templates and, where it ships them, class names. A dataset whose class names the package
@@ -23,6 +25,7 @@ from benchutil.errors import BenchError
 from benchutil.registry import Registry
 from tasks.clip_benchmark import (
     PAPER_DATASETS,
+    TorchvisionSelection,
     WebDatasetSelection,
     fetch_hint,
     package_classnames,
@@ -41,11 +44,15 @@ class DatasetSpec:
     # is then in the dataset's pixels.
     native_resolution: bool = False
     benchmark_name: str | None = None  # CLIP_benchmark's name: its webdataset copy and package files
+    torchvision_name: str | None = None  # the CLIP_benchmark builder's name for torchvision's layout
 
-    def read(self, name: str, data_root: Path) -> ClassificationData | WebDatasetSelection:
+    def read(self, name: str, data_root: Path) -> ClassificationData | WebDatasetSelection | TorchvisionSelection:
         if self.benchmark_name is not None and wds_folder(data_root, self.benchmark_name).is_dir():
             return WebDatasetSelection(name, self.benchmark_name, wds_folder(data_root, self.benchmark_name))
         root = data_root / self.folder
+        torchvision_root = root.parent  # <short name>/, where torchvision's own layout lives
+        if self.torchvision_name is not None and torchvision_root.is_dir() and not root.is_dir():
+            return TorchvisionSelection(name, self.torchvision_name, torchvision_root)
         if self.builtin_names == "imagenet":
             import open_clip
 
@@ -77,7 +84,7 @@ _ABOUT = {
 }
 for _short, _benchmark in PAPER_DATASETS.items():
     DATASETS.add(_benchmark, DatasetSpec(f"{_short}/test", native_resolution=_short in ("cifar10", "cifar100", "stl10"),
-                                         benchmark_name=_benchmark),
+                                         benchmark_name=_benchmark, torchvision_name=_short),
                  f"{_ABOUT[_short]}, CLIP_benchmark zero-shot set: <root>/wds_{_benchmark.replace('/', '-')}/ "
                  f"(its webdataset) or <root>/{_short}/test/<class>/",
                  aliases=(_short,) if _short != _benchmark else ())

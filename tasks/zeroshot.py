@@ -23,7 +23,7 @@ from attacks.ensemble import CLEAN
 from attacks.precision import LOW_PRECISIONS, AttackPrecision, tf32
 from benchutil.fileio import atomic_write
 from tasks.base import AttackSettings, Models, Record, Victim, core_records
-from tasks.clip_benchmark import WebDatasetSelection
+from tasks.clip_benchmark import TorchvisionSelection, WebDatasetSelection
 from tasks.imagefolder import ClassificationData, check_images, load_batch
 
 LOGIT_SCALE = 100.0
@@ -79,7 +79,7 @@ class ZeroShotTask:
     metric = "accuracy %"
     robustvlm_early_stop = None  # AutoAttack drops broken samples by itself
 
-    def __init__(self, data: ClassificationData | WebDatasetSelection,
+    def __init__(self, data: ClassificationData | WebDatasetSelection | TorchvisionSelection,
                  member_args: dict[str, dict[str, Any]] | None = None, native_resolution: bool = False) -> None:
         # Defaults for single attack members, e.g. {"apgd-ce": {"restarts": 5}}: the protocol of
         # a suite, recorded with every run (the user's --attack-args still win).
@@ -90,9 +90,10 @@ class ZeroShotTask:
             self.settings["native_resolution"] = True
         self.name = data.name
         # A CLIP_benchmark webdataset selects its own samples (the reference's shuffle), on first use.
-        self.selection = data if isinstance(data, WebDatasetSelection) else None
+        self.selection = data if isinstance(data, (WebDatasetSelection, TorchvisionSelection)) else None
         if self.selection is not None:
-            self.settings["selection"] = "clip_benchmark-wds"
+            self.settings["selection"] = ("clip_benchmark-wds" if isinstance(data, WebDatasetSelection)
+                                          else "torchvision")
         else:
             self._use(data)  # type: ignore[arg-type]
 
@@ -102,9 +103,10 @@ class ZeroShotTask:
 
     def sample_ids(self, n: int | None, seed: int) -> list[str]:
         """A fixed, seeded subset (the same for clean and every attack), in a stable order; for
-        a CLIP_benchmark webdataset, the reference's first n samples, whatever --seed says."""
+        a CLIP_benchmark webdataset, the reference's first n samples, whatever --seed says
+        (selected samples are stored as files on first use)."""
         if self.selection is not None:
-            self._use(self.selection.data(sys.maxsize if n is None else n))
+            self._use(self.selection.data(sys.maxsize if n is None else n, seed))
             return list(self.data.ids)
         ids = list(self.data.ids)
         random.Random(seed).shuffle(ids)

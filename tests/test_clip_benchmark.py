@@ -111,3 +111,35 @@ def test_missing_class_names_or_data_name_the_files_and_the_fetch(tmp_path):
     (tmp_path / "wds_stl10").mkdir()
     with pytest.raises(BenchError, match="nshards.txt is missing"):
         load_task(get_suite("paper"), "stl10", str(tmp_path))
+
+
+def test_torchvisions_own_layout_is_read_by_the_clip_benchmark_builder(tmp_path, monkeypatch):
+    """DTD as torchvision stores it (dtd/dtd/images/<class>/, dtd/dtd/labels/test1.txt): class
+    names from torchvision, templates from the package, --seed choosing the samples."""
+    monkeypatch.setenv("BENCH_HOME", str(tmp_path / "home"))
+    base = tmp_path / "data" / "dtd" / "dtd" / "dtd"
+    lines = []
+    for c, texture in enumerate(["banded", "dotted", "zigzagged"]):
+        (base / "images" / texture).mkdir(parents=True)
+        for k in range(4):
+            Image.new("RGB", (20 + k, 16), (60 * c, 10 * k, 0)).save(base / "images" / texture / f"{texture}_{k}.jpg")
+            lines.append(f"{texture}/{texture}_{k}.jpg")
+    (base / "labels").mkdir()
+    (base / "labels" / "test1.txt").write_text("\n".join(lines) + "\n")
+    task = load_task(get_suite("paper"), "dtd", str(tmp_path / "data"))
+    assert task.name == "vtab/dtd" and task.settings["selection"] == "torchvision"
+    ids = task.sample_ids(5, seed=0)
+    assert task.data.classnames == ["banded", "dotted", "zigzagged"]
+    assert task.data.templates == package_templates("dtd")
+    assert ids != task.sample_ids(5, seed=1) and len(set(ids)) == 5
+    task.sample_ids(5, seed=0)
+    for sample_id in ids:  # each stored sample is torchvision's image, label for label
+        k = int(sample_id.split(".")[0])
+        texture = lines[k].split("/")[0]
+        assert task._label[sample_id] == ["banded", "dotted", "zigzagged"].index(texture)
+        with Image.open(base / "images" / lines[k]) as original:
+            assert np.array_equal(np.asarray(Image.open(task.data.root / sample_id)),
+                                  np.asarray(original.convert("RGB")))
+    (base / "labels" / "test1.txt").unlink()
+    with pytest.raises(BenchError, match="not a readable torchvision 'dtd' dataset.*wds_vtab-dtd"):
+        load_task(get_suite("paper"), "dtd", str(tmp_path / "data"))
