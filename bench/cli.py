@@ -42,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
                            help="also write a RobustBench-style card per encoder into this folder")
             p.add_argument("--ci", action="store_true",
                            help="follow each accuracy cell with its 95%% Wilson interval (columns 'lo', 'hi')")
+    site = sub.add_parser("site", help="a static leaderboard website (opens from file://, no server): sortable "
+                                       "table, a page per encoder and per run")
+    site.add_argument("results", nargs="+", type=Path, help="results folders, e.g. results/tiny/runs")
+    site.add_argument("--out", type=Path, required=True, help="folder for index.html, encoders/, runs/")
     cmp = sub.add_parser("compare", help="two encoders on the same samples: difference, interval, paired test")
     cmp.add_argument("results", type=Path, help="a results folder, e.g. results/tiny/runs")
     cmp.add_argument("--encoders", required=True, help="two encoder names, e.g. fare-4,sim-clip-4")
@@ -97,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
             compare_command(args.results, args.encoders, args.task, args.eps)
         elif args.command == "plot":
             leaderboard.plot_command(args.results, args.out)
+        elif args.command == "site":
+            from bench.site import site_command
+
+            site_command(args.results, args.out)
     except Exception as err:
         line = expected_error(err)
         if line is None:

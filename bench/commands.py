@@ -142,7 +142,8 @@ def run_command(args: argparse.Namespace, home: Path) -> list[RunResult]:
             for label, eps in eps_values:
                 plan = RunPlan(enc_name, task.name, args.attack, eps, label, steps, args.seed, n_samples,
                                args.batch_size, args.norm, attack_args, args.target, early_stop, protocol,
-                               default_precision(args.precision, protocol, suite.is_vlm_task(task.name), device))
+                               default_precision(args.precision, protocol, suite.is_vlm_task(task.name), device),
+                               args.save_examples)
                 results.append(execute(plan, models, task, entry if eps else TABLE["none"], args.out,
                                        home / "cache", device, args.command_line, shard, workers))
     print(summary_table(results).to_string(index=False))

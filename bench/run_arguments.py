@@ -84,6 +84,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                           "or a Slurm array's task; else everything); shards write their own records files")
     run.add_argument("--workers", type=non_negative_int, default=None,
                      help="processes decoding images ahead of the attack (default: half the CPUs - 1, at most 8)")
+    run.add_argument("--save-examples", type=non_negative_int, default=0, metavar="K",
+                     help="keep the first K samples of each run as pictures (clean, adversarial, perturbation "
+                          "amplified) in its examples/ folder; bench site shows them")
     run.add_argument("--precision", default=None, choices=["fp32", "tf32", "bf16", "fp16"],
                      help="what attacks compute in (autocast for bf16 / fp16; TF32 matmuls on CUDA for tf32); "
                           "default fp32, and fp16 for captioning / VQA under --protocol robustvlm on CUDA (as "

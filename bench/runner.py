@@ -15,6 +15,7 @@ from typing import Any
 
 from attacks.table import AttackEntry
 from bench.environment import git_commit, versions
+from bench.examples import ExampleWriter
 from bench.exports import write_run_results
 from bench.loading import prefetch
 from bench.progress import Progress
@@ -45,6 +46,7 @@ class RunPlan:
     early_stop: float | None = None  # VLM: stop attacking a sample at this score (optimistic)
     protocol: str = "strict"  # VLM: robustvlm adds the refinement pass (bench run --protocol)
     precision: str = "fp32"  # what attacks compute in (bench run --precision)
+    save_examples: int = 0  # keep the first K samples as pictures (not part of the run's identity)
 
     def __post_init__(self) -> None:
         if self.eps == 0:  # a clean run is the same whatever attack was asked for
@@ -153,10 +155,12 @@ def execute(plan: RunPlan, models: Models, task: Task, entry: AttackEntry, out: 
     def load(ids: list[str]) -> Any:
         return task.load(ids, victim.image_size, **victim.load_options)
 
+    examples = ExampleWriter(path, sample_ids[: plan.save_examples], plan.eps) if plan.save_examples else None
+
     def records_for(k: int, ids: list[str], batch: Any) -> list[dict[str, Any]]:
         settings = AttackSettings(entry, plan.eps, plan.norm, plan.steps, batch_seed(plan.seed, k), plan.attack_args,
                                   plan.target, plan.early_stop, tuple(sample_ids), plan.protocol == "robustvlm",
-                                  plan.precision, tuple(sample_seed(plan.seed, i) for i in ids))
+                                  plan.precision, tuple(sample_seed(plan.seed, i) for i in ids), examples)
         return task.attack(victim.model, ids, batch, settings)
 
     run_batches(path, config, IDENTITY, sample_ids, plan.batch_size,

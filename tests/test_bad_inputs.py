@@ -100,7 +100,8 @@ CASES: list[tuple[list[str], str]] = [
         ("--lr", "nan", "not a finite number"), ("--lr", "inf", "not a finite number"), ("--lr", "0", "must be > 0"),
         ("--lr", "-1", "must be > 0"), ("--lr", "x", "not a number"), ("--wd", "nan", "not a finite number"),
         ("--wd", "-1", "must be >= 0"), ("--warmup", "-1", "must be >= 0"), ("--warmup", "x", "not an integer"),
-        ("--workers", "-1", "must be >= 0"), ("--steps", "0", "positive integer"), ("--batch-size", "0", "positive"),
+        ("--workers", "-1", "must be >= 0"), ("--save-examples", "-2", "must be >= 0"),
+        ("--steps", "0", "positive integer"), ("--batch-size", "0", "positive"),
         ("--eps", "inf", "infinite"), ("--eps", "4", "ambiguous"), ("--eps", "abc", "malformed eps"),
         ("--eps", "0", "clean training"), ("--inner-step-size", "abc", "malformed eps"),
         ("--method", "far", "did you mean 'fare'"), ("--device", "cpux", "unknown --device"),
@@ -121,6 +122,11 @@ CASES: list[tuple[list[str], str]] = [
     (["leaderboard", "{root}/bad-records"], "line 2 is not a record"), (["leaderboard", "{root}/mine"], "no finished"),
     (["leaderboard", "{out}", "--format", "pdf"], "invalid choice"), (["plot", "{out}"], "does not exist"),
     (["plot", "{root}/bad-config"], "is corrupt"), (["plot", "{root}/bad-records"], "not a record"),
+    # bench site
+    (["site", "{out}", "--out", "{out}/site"], "does not exist"), (["site", "{root}/mine"], "required"),
+    (["site", "{root}/bad-config", "--out", "{out}"], "is corrupt"),
+    (["site", "{root}/bad-records", "--out", "{out}"], "not a record"),
+    (["site", "{root}/mine", "--out", "{out}"], "no finished"),
     # bench reproduce
     (["reproduce", "{root}/no-manifest"], "reproduce.json does not exist"),
     (["reproduce", "{root}/bad-manifest"], "is malformed"), (["reproduce", "{out}", "--tolerance", "nan"], "finite"),

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench.cli import main
@@ -154,3 +155,23 @@ def test_per_sample_results_do_not_depend_on_the_batch_size(world, tmp_path, att
         runs[size] = records
     assert runs["4"] == runs["24"]
     assert any(r["winner"] not in (None, "clean") for r in runs["4"])  # the attack did something
+
+
+def test_save_examples_keeps_the_first_samples_as_pictures_and_the_site_shows_them(world, tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "results"
+    assert main(_args(world, out, "--attack", "apgd", "--eps", "64/255", "--save-examples", "3")) == 0
+    (run,) = [p for p in out.iterdir() if p.is_dir()]
+    names = sorted(p.name for p in (run / "examples").iterdir())
+    assert names == [f"{k:03d}_{kind}.png" for k in range(3) for kind in ("adv", "clean", "delta")]
+    config = json.loads((run / "config.json").read_text())
+    first = next(r for r in read_records(run / "records.jsonl") if r["id"] == config["sample_ids"][0])
+    clean = np.asarray(Image.open(run / "examples" / "000_clean.png"), dtype=float) / 255
+    adv = np.asarray(Image.open(run / "examples" / "000_adv.png"), dtype=float) / 255
+    assert np.abs(adv - clean).max() <= 64 / 255 + 1 / 255  # the recorded point, within the ball (PNG rounding)
+    assert (np.abs(adv - clean).max() > 0) == (first["linf"] > 0)
+    site = tmp_path / "site"
+    assert main(["site", str(out), "--out", str(site)]) == 0
+    page = (site / "runs" / f"{run.name}.html").read_text()
+    assert page.count("<img ") == 9 and (site / "runs" / run.name / "000_delta.png").is_file()
