@@ -8,6 +8,7 @@ statistics read the core only, so a new task kind is one new file.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -36,6 +37,9 @@ class AttackSettings:
     refine: bool = False  # VLM tasks, --protocol robustvlm: a last APGD pass from the best point so far
     precision: str = "fp32"  # what the attack computes in (attacks.precision); results are judged in fp32
     sample_seeds: tuple[int, ...] = ()  # one per sample of the batch (the runner derives them from the ids)
+    # Called with (id, clean image, recorded adversarial image) for every recorded sample
+    # (bench run --save-examples keeps a few as pictures); None: nothing is kept.
+    keep_example: Callable[[str, Tensor, Tensor], None] | None = None
 
     @property
     def attack_seed(self) -> int | SampleSeeds:
@@ -88,5 +92,8 @@ def core_records(ids: list[str], x: Tensor, x_adv: Tensor, settings: AttackSetti
                  adv: list[float], winners: list[str | None], extras: list[Record]) -> list[Record]:
     """The records of a batch; the adversarial points are checked against the run's ball first."""
     linf, l2 = checked_norms(x_adv, x, settings.eps, settings.norm, settings.entry.name)  # type: ignore[arg-type]
+    if settings.keep_example is not None:
+        for j, i in enumerate(ids):
+            settings.keep_example(i, x[j], x_adv[j])
     return [{"id": i, "clean_score": clean[j], "adv_score": adv[j], "winner": winners[j],
              "linf": round(linf[j], 8), "l2": round(l2[j], 6), **extras[j]} for j, i in enumerate(ids)]
