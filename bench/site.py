@@ -262,7 +262,8 @@ def robust_plot_svg(table: pd.DataFrame, encoder: str, cols: list[Column], sampl
         ax.legend(fontsize=8)
     fig.tight_layout()
     buf = io.StringIO()
-    fig.savefig(buf, format="svg")
+    with matplotlib.rc_context({"svg.hashsalt": "bench-site"}):  # the same ids every time: pages reproduce
+        fig.savefig(buf, format="svg", metadata={"Date": None})
     plt.close(fig)
     return buf.getvalue().split("?>", 1)[-1]  # inline SVG without the XML declaration
 
