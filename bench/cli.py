@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from bench import commands_train, commands_world, leaderboard, reproduce, run_arguments
-from bench.arguments import Parser
+from bench.arguments import Parser, positive_int
 from bench.run_arguments import EXAMPLES
 from benchutil.errors import BenchError
 
@@ -46,6 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
                                        "table, a page per encoder and per run")
     site.add_argument("results", nargs="+", type=Path, help="results folders, e.g. results/tiny/runs")
     site.add_argument("--out", type=Path, required=True, help="folder for index.html, encoders/, runs/")
+    aud = sub.add_parser("audit", help="gradient-masking checks per encoder and zero-shot task: eps, more "
+                                      "iterations, black-box Square, transfer from clip, input gradients")
+    aud.add_argument("results", type=Path, help="a results folder, e.g. results/tiny/runs")
+    aud.add_argument("--suite", default=None, help="the suite the encoders and tasks come from (default tiny)")
+    aud.add_argument("--n-samples", type=positive_int, default=100, help="first N samples of each run (default 100)")
+    aud.add_argument("--out", type=Path, default=None, help="write the report here (markdown; .json beside it)")
+    aud.add_argument("--device", default="auto")
+    aud.add_argument("--data-root", default=None)
     cmp = sub.add_parser("compare", help="two encoders on the same samples: difference, interval, paired test")
     cmp.add_argument("results", type=Path, help="a results folder, e.g. results/tiny/runs")
     cmp.add_argument("--encoders", required=True, help="two encoder names, e.g. fare-4,sim-clip-4")
@@ -101,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
             compare_command(args.results, args.encoders, args.task, args.eps)
         elif args.command == "plot":
             leaderboard.plot_command(args.results, args.out)
+        elif args.command == "audit":
+            from bench.audit import audit_command
+
+            audit_command(args.results, args.suite or "tiny", args.n_samples, args.out, args.device, args.data_root)
         elif args.command == "site":
             from bench.site import site_command
 

@@ -127,6 +127,9 @@ CASES: list[tuple[list[str], str]] = [
     (["site", "{root}/bad-config", "--out", "{out}"], "is corrupt"),
     (["site", "{root}/bad-records", "--out", "{out}"], "not a record"),
     (["site", "{root}/mine", "--out", "{out}"], "no finished"),
+    # bench audit
+    (["audit", "{out}"], "does not exist"), (["audit", "{root}/mine"], "no finished zero-shot"),
+    (["audit", "{root}/bad-config"], "is corrupt"), (["audit", "{root}/mine", "--n-samples", "0"], "positive"),
     # bench reproduce
     (["reproduce", "{root}/no-manifest"], "reproduce.json does not exist"),
     (["reproduce", "{root}/bad-manifest"], "is malformed"), (["reproduce", "{out}", "--tolerance", "nan"], "finite"),

@@ -175,3 +175,11 @@ def test_save_examples_keeps_the_first_samples_as_pictures_and_the_site_shows_th
     assert main(["site", str(out), "--out", str(site)]) == 0
     page = (site / "runs" / f"{run.name}.html").read_text()
     assert page.count("<img ") == 9 and (site / "runs" / run.name / "000_delta.png").is_file()
+
+
+def test_the_committed_site_is_what_bench_site_makes_of_the_committed_runs(tmp_path):
+    assert main(["site", str(ROOT / "results" / "tiny" / "runs"), "--out", str(tmp_path / "site")]) == 0
+    committed = ROOT / "results" / "tiny" / "site"
+    made = sorted(p.relative_to(tmp_path / "site") for p in (tmp_path / "site").rglob("*") if p.is_file())
+    assert made == sorted(p.relative_to(committed) for p in committed.rglob("*") if p.is_file())
+    assert all((tmp_path / "site" / p).read_bytes() == (committed / p).read_bytes() for p in made)

@@ -1,0 +1,172 @@
+"""`bench audit RESULTS`: cheap checks that a robust accuracy is not an artefact of gradient masking.
+
+AutoAttack's `flags_doc` and RobustBench's admission rules list the symptoms; per encoder and
+zero-shot task, on the first n samples of its runs (default 100), at the largest eps run:
+
+* eps:        robust accuracy does not rise with eps (from the records), and APGD-CE at 64/255
+              leaves at most 1% (an attack that cannot break anything at 64/255 is not working);
+* iterations: `aa` with 5x the run's steps lowers robust accuracy by less than 1 point;
+* black-box:  Square (torchattacks, 1000 queries) is not stronger than the white-box worst case;
+* transfer:   APGD-CE points crafted on the undefended `clip` are not stronger either;
+* gradients:  fewer than 1% of clean samples have a zero or non-finite input gradient.
+
+Each check is `pass` or `warn` with its number; the report is printed and written as markdown
+and JSON. Captioning / VQA runs are not audited (their attack has no black-box counterpart here).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import Tensor
+
+from attacks import run_apgd, worst_case
+from attacks.objectives import ClassifierObjective
+from attacks.table import TABLE
+from bench.leaderboard import ACCURACY
+from bench.store import CONFIG, read_config, read_run_records
+from benchutil.errors import BenchError
+
+LARGE_EPS = 64 / 255
+MORE = 5  # times the run's steps
+SQUARE_QUERIES = 1000
+
+
+@dataclass
+class Check:
+    encoder: str
+    task: str
+    check: str
+    verdict: str  # "pass" | "warn" | "skipped"
+    value: str  # the number behind the verdict
+
+
+def _runs(results: Path) -> dict[tuple[str, str], list[tuple[dict[str, Any], list[dict[str, Any]]]]]:
+    if not results.is_dir():
+        raise BenchError(f"results directory {results} does not exist; run bench run --out {results} first")
+    grouped: dict[tuple[str, str], list[tuple[dict[str, Any], list[dict[str, Any]]]]] = {}
+    for path in sorted(results.rglob(CONFIG)):
+        config = read_config(path)
+        records = read_run_records(path.parent)
+        if records and config.get("metric") == ACCURACY and not config.get("target"):
+            grouped.setdefault((config["encoder"], config["task"]), []).append((config, records))
+    if not grouped:
+        raise BenchError(f"no finished zero-shot classification runs under {results}; bench audit checks those")
+    return grouped
+
+
+def _robust_by_eps(runs: list[tuple[dict[str, Any], list[dict[str, Any]]]], ids: list[str]) -> dict[float, float]:
+    """Per eps, robust accuracy % on `ids`: each sample's worst case over the runs at that eps."""
+    worst: dict[float, dict[str, float]] = {}
+    for config, records in runs:
+        eps = float(config["eps"])
+        for r in records:
+            if r["id"] in ids:
+                cell = worst.setdefault(eps, {})
+                cell[r["id"]] = min(cell.get(r["id"], 100.0), r["adv_score"] if eps > 0 else r["clean_score"])
+    return {eps: sum(cell.values()) / len(cell) for eps, cell in sorted(worst.items()) if len(cell) == len(ids)}
+
+
+def _accuracy(model: Any, x: Tensor, y: Tensor) -> float:
+    with torch.no_grad():
+        return 100.0 * float((model(x).argmax(1) == y).float().mean())
+
+
+def audit_cell(model: Any, reference: Any, x: Tensor, y: Tensor, eps: float, steps: int, recorded: float,
+               by_eps: dict[float, float], encoder: str, task: str) -> list[Check]:
+    """The checks of one (encoder, task) on a batch; `recorded` = the runs' robust accuracy % at eps."""
+    out = []
+
+    def add(check: str, ok: bool, value: str) -> None:
+        out.append(Check(encoder, task, check, "pass" if ok else "warn", value))
+
+    values = list(by_eps.values())
+    rising = [f"{a:.1f}->{b:.1f}" for a, b in zip(values, values[1:]) if b > a]
+    large = run_apgd(ClassifierObjective(model, y, "ce"), x, eps=LARGE_EPS, steps=steps, seed=0).x_adv
+    large_acc = _accuracy(model, large, y)
+    add("eps", not rising and large_acc <= 1.0,
+        f"{' / '.join(f'{v:.1f}' for v in values)} over eps; {large_acc:.1f}% at 64/255"
+        + (f"; rises {', '.join(rising)}" if rising else ""))
+    more = worst_case(model, x, y, attacks=TABLE["aa"].members, eps=eps, steps=MORE * steps, seed=1)
+    more_acc = 100.0 * float(more.robust.float().mean())
+    add("iterations", recorded - more_acc < 1.0, f"{recorded:.1f}% at {steps} steps, {more_acc:.1f}% at {MORE * steps}")
+    try:
+        import torchattacks
+    except ImportError:
+        out.append(Check(encoder, task, "black-box", "skipped", "needs torchattacks (pip install torchattacks)"))
+    else:
+        square = torchattacks.Square(model, eps=eps, n_queries=SQUARE_QUERIES, seed=0)(x, y)
+        square_acc = _accuracy(model, square, y)
+        add("black-box", square_acc >= recorded, f"Square {square_acc:.1f}% vs white-box {recorded:.1f}%")
+    if reference is None:
+        out.append(Check(encoder, task, "transfer", "skipped", "no undefended clip to transfer from"))
+    else:
+        crafted = run_apgd(ClassifierObjective(reference, y, "ce"), x, eps=eps, steps=steps, seed=0).x_adv
+        transfer_acc = _accuracy(model, crafted, y)
+        add("transfer", transfer_acc >= recorded, f"from clip {transfer_acc:.1f}% vs white-box {recorded:.1f}%")
+    grad = _input_gradients(model, x, y)
+    norms = grad.flatten(1).norm(dim=1)
+    bad = float(((norms == 0) | ~torch.isfinite(norms)).float().mean()) * 100
+    add("gradients", bad < 1.0, f"{bad:.1f}% zero or non-finite; median norm {float(norms.median()):.3g}")
+    return out
+
+
+def _input_gradients(model: Any, x: Tensor, y: Tensor) -> Tensor:
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        loss = torch.nn.functional.cross_entropy(model(x), y, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, x)
+    return grad
+
+
+def audit_command(results: Path, suite_name: str, n: int, out: Path | None, device: str,
+                  data_root: str | None) -> list[Check]:
+    from bench import resolve_encoder
+    from bench.devices import check_device
+    from bench.encoders.load import build_encoder
+    from bench.suites import get_suite, load_task
+
+    suite = get_suite(suite_name)
+    device = check_device(device)
+    grouped = _runs(results)
+    checks: list[Check] = []
+    loaded: dict[str, Any] = {}
+
+    def encoder_of(name: str) -> Any:
+        if name not in loaded:
+            loaded[name] = build_encoder(*resolve_encoder(name, suite_name, None, None), device)
+        return loaded[name]
+
+    for (encoder, task_name), runs in grouped.items():
+        attacked = [(c, r) for c, r in runs if float(c["eps"]) > 0]
+        if not attacked:
+            continue
+        eps = max(float(c["eps"]) for c, _ in attacked)
+        config = next(c for c, _ in attacked if float(c["eps"]) == eps)
+        ids = config["sample_ids"][:n]
+        by_eps = _robust_by_eps(runs, ids)
+        task = load_task(suite, task_name, data_root)
+        model = task.classifier(encoder_of(encoder), None)
+        # transfer from the suite's undefended clip (none when auditing clip itself)
+        x, y = task.load(ids, encoder_of(encoder).image_size)
+        reference = None
+        if encoder != "clip" and "clip" in suite.encoders and encoder_of("clip").image_size == x.shape[-1]:
+            reference = task.classifier(encoder_of("clip"), None)
+        checks += audit_cell(model, reference, x.to(device), y.to(device), eps, int(config["steps"]), by_eps[eps],
+                             by_eps, encoder, task_name)
+    frame = pd.DataFrame([asdict(c) for c in checks])
+    text = frame.to_markdown(index=False)
+    print(text)
+    warned = frame[frame["verdict"] == "warn"]
+    print(f"{len(warned)} warning(s) in {len(frame)} checks" if len(warned) else f"all {len(frame)} checks pass")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(f"# bench audit {results}\n\nFirst {n} samples per run, at the largest eps of each "
+                       f"encoder and task; checks as in `bench audit --help`.\n\n{text}\n")
+        out.with_suffix(".json").write_text(json.dumps([asdict(c) for c in checks], indent=1) + "\n")
+        print(f"wrote {out} and {out.with_suffix('.json')}")
+    return checks

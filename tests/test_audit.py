@@ -1,0 +1,75 @@
+"""bench audit: the gradient-masking checks flag a masked model and pass an honest one."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from attacks import worst_case
+from attacks.table import TABLE
+from bench.audit import audit_cell
+from tests import victims
+
+pytest.importorskip("torchattacks")
+EPS = 8 / 255
+
+
+class Quantised(nn.Module):
+    """A non-differentiable front end (16 grey levels): its input gradient is zero, so APGD sees
+    nothing and robust accuracy looks high, while a black-box attack breaks it."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(torch.round(x * 15) / 15)
+
+
+@pytest.fixture(scope="module")
+def data():
+    model = victims.tiny_vit_classifier()
+    x = victims.natural_images(24, 32, seed=3)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    return model, x, y
+
+
+def _verdicts(model, x, y):
+    result = worst_case(model, x, y, attacks=TABLE["aa"].members, eps=EPS, steps=10)
+    recorded = 100 * float(result.robust.float().mean())
+    clean = 100 * float(result.clean_correct.float().mean())
+    checks = audit_cell(model, None, x, y, EPS, 10, recorded, {0.0: clean, EPS: recorded}, "m", "t")
+    return {c.check: c for c in checks}, recorded
+
+
+def test_a_masked_model_is_flagged(data):
+    model, x, y = data
+    checks, recorded = _verdicts(Quantised(model), x, y)
+    assert recorded >= 50  # APGD is blind: the model looks robust
+    assert checks["gradients"].verdict == "warn" and "100.0% zero" in checks["gradients"].value
+    assert checks["black-box"].verdict == "warn"  # Square breaks what APGD could not
+    assert checks["eps"].verdict == "warn"  # even 64/255 leaves it standing
+
+
+def test_an_honest_model_passes(data):
+    model, x, y = data
+    checks, _ = _verdicts(model, x, y)
+    assert {name: c.verdict for name, c in checks.items()} == {
+        "eps": "pass", "iterations": "pass", "black-box": "pass", "transfer": "skipped", "gradients": "pass"}
+
+
+def test_bench_audit_reports_every_check_per_encoder_and_task(tmp_path, capsys):
+    import json
+
+    from bench.cli import main
+
+    runs = tmp_path / "runs"
+    assert main(["run", "--suite", "tiny", "--encoder", "clip,fare-4", "--task", "tiny-shape", "--attack", "aa",
+                 "--eps", "0,4/255", "--n-samples", "8", "--steps", "5", "--out", str(runs)]) == 0
+    assert main(["audit", str(runs), "--n-samples", "8", "--out", str(tmp_path / "audit.md")]) == 0
+    report = json.loads((tmp_path / "audit.json").read_text())
+    assert {(c["encoder"], c["check"]) for c in report} == {
+        (e, c) for e in ("clip", "fare-4") for c in ("eps", "iterations", "black-box", "transfer", "gradients")}
+    assert next(c for c in report if c["encoder"] == "fare-4" and c["check"] == "transfer")["verdict"] != "skipped"
+    assert "| fare-4" in (tmp_path / "audit.md").read_text()
