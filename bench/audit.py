@@ -6,7 +6,7 @@ zero-shot task, on the first n samples of its runs (default 100), at the largest
 * eps:        robust accuracy does not rise with eps (from the records), and APGD-CE at 64/255
               leaves at most 1% (an attack that cannot break anything at 64/255 is not working);
 * iterations: `aa` with 5x the run's steps lowers robust accuracy by less than 1 point;
-* black-box:  Square (torchattacks, 1000 queries) is not stronger than the white-box worst case;
+* black-box:  Square (torchattacks, 1000 queries by default) is not stronger than the white-box worst case;
 * transfer:   APGD-CE points crafted on the undefended `clip` are not stronger either;
 * gradients:  fewer than 1% of clean samples have a zero or non-finite input gradient.
 
@@ -28,6 +28,7 @@ from attacks import run_apgd, worst_case
 from attacks.objectives import ClassifierObjective
 from attacks.table import TABLE
 from bench.leaderboard import ACCURACY
+from bench.progress import Progress
 from bench.store import CONFIG, read_config, read_run_records
 from benchutil.errors import BenchError
 
@@ -77,8 +78,9 @@ def _accuracy(model: Any, x: Tensor, y: Tensor) -> float:
 
 
 def audit_cell(model: Any, reference: Any, x: Tensor, y: Tensor, eps: float, steps: int, recorded: float,
-               by_eps: dict[float, float], encoder: str, task: str) -> list[Check]:
-    """The checks of one (encoder, task) on a batch; `recorded` = the runs' robust accuracy % at eps."""
+               by_eps: dict[float, float], encoder: str, task: str, queries: int = SQUARE_QUERIES) -> list[Check]:
+    """The checks of one (encoder, task) on a batch; `recorded` = the runs' robust accuracy % at eps;
+    `queries`: Square's budget."""
     out = []
 
     def add(check: str, ok: bool, value: str) -> None:
@@ -99,7 +101,7 @@ def audit_cell(model: Any, reference: Any, x: Tensor, y: Tensor, eps: float, ste
     except ImportError:
         out.append(Check(encoder, task, "black-box", "skipped", "needs torchattacks (pip install torchattacks)"))
     else:
-        square = torchattacks.Square(model, eps=eps, n_queries=SQUARE_QUERIES, seed=0)(x, y)
+        square = torchattacks.Square(model, eps=eps, n_queries=queries, seed=0)(x, y)
         square_acc = _accuracy(model, square, y)
         add("black-box", square_acc >= recorded, f"Square {square_acc:.1f}% vs white-box {recorded:.1f}%")
     if reference is None:
@@ -124,7 +126,7 @@ def _input_gradients(model: Any, x: Tensor, y: Tensor) -> Tensor:
 
 
 def audit_command(results: Path, suite_name: str, n: int, out: Path | None, device: str,
-                  data_root: str | None) -> list[Check]:
+                  data_root: str | None, queries: int = SQUARE_QUERIES) -> list[Check]:
     from bench import resolve_encoder
     from bench.devices import check_device
     from bench.encoders.load import build_encoder
@@ -141,15 +143,18 @@ def audit_command(results: Path, suite_name: str, n: int, out: Path | None, devi
             loaded[name] = build_encoder(*resolve_encoder(name, suite_name, None, None), device)
         return loaded[name]
 
+    progress = Progress("bench audit", total=len(grouped), unit="cell", every_s=10.0)
     for (encoder, task_name), runs in grouped.items():
         attacked = [(c, r) for c, r in runs if float(c["eps"]) > 0]
         if not attacked:
+            progress.update(1)
             continue
         eps = max(float(c["eps"]) for c, _ in attacked)
         config = next(c for c, _ in attacked if float(c["eps"]) == eps)
         ids = config["sample_ids"][:n]
         by_eps = _robust_by_eps(runs, ids)
         task = load_task(suite, task_name, data_root)
+        task.sample_ids(len(config["sample_ids"]), int(config["seed"]))  # selections (webdatasets) load here
         model = task.classifier(encoder_of(encoder), None)
         # transfer from the suite's undefended clip (none when auditing clip itself)
         x, y = task.load(ids, encoder_of(encoder).image_size)
@@ -157,7 +162,9 @@ def audit_command(results: Path, suite_name: str, n: int, out: Path | None, devi
         if encoder != "clip" and "clip" in suite.encoders and encoder_of("clip").image_size == x.shape[-1]:
             reference = task.classifier(encoder_of("clip"), None)
         checks += audit_cell(model, reference, x.to(device), y.to(device), eps, int(config["steps"]), by_eps[eps],
-                             by_eps, encoder, task_name)
+                             by_eps, encoder, task_name, queries)
+        progress.update(1)
+    progress.close()
     frame = pd.DataFrame([asdict(c) for c in checks])
     text = frame.to_markdown(index=False)
     print(text)

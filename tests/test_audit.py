@@ -39,7 +39,7 @@ def _verdicts(model, x, y):
     result = worst_case(model, x, y, attacks=TABLE["aa"].members, eps=EPS, steps=10)
     recorded = 100 * float(result.robust.float().mean())
     clean = 100 * float(result.clean_correct.float().mean())
-    checks = audit_cell(model, None, x, y, EPS, 10, recorded, {0.0: clean, EPS: recorded}, "m", "t")
+    checks = audit_cell(model, None, x, y, EPS, 10, recorded, {0.0: clean, EPS: recorded}, "m", "t", queries=300)
     return {c.check: c for c in checks}, recorded
 
 
@@ -66,8 +66,8 @@ def test_bench_audit_reports_every_check_per_encoder_and_task(tmp_path, capsys):
 
     runs = tmp_path / "runs"
     assert main(["run", "--suite", "tiny", "--encoder", "clip,fare-4", "--task", "tiny-shape", "--attack", "aa",
-                 "--eps", "0,4/255", "--n-samples", "8", "--steps", "5", "--out", str(runs)]) == 0
-    assert main(["audit", str(runs), "--n-samples", "8", "--out", str(tmp_path / "audit.md")]) == 0
+                 "--eps", "0,4/255", "--n-samples", "6", "--steps", "3", "--out", str(runs)]) == 0
+    assert main(["audit", str(runs), "--n-samples", "6", "--queries", "100", "--out", str(tmp_path / "audit.md")]) == 0
     report = json.loads((tmp_path / "audit.json").read_text())
     assert {(c["encoder"], c["check"]) for c in report} == {
         (e, c) for e in ("clip", "fare-4") for c in ("eps", "iterations", "black-box", "transfer", "gradients")}

@@ -94,14 +94,13 @@ CASES: list[tuple[list[str], str]] = [
     (_run("--task", "tiny-shape", "--data-root", "/proc"), "does not hold a complete tiny world"),
     (["run", "--encoder", "{model}", "--task", "folder:{data}", "--out", "{file}/x"], "not writable"),
     (_run("--encoder", ""), "--encoder is empty"), (_run("--task", ","), "--task is empty"),
-    (_run("--bogus-flag"), "unrecognized arguments"),
+    (_run("--bogus-flag"), "unrecognized arguments"), (_run("--save-examples=-2"), "must be >= 0"),
     # bench train
     *[(_train(f"{flag}={value}"), message) for flag, value, message in (
         ("--lr", "nan", "not a finite number"), ("--lr", "inf", "not a finite number"), ("--lr", "0", "must be > 0"),
         ("--lr", "-1", "must be > 0"), ("--lr", "x", "not a number"), ("--wd", "nan", "not a finite number"),
         ("--wd", "-1", "must be >= 0"), ("--warmup", "-1", "must be >= 0"), ("--warmup", "x", "not an integer"),
-        ("--workers", "-1", "must be >= 0"), ("--save-examples", "-2", "must be >= 0"),
-        ("--steps", "0", "positive integer"), ("--batch-size", "0", "positive"),
+        ("--workers", "-1", "must be >= 0"), ("--steps", "0", "positive integer"), ("--batch-size", "0", "positive"),
         ("--eps", "inf", "infinite"), ("--eps", "4", "ambiguous"), ("--eps", "abc", "malformed eps"),
         ("--eps", "0", "clean training"), ("--inner-step-size", "abc", "malformed eps"),
         ("--method", "far", "did you mean 'fare'"), ("--device", "cpux", "unknown --device"),
