@@ -23,10 +23,15 @@ ACCURACY = "accuracy %"
 OUTSIDE_AVERAGE = frozenset({"imagenet1k", "imagenet"})
 
 
+def task_column(config: dict) -> str:
+    """The leaderboard's task key of a run: its task, behind the VLM for VLM runs ("tiny-llava:tiny-vqa")."""
+    return ":".join(part for part in (config.get("vlm"), config["task"]) if part)
+
+
 def _scores(config: dict, records: list[dict]) -> pd.DataFrame:
     """The record core of one run: per sample, clean and adversarial score in the task's metric."""
     frame = pd.DataFrame(records)
-    column = ":".join(part for part in (config.get("vlm"), config["task"]) if part)  # "tiny-llava:tiny-vqa"
+    column = task_column(config)
     return frame[["id"]].assign(clean=frame["clean_score"], adv=frame["adv_score"], metric=config["metric"],
                                 task=column)
 

@@ -66,7 +66,7 @@ class RunResult:
     target_success: float | None = None  # targeted VLM runs: % of outputs containing the target
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in text).strip("-")
 
 
@@ -108,8 +108,8 @@ def run_directory(out: Path, plan: RunPlan, victim: Victim, task: Task) -> Path:
                          plan.precision]
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
     attack = plan.attack if plan.target is None or plan.eps == 0 else f"{plan.attack}-targeted"
-    model = "+".join(_slug(part) for part in victim.label.split("+"))  # "tiny-llava+clip"
-    return out / f"{model}__{_slug(plan.task)}__{attack}__{_slug(plan.label)}__{digest}"
+    model = "+".join(slug(part) for part in victim.label.split("+"))  # "tiny-llava+clip"
+    return out / f"{model}__{slug(plan.task)}__{attack}__{slug(plan.label)}__{digest}"
 
 
 BatchLoader = Callable[[list[str]], Any]  # ids -> the batch the task attacks

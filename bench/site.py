@@ -12,7 +12,6 @@ from __future__ import annotations
 import html
 import io
 import json
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,8 @@ from typing import Any
 import pandas as pd
 
 from bench.examples import EXAMPLES
-from bench.leaderboard import ACCURACY, accuracy_table, cell_samples, load_samples
+from bench.leaderboard import ACCURACY, accuracy_table, cell_samples, load_samples, task_column
+from bench.runner import slug
 from bench.store import CONFIG, read_config, read_run_records
 from benchutil.errors import BenchError
 
@@ -38,7 +38,7 @@ class Run:
 
     @property
     def column_task(self) -> str:  # the leaderboard's task key ("tiny-llava:tiny-vqa" for VLM runs)
-        return ":".join(part for part in (self.config.get("vlm"), self.config["task"]) if part)
+        return task_column(self.config)
 
 
 @dataclass(frozen=True)
@@ -47,10 +47,6 @@ class Column:
     eps_label: str
     task: str | None  # None: the zero-shot average
     kind: str  # "classification" | "average" | "captioning" | "vqa"
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
 
 
 def read_runs(results: list[Path]) -> list[Run]:

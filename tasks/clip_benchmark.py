@@ -167,13 +167,16 @@ class TorchvisionSelection:
         chosen = order[:n]
         cache = self.cache_base / f"torchvision-{self.builder_name}-{_digest(self.root)}"
         cache.mkdir(parents=True, exist_ok=True)
-        labels = []
-        for k in chosen:
-            path = cache / f"{k:06d}.png"
+        manifest = cache / "labels.json"  # index -> label of every stored sample: stored ones are not decoded again
+        stored = {int(k): v for k, v in json.loads(manifest.read_text()).items()} if manifest.is_file() else {}
+        missing = [k for k in chosen if k not in stored]
+        for k in missing:
             image, label = self.dataset[k]
-            if not path.is_file():
-                atomic_write(path, lambda p, image=image: image.convert("RGB").save(p, format="PNG"))
-            labels.append(int(label))
+            atomic_write(cache / f"{k:06d}.png", lambda p, image=image: image.convert("RGB").save(p, format="PNG"))
+            stored[k] = int(label)
+        if missing:
+            atomic_write(manifest, lambda p: p.write_text(json.dumps({str(k): v for k, v in sorted(stored.items())})))
+        labels = [stored[k] for k in chosen]
         return ClassificationData(self.name, cache, [f"{k:06d}.png" for k in chosen], labels, self.classnames,
                                   self.templates)
 
