@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     aud.add_argument("--n-samples", type=positive_int, default=100, help="first N samples of each run (default 100)")
     aud.add_argument("--out", type=Path, default=None, help="write the report here (markdown; .json beside it)")
     aud.add_argument("--queries", type=positive_int, default=1000, help="Square's query budget (default 1000)")
+    aud.add_argument("--encoders", default=None, help="only these encoders (comma-separated; default every one)")
     aud.add_argument("--device", default="auto")
     aud.add_argument("--data-root", default=None)
     cmp = sub.add_parser("compare", help="two encoders on the same samples: difference, interval, paired test")
@@ -113,8 +114,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "audit":
             from bench.audit import audit_command
 
+            encoders = [e.strip() for e in args.encoders.split(",") if e.strip()] if args.encoders else None
             audit_command(args.results, args.suite or "tiny", args.n_samples, args.out, args.device, args.data_root,
-                          args.queries)
+                          args.queries, encoders)
         elif args.command == "site":
             from bench.site import site_command
 

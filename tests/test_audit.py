@@ -39,7 +39,8 @@ def _verdicts(model, x, y):
     result = worst_case(model, x, y, attacks=TABLE["aa"].members, eps=EPS, steps=10)
     recorded = 100 * float(result.robust.float().mean())
     clean = 100 * float(result.clean_correct.float().mean())
-    checks = audit_cell(model, None, x, y, EPS, 10, recorded, {0.0: clean, EPS: recorded}, "m", "t", queries=300)
+    checks = audit_cell(model, None, x, y, EPS, 10, result.robust, {0.0: clean, EPS: recorded}, "m", "t",
+                        queries=300)
     return {c.check: c for c in checks}, recorded
 
 
