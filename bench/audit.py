@@ -136,8 +136,8 @@ def _input_gradients(model: Any, x: Tensor, y: Tensor) -> Tensor:
     return grad
 
 
-def audit_command(results: Path, suite_name: str, n: int, out: Path | None, device: str,
-                  data_root: str | None, queries: int = SQUARE_QUERIES, encoders: list[str] | None = None) -> list[Check]:
+def audit_command(results: Path, suite_name: str, n: int, out: Path | None, device: str, data_root: str | None,
+                  queries: int = SQUARE_QUERIES, encoders: list[str] | None = None) -> list[Check]:
     from bench import resolve_encoder
     from bench.devices import check_device
     from bench.encoders.load import build_encoder

@@ -41,11 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--cards", type=Path, default=None,
                            help="also write a RobustBench-style card per encoder into this folder")
             p.add_argument("--ci", action="store_true",
-                           help="follow each accuracy cell with its 95%% Wilson interval (columns 'lo', 'hi')")
+                           help="follow each cell and average with its 95%% interval (columns 'lo', 'hi'): "
+                                "Wilson for accuracies, bootstraps for CIDEr (idf re-computed per resample), "
+                                "VQA accuracy and averages")
+            p.add_argument("--data-root", default=None,
+                           help="with --ci: the paper suite's data (CIDEr intervals re-score the references)")
     site = sub.add_parser("site", help="a static leaderboard website (opens from file://, no server): sortable "
                                        "table, a page per encoder and per run")
     site.add_argument("results", nargs="+", type=Path, help="results folders, e.g. results/tiny/runs")
     site.add_argument("--out", type=Path, required=True, help="folder for index.html, encoders/, runs/")
+    site.add_argument("--data-root", default=None, help="the paper suite's data (CIDEr intervals re-score references)")
     aud = sub.add_parser("audit", help="gradient-masking checks per encoder and zero-shot task: eps, more "
                                       "iterations, black-box Square, transfer from clip, input gradients")
     aud.add_argument("results", type=Path, help="a results folder, e.g. results/tiny/runs")
@@ -56,11 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     aud.add_argument("--encoders", default=None, help="only these encoders (comma-separated; default every one)")
     aud.add_argument("--device", default="auto")
     aud.add_argument("--data-root", default=None)
-    cmp = sub.add_parser("compare", help="two encoders on the same samples: difference, interval, paired test")
+    cmp = sub.add_parser("compare", help="two encoders on the same samples: difference, 95%% interval, paired test "
+                                          "(McNemar for accuracies, sign-flip for CIDEr / VQA)")
     cmp.add_argument("results", type=Path, help="a results folder, e.g. results/tiny/runs")
     cmp.add_argument("--encoders", required=True, help="two encoder names, e.g. fare-4,sim-clip-4")
     cmp.add_argument("--task", default=None, help="only this task")
     cmp.add_argument("--eps", default=None, help="only this eps label, e.g. 4/255 or clean")
+    cmp.add_argument("--data-root", default=None, help="the paper suite's data (CIDEr re-scores its references)")
     return parser
 
 
@@ -100,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "train":
             commands_train.train_command(args)
         elif args.command == "leaderboard":
-            leaderboard.leaderboard_command(args.results, args.format, args.out, args.cards, args.ci)
+            leaderboard.leaderboard_command(args.results, args.format, args.out, args.cards, args.ci,
+                                            args.data_root)
         elif args.command == "reproduce":
             from bench.tiny.suite import bench_home
 
@@ -108,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "compare":
             from bench.compare import compare_command
 
-            compare_command(args.results, args.encoders, args.task, args.eps)
+            compare_command(args.results, args.encoders, args.task, args.eps, args.data_root)
         elif args.command == "plot":
             leaderboard.plot_command(args.results, args.out)
         elif args.command == "audit":
@@ -120,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "site":
             from bench.site import site_command
 
-            site_command(args.results, args.out)
+            site_command(args.results, args.out, args.data_root)
     except Exception as err:
         line = expected_error(err)
         if line is None:

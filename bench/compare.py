@@ -1,19 +1,22 @@
 """`bench compare`: two encoders on the same samples, cell by cell: the difference with its 95%
-paired-bootstrap interval and, for accuracies, McNemar's exact p-value. Refuses cells whose
+paired-bootstrap interval and a p-value (McNemar's exact test for accuracies, the paired
+sign-flip test for CIDEr and VQA accuracy). Refuses cells whose
 sample sets differ (a paired test needs the same samples).
 
-For CIDEr the bootstrap resamples per-sample scores computed with the whole set's idf: an
-approximation (CIDEr's idf would change with each resample), stated in the output."""
+Both encoders are scored on the same resamples; for CIDEr every resample is re-scored with its
+own idf (bench.intervals), so the references are read from the task's data."""
 from __future__ import annotations
 
 from pathlib import Path
 
+from bench.intervals import CellIntervals
 from bench.leaderboard import ACCURACY, cell_samples, load_samples
-from bench.statistics import paired
+from bench.statistics import paired, resample_counts
 from benchutil.errors import BenchError, unknown
 
 
-def compare_command(results: Path, encoders: str, task: str | None, eps: str | None) -> None:
+def compare_command(results: Path, encoders: str, task: str | None, eps: str | None,
+                    data_root: str | None = None) -> None:
     names = [e.strip() for e in encoders.split(",") if e.strip()]
     if len(names) != 2:
         raise BenchError(f"--encoders needs two names, e.g. --encoders fare-4,sim-clip-4; got {encoders!r}")
@@ -37,9 +40,16 @@ def compare_command(results: Path, encoders: str, task: str | None, eps: str | N
             raise BenchError(f"{a_name} and {b_name} were run on different samples of {t} at {label}; a paired "
                              "comparison needs the same --n-samples and --seed")
         binary = metric[t] == ACCURACY
-        r = paired(a.values, b[a.index].values, binary)
-        test = "" if r.p_value is None else (f", McNemar p = {r.p_value:.3g} ({r.only_a} right under {a_name} only, "
-                                             f"{r.only_b} under {b_name} only)")
-        note = " (idf of the whole set)" if metric[t] == "CIDEr" else ""
+        b = b[a.index]  # the same sample order: a resample draws the same samples for both
+        boot = None
+        if metric[t] == "CIDEr":
+            aligned = {**cells, (label, t, b_name): b}
+            intervals = CellIntervals(samples, aligned, metric.to_dict(), ACCURACY, data_root)
+            counts = resample_counts(len(a))
+            boot = (intervals.resampled_means((label, t, a_name), counts)
+                    - intervals.resampled_means((label, t, b_name), counts))
+        r = paired(a.values, b.values, binary, difference_of_resamples=boot)
+        test = (f", McNemar p = {r.p_value:.3g} ({r.only_a} right under {a_name} only, {r.only_b} under {b_name} "
+                f"only)" if binary else f", sign-flip p = {r.p_value:.3g}")
         print(f"{t} {label} ({metric[t]}, n = {r.n}): {a_name} {r.mean_a:.1f} vs {b_name} {r.mean_b:.1f}, "
-              f"difference {r.difference:+.1f} [{r.low:+.1f}, {r.high:+.1f}]{note}{test}")
+              f"difference {r.difference:+.1f} [{r.low:+.1f}, {r.high:+.1f}]{test}")

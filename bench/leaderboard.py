@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.statistics import wilson
+from bench.intervals import Cell, CellIntervals
 from bench.store import CONFIG, read_config, read_run_records
 from benchutil.errors import BenchError
 
@@ -29,11 +29,13 @@ def task_column(config: dict) -> str:
 
 
 def _scores(config: dict, records: list[dict]) -> pd.DataFrame:
-    """The record core of one run: per sample, clean and adversarial score in the task's metric."""
+    """The record core of one run: per sample, clean and adversarial score in the task's metric
+    (and, for VLMs, the outputs they score)."""
     frame = pd.DataFrame(records)
     column = task_column(config)
-    return frame[["id"]].assign(clean=frame["clean_score"], adv=frame["adv_score"], metric=config["metric"],
-                                task=column)
+    outputs = [c for c in ("clean_output", "adv_output") if c in frame]  # VLM runs: the text behind the score
+    return frame[["id", *outputs]].assign(clean=frame["clean_score"], adv=frame["adv_score"],
+                                          metric=config["metric"], task=column)
 
 
 def load_samples(results: Path) -> pd.DataFrame:
@@ -55,7 +57,6 @@ def load_samples(results: Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-Cell = tuple[str, str, str]  # (eps label, task, encoder)
 
 
 def cell_samples(samples: pd.DataFrame) -> tuple[dict[Cell, pd.Series], dict[str, float]]:
@@ -72,11 +73,12 @@ def cell_samples(samples: pd.DataFrame) -> tuple[dict[Cell, pd.Series], dict[str
     return cells, eps_of
 
 
-def accuracy_table(samples: pd.DataFrame, ci: bool = False) -> pd.DataFrame:
+def accuracy_table(samples: pd.DataFrame, ci: bool = False, data_root: str | None = None) -> pd.DataFrame:
     """Rows = encoders; per eps (clean first): classification tasks, their 'avg', then VLM columns.
 
-    ci: each accuracy cell is followed by its 95% Wilson interval ('... lo', '... hi') over its
-    n samples (bench.statistics); averages and CIDEr / VQA cells get none yet.
+    ci: each cell and average is followed by its 95% interval ('... lo', '... hi'; bench.intervals:
+    Wilson for accuracies, bootstraps for CIDEr, VQA accuracy and averages). CIDEr's re-scores
+    the task's references, read with `data_root` (the paper suite's; the tiny suite needs none).
     """
     cells, eps_of = cell_samples(samples)
     metric = samples.groupby("task")["metric"].first()
@@ -84,23 +86,28 @@ def accuracy_table(samples: pd.DataFrame, ci: bool = False) -> pd.DataFrame:
     vlm_tasks = sorted(t for t in metric.index if metric[t] != ACCURACY)
     encoders = list(dict.fromkeys(samples["encoder"]))
     table = pd.DataFrame(index=pd.Index(encoders, name="encoder"))
+    intervals = CellIntervals(samples, cells, metric.to_dict(), ACCURACY, data_root) if ci else None
 
-    def column(name: str, label: str, task: str, interval: bool) -> None:
+    def add(name: str, values: list[float], bounds: list[tuple[float, float]]) -> None:
+        table[name] = values
+        if intervals is not None:
+            table[f"{name} lo"] = [lo for lo, _ in bounds]
+            table[f"{name} hi"] = [hi for _, hi in bounds]
+
+    def column(name: str, label: str, task: str) -> None:
         scores = [cells.get((label, task, e)) for e in encoders]
-        table[name] = [float("nan") if s is None else s.mean() for s in scores]
-        if interval:
-            bounds = [wilson(int((s > 0).sum()), len(s)) if s is not None else (float("nan"),) * 2 for s in scores]
-            table[f"{name} lo"] = [100 * lo for lo, _ in bounds]
-            table[f"{name} hi"] = [100 * hi for _, hi in bounds]
+        add(name, [float("nan") if s is None else s.mean() for s in scores],
+            [intervals.cell((label, task, e)) for e in encoders] if intervals else [])
 
     for label in sorted(eps_of, key=eps_of.get):
         for task in classification:
-            column(f"{task} {label}", label, task, ci)
+            column(f"{task} {label}", label, task)
         averaged = [t for t in classification if t not in OUTSIDE_AVERAGE]
         if len(averaged) > 1:
-            table[f"avg {label}"] = table[[f"{t} {label}" for t in averaged]].mean(axis=1)
+            add(f"avg {label}", list(table[[f"{t} {label}" for t in averaged]].mean(axis=1)),
+                [intervals.average([(label, t, e) for t in averaged]) for e in encoders] if intervals else [])
         for task in vlm_tasks:
-            column(f"{task} {metric[task]} {label}", label, task, False)
+            column(f"{task} {metric[task]} {label}", label, task)
     return table.round(1)
 
 
@@ -115,7 +122,7 @@ def render(table: pd.DataFrame, fmt: str) -> str:
 
 
 def leaderboard_command(results: Path, fmt: str, out: Path | None, cards: Path | None = None,
-                        ci: bool = False) -> None:
+                        ci: bool = False, data_root: str | None = None) -> None:
     """Render the table of a results folder (or of an aggregate JSON written by --format json)."""
     from bench.exports import aggregate, encoder_cards, read_aggregate
 
@@ -123,7 +130,7 @@ def leaderboard_command(results: Path, fmt: str, out: Path | None, cards: Path |
         table, samples = read_aggregate(results), None
     else:
         samples = load_samples(results)
-        table = accuracy_table(samples, ci)
+        table = accuracy_table(samples, ci, data_root)
     if fmt == "json":
         if samples is None:
             raise BenchError(f"{results} is already an aggregate; give its results folder for --format json")

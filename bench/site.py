@@ -85,10 +85,10 @@ def columns(table: pd.DataFrame, samples: pd.DataFrame) -> list[Column]:
     return out
 
 
-def site_command(results: list[Path], out: Path) -> Path:
+def site_command(results: list[Path], out: Path, data_root: str | None = None) -> Path:
     runs = read_runs(results)
     samples = pd.concat([load_samples(r) for r in results], ignore_index=True)
-    table = accuracy_table(samples, ci=True)
+    table = accuracy_table(samples, ci=True, data_root=data_root)
     cells, _ = cell_samples(samples)
     cols = columns(table, samples)
     run_of: dict[tuple[str, str, str], list[Run]] = {}

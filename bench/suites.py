@@ -95,6 +95,14 @@ def get_suite(name: str | None) -> Suite:
     return SUITES.get(name or DEFAULT_SUITE).value
 
 
+def suite_of_task(name: str) -> Suite:
+    """The suite that defines a task (task names are unique across suites)."""
+    for entry in SUITES:
+        if name in entry.value.task_names() or name in entry.value.datasets:
+            return entry.value
+    raise unknown("task", name, [t for entry in SUITES for t in entry.value.task_names()], " (bench list tasks)")
+
+
 FOLDER_PREFIX = "folder:"
 
 

@@ -37,17 +37,21 @@ class CiderReferences:
             self.gts[ident] = tokens[start:start + len(refs)]
             start += len(refs)
 
-    def scores(self, predictions: dict[str, str]) -> dict[str, float]:
-        """Per-sample CIDEr-D x100 of the given predictions (any subset of the ids)."""
-        for ident in predictions:
-            if ident not in self.gts:
-                raise BenchError(f"CIDEr: no references for id {ident!r}; give references for every prediction id")
+    def tokenize(self, predictions: dict[str, str]) -> dict[str, str]:
+        """Each prediction PTB-tokenised as pycocoevalcap does, independently of the others."""
         ids = list(predictions)
         # Java's lexer can look past a line's end ("letter a." loses its period before a line
         # starting "The"), so each prediction gets the same neighbour line instead of the next
         # prediction: its tokens, and so its score, never depend on the other predictions.
         spaced = [line for ident in ids for line in (predictions[ident], _NEIGHBOUR)]
-        tokens = dict(zip(ids, ptb.tokenize(spaced, self.tokenizer)[::2]))
+        return dict(zip(ids, ptb.tokenize(spaced, self.tokenizer)[::2]))
+
+    def scores(self, predictions: dict[str, str]) -> dict[str, float]:
+        """Per-sample CIDEr-D x100 of the given predictions (any subset of the ids)."""
+        for ident in predictions:
+            if ident not in self.gts:
+                raise BenchError(f"CIDEr: no references for id {ident!r}; give references for every prediction id")
+        tokens = self.tokenize(predictions)
         # Every reference takes part (the idf of the evaluated set); unscored ids get "".
         res = {ident: [tokens.get(ident, "")] for ident in self.gts}
         _, per_sample = self._cider().compute_score(self.gts, res)
