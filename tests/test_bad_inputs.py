@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -29,6 +30,14 @@ def files(tmp_path_factory):
         (run / "config.json").write_text(config if config is not None else json.dumps(
             {"encoder": "m", "task": "t", "attack": "none", "eps": 0.0, "eps_label": "clean", "metric": "accuracy %"}))
         (run / "records.jsonl").write_text(records)
+    # a captioning run of the paper suite: its CIDEr intervals need the references from the data
+    import shutil
+
+    paper = root / "paper-captions" / "run"
+    runs = Path(__file__).resolve().parent.parent / "results" / "tiny" / "runs"
+    shutil.copytree(next(runs.glob("tiny-llava+clip__tiny-captions__none__*")), paper)
+    config = json.loads((paper / "config.json").read_text())
+    (paper / "config.json").write_text(json.dumps({**config, "task": "coco", "vlm": "llava-1.5-7b"}))
     (root / "no-manifest").mkdir()
     (root / "bad-manifest").mkdir()
     (root / "bad-manifest" / "reproduce.json").write_text('{"run": 3}')
@@ -119,7 +128,9 @@ CASES: list[tuple[list[str], str]] = [
     # bench leaderboard / plot
     (["leaderboard", "{out}"], "does not exist"), (["leaderboard", "{root}/bad-config"], "is corrupt"),
     (["leaderboard", "{root}/bad-records"], "line 2 is not a record"), (["leaderboard", "{root}/mine"], "no finished"),
-    (["leaderboard", "{out}", "--format", "pdf"], "invalid choice"), (["plot", "{out}"], "does not exist"),
+    (["leaderboard", "{out}", "--format", "pdf"], "invalid choice"),
+    (["leaderboard", "{root}/paper-captions", "--ci", "--out", "{out}"], "no data root for the paper suite"),
+    (["leaderboard", "{root}/paper-captions", "--ci", "--data-root", "{out}"], "dataset_coco.json does not exist"), (["plot", "{out}"], "does not exist"),
     (["plot", "{root}/bad-config"], "is corrupt"), (["plot", "{root}/bad-records"], "not a record"),
     # bench site
     (["site", "{out}", "--out", "{out}/site"], "does not exist"), (["site", "{root}/mine"], "required"),
@@ -128,6 +139,7 @@ CASES: list[tuple[list[str], str]] = [
     (["site", "{root}/mine", "--out", "{out}"], "no finished"),
     # bench audit
     (["audit", "{out}"], "does not exist"), (["audit", "{root}/mine"], "no finished zero-shot"),
+    (["audit", "results/tiny/runs", "--encoders", "fare-5"], "did you mean 'fare-4'"),
     (["audit", "{root}/bad-config"], "is corrupt"), (["audit", "{root}/mine", "--n-samples", "0"], "positive"),
     # bench reproduce
     (["reproduce", "{root}/no-manifest"], "reproduce.json does not exist"),
