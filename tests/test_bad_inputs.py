@@ -130,7 +130,8 @@ CASES: list[tuple[list[str], str]] = [
     (["leaderboard", "{root}/bad-records"], "line 2 is not a record"), (["leaderboard", "{root}/mine"], "no finished"),
     (["leaderboard", "{out}", "--format", "pdf"], "invalid choice"),
     (["leaderboard", "{root}/paper-captions", "--ci", "--out", "{out}"], "no data root for the paper suite"),
-    (["leaderboard", "{root}/paper-captions", "--ci", "--data-root", "{out}"], "dataset_coco.json does not exist"), (["plot", "{out}"], "does not exist"),
+    (["leaderboard", "{root}/paper-captions", "--ci", "--data-root", "{out}"], "dataset_coco.json does not exist"),
+    (["plot", "{out}"], "does not exist"),
     (["plot", "{root}/bad-config"], "is corrupt"), (["plot", "{root}/bad-records"], "not a record"),
     # bench site
     (["site", "{out}", "--out", "{out}/site"], "does not exist"), (["site", "{root}/mine"], "required"),
