@@ -77,7 +77,8 @@ def accuracy_table(samples: pd.DataFrame, ci: bool = False, data_root: str | Non
     """Rows = encoders; per eps (clean first): classification tasks, their 'avg', then VLM columns.
 
     ci: each cell and average is followed by its 95% interval ('... lo', '... hi'; bench.intervals:
-    Wilson for accuracies, bootstraps for CIDEr, VQA accuracy and averages). CIDEr's re-scores
+    Wilson for accuracies, bootstraps for CIDEr, VQA accuracy and averages) and its number of
+    samples ('... n'; an average's is the sum over its tasks). CIDEr's re-scores
     the task's references, read with `data_root` (the paper suite's; the tiny suite needs none).
     """
     cells, eps_of = cell_samples(samples)
@@ -88,15 +89,18 @@ def accuracy_table(samples: pd.DataFrame, ci: bool = False, data_root: str | Non
     table = pd.DataFrame(index=pd.Index(encoders, name="encoder"))
     intervals = CellIntervals(samples, cells, metric.to_dict(), ACCURACY, data_root) if ci else None
 
-    def add(name: str, values: list[float], bounds: list[tuple[float, float]]) -> None:
-        table[name] = values
+    def add(name: str, cells_of_row: list[list[Cell]], bounds: list[tuple[float, float]]) -> None:
+        """A column from each row's cells (one, or the tasks of an average: the mean of their means)."""
+        means = [[cells[c].mean() for c in row if c in cells] for row in cells_of_row]
+        table[name] = [sum(m) / len(m) if m else float("nan") for m in means]  # an average skips a missing task
         if intervals is not None:
             table[f"{name} lo"] = [lo for lo, _ in bounds]
             table[f"{name} hi"] = [hi for _, hi in bounds]
+            table[f"{name} n"] = pd.array([sum(len(cells[c]) for c in row) if all(c in cells for c in row) else None
+                                           for row in cells_of_row], dtype="Int64")
 
     def column(name: str, label: str, task: str) -> None:
-        scores = [cells.get((label, task, e)) for e in encoders]
-        add(name, [float("nan") if s is None else s.mean() for s in scores],
+        add(name, [[(label, task, e)] for e in encoders],
             [intervals.cell((label, task, e)) for e in encoders] if intervals else [])
 
     for label in sorted(eps_of, key=eps_of.get):
@@ -104,8 +108,8 @@ def accuracy_table(samples: pd.DataFrame, ci: bool = False, data_root: str | Non
             column(f"{task} {label}", label, task)
         averaged = [t for t in classification if t not in OUTSIDE_AVERAGE]
         if len(averaged) > 1:
-            add(f"avg {label}", list(table[[f"{t} {label}" for t in averaged]].mean(axis=1)),
-                [intervals.average([(label, t, e) for t in averaged]) for e in encoders] if intervals else [])
+            rows = [[(label, t, e) for t in averaged] for e in encoders]
+            add(f"avg {label}", rows, [intervals.average(row) for row in rows] if intervals else [])
         for task in vlm_tasks:
             column(f"{task} {metric[task]} {label}", label, task)
     return table.round(1)
@@ -116,9 +120,9 @@ def render(table: pd.DataFrame, fmt: str) -> str:
         return table.to_markdown(floatfmt=".1f")
     if fmt == "csv":
         return table.to_csv(float_format="%.1f")
-    if fmt == "latex":
-        return table.style.format("{:.1f}").to_latex(hrules=True)
-    return table.style.format("{:.1f}").to_html()
+    formats = {c: "{}" if c.endswith(" n") else "{:.1f}" for c in table.columns}  # sample counts stay integers
+    styled = table.style.format(formats, na_rep="nan")
+    return styled.to_latex(hrules=True) if fmt == "latex" else styled.to_html()
 
 
 def leaderboard_command(results: Path, fmt: str, out: Path | None, cards: Path | None = None,

@@ -72,7 +72,7 @@ def columns(table: pd.DataFrame, samples: pd.DataFrame) -> list[Column]:
     eps_labels = list(dict.fromkeys(samples.sort_values("eps")["eps_label"]))
     out = []
     for name in table.columns:
-        if name.endswith((" lo", " hi")):
+        if name.endswith((" lo", " hi", " n")):
             continue
         head, label = name.rsplit(" ", 1)
         if label not in eps_labels:

@@ -87,7 +87,8 @@ def test_leaderboard_ci_bounds_every_cell_and_average(tmp_path):
     assert main(["leaderboard", str(ROOT / "results" / "tiny" / "runs"), "--ci", "--format", "csv",
                  "--out", str(out)]) == 0
     table = pd.read_csv(out, index_col=0)
-    values = [c for c in table.columns if not c.endswith((" lo", " hi"))]
+    values = [c for c in table.columns if not c.endswith((" lo", " hi", " n"))]
+    assert (table["avg 4/255 n"] == 300).all() and (table["tiny-llava:tiny-captions CIDEr clean n"] == 50).all()
     assert {"avg 4/255", "tiny-llava:tiny-captions CIDEr 4/255", "tiny-llava:tiny-vqa VQA acc 4/255"} <= set(values)
     for column in values:
         low, high = table[f"{column} lo"], table[f"{column} hi"]
