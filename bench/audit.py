@@ -1,23 +1,13 @@
 """`bench audit RESULTS`: cheap checks that a robust accuracy is not an artefact of gradient masking.
 
-AutoAttack's `flags_doc` and RobustBench's admission rules list the symptoms; per encoder and
-zero-shot task, on the first n samples of its runs (default 100), at the largest eps run:
-
-* eps:        robust accuracy does not rise with eps (from the records), and APGD-CE at 64/255
-              leaves at most 1% (an attack that cannot break anything at 64/255 is not working);
-* iterations: `aa` with 5x the run's steps, on the samples the runs left unbroken, lowers robust
-              accuracy by less than 1 point (a sample already broken stays broken; attacking only
-              the rest gives the same worst case at a fraction of the cost);
-* black-box:  Square (torchattacks, 1000 queries by default) is not stronger than the white-box worst case;
-* transfer:   APGD-CE points crafted on the undefended `clip` are not stronger either;
-* gradients:  fewer than 1% of clean samples have a zero or non-finite input gradient.
-
-Each check is `pass` or `warn` with its number; the report is printed and written as markdown
-and JSON. Captioning / VQA runs are not audited (their attack has no black-box counterpart here).
+Per encoder and zero-shot task, on the first n samples of its runs (default 100), at the largest
+eps run: eps monotonicity and 64/255, 5x iterations, black-box Square, transfer from `clip`, and
+input gradients; LEGEND (which heads every report) says what each one checks and its threshold.
+The report is printed and written as markdown and JSON. Captioning / VQA runs are not audited
+(their attack has no black-box counterpart here).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +23,7 @@ from bench.leaderboard import ACCURACY
 from bench.progress import Progress
 from bench.store import CONFIG, read_config, read_run_records
 from benchutil.errors import BenchError, unknown
+from benchutil.fileio import atomic_write, write_json_atomic
 
 LARGE_EPS = 64 / 255
 MORE = 5  # times the run's steps
@@ -184,15 +175,38 @@ def audit_command(results: Path, suite_name: str, n: int, out: Path | None, devi
                              by_eps, encoder, task_name, queries)
         progress.update(1)
     progress.close()
-    frame = pd.DataFrame([asdict(c) for c in checks])
-    text = frame.to_markdown(index=False)
+    text = report(checks, results, n, queries)
     print(text)
-    warned = frame[frame["verdict"] == "warn"]
-    print(f"{len(warned)} warning(s) in {len(frame)} checks" if len(warned) else f"all {len(frame)} checks pass")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(f"# bench audit {results}\n\nFirst {n} samples per run, at the largest eps of each "
-                       f"encoder and task; checks as in `bench audit --help`.\n\n{text}\n")
-        out.with_suffix(".json").write_text(json.dumps([asdict(c) for c in checks], indent=1) + "\n")
+        atomic_write(out, lambda tmp: tmp.write_text(text))
+        write_json_atomic(out.with_suffix(".json"), [asdict(c) for c in checks])
         print(f"wrote {out} and {out.with_suffix('.json')}")
     return checks
+
+
+LEGEND = f"""Each check is `pass` or `warn` with the number behind it (AutoAttack's `flags_doc` and
+RobustBench's admission rules list these symptoms of gradient masking):
+
+* eps: robust accuracy does not rise with eps in the runs, and APGD-CE at 64/255 leaves at most 1%;
+* iterations: `aa` with {MORE}x the run's steps, on the samples the runs left unbroken, lowers
+  robust accuracy by less than 1 point;
+* black-box: Square (torchattacks) is not stronger than the runs' white-box worst case;
+* transfer: APGD-CE points crafted on the undefended `clip` are not stronger either;
+* gradients: fewer than 1% of clean samples have a zero or non-finite input gradient.
+"""
+
+
+def report(checks: list[Check], results: Path, n: int, queries: int) -> str:
+    """The markdown report: what was checked, the warnings first, then every check."""
+    frame = pd.DataFrame([asdict(c) for c in checks])
+    warned = frame[frame["verdict"] == "warn"]
+    verdict = (f"**{len(warned)} warning(s) in {len(frame)} checks**" if len(warned)
+               else f"**all {len(frame)} checks pass**")
+    parts = [f"# bench audit {results}\n",
+             f"First {n} samples of each encoder's zero-shot runs, at the largest eps run; Square with "
+             f"{queries} queries.\n", LEGEND, verdict + "\n"]
+    if len(warned):
+        parts.append(warned.to_markdown(index=False) + "\n\nEvery check:\n")
+    parts.append(frame.to_markdown(index=False))
+    return "\n".join(parts) + "\n"
