@@ -1,8 +1,8 @@
 """`bench audit RESULTS`: cheap checks that a robust accuracy is not an artefact of gradient masking.
 
 Per encoder and zero-shot task, on the first n samples of its runs (default 100), at the largest
-eps run: eps monotonicity and 64/255, 5x iterations, black-box Square, transfer from `clip`, and
-input gradients; LEGEND (which heads every report) says what each one checks and its threshold.
+eps run: eps monotonicity and 64/255, 5x iterations, black-box Square, transfer from `clip`, input
+gradients and collapsed predictions; LEGEND (which heads every report) says what each one checks and its threshold.
 The report is printed and written as markdown and JSON. Captioning / VQA runs are not audited
 (their attack has no black-box counterpart here).
 """
@@ -116,7 +116,17 @@ def audit_cell(model: Any, reference: Any, x: Tensor, y: Tensor, eps: float, ste
     norms = grad.flatten(1).norm(dim=1)
     bad = float(((norms == 0) | ~torch.isfinite(norms)).float().mean()) * 100
     add("gradients", bad < 1.0, f"{bad:.1f}% zero or non-finite; median norm {float(norms.median()):.3g}")
+    with torch.no_grad():
+        top_prediction = _top_share(model(x).argmax(1))
+    top_label = _top_share(y)
+    add("predictions", top_prediction <= 50.0 or top_prediction < 2 * top_label,
+        f"{top_prediction:.0f}% of clean predictions are one class; labels at most {top_label:.0f}%")
     return out
+
+
+def _top_share(classes: Tensor) -> float:
+    """The share % of the most common value."""
+    return 100.0 * float(torch.bincount(classes.flatten().cpu()).max()) / classes.numel()
 
 
 def _input_gradients(model: Any, x: Tensor, y: Tensor) -> Tensor:
@@ -193,7 +203,10 @@ RobustBench's admission rules list these symptoms of gradient masking):
   robust accuracy by less than 1 point;
 * black-box: Square (torchattacks) is not stronger than the runs' white-box worst case;
 * transfer: APGD-CE points crafted on the undefended `clip` are not stronger either;
-* gradients: fewer than 1% of clean samples have a zero or non-finite input gradient.
+* gradients: fewer than 1% of clean samples have a zero or non-finite input gradient;
+* predictions: clean predictions have not collapsed onto one class (the most common one covers
+  at most half the samples, or less than twice the most common label's share). A collapsed
+  model keeps its clean accuracy at every eps, which says nothing about robustness.
 """
 
 

@@ -53,11 +53,31 @@ def test_a_masked_model_is_flagged(data):
     assert checks["eps"].verdict == "warn"  # even 64/255 leaves it standing
 
 
+class Collapsed(nn.Module):
+    """Every image lands on nearly one embedding: one class wins everywhere (the tiny shared-anchor
+    Sim-CLIP's failure); the attack cannot lower an accuracy that is the majority class's share."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        logits = 1e-3 * self.model(x)
+        return logits + torch.nn.functional.one_hot(torch.zeros(len(x), dtype=torch.long), logits.shape[1])
+
+
+def test_a_collapsed_model_is_flagged(data):
+    model, x, y = data
+    checks, _ = _verdicts(Collapsed(model), x, y)
+    assert checks["predictions"].verdict == "warn" and checks["predictions"].value.startswith("100% of clean")
+
+
 def test_an_honest_model_passes(data):
     model, x, y = data
     checks, _ = _verdicts(model, x, y)
     assert {name: c.verdict for name, c in checks.items()} == {
-        "eps": "pass", "iterations": "pass", "black-box": "pass", "transfer": "skipped", "gradients": "pass"}
+        "eps": "pass", "iterations": "pass", "black-box": "pass", "transfer": "skipped", "gradients": "pass",
+        "predictions": "pass"}
 
 
 def test_bench_audit_reports_every_check_per_encoder_and_task(tmp_path, capsys):
@@ -71,6 +91,7 @@ def test_bench_audit_reports_every_check_per_encoder_and_task(tmp_path, capsys):
     assert main(["audit", str(runs), "--n-samples", "6", "--queries", "100", "--out", str(tmp_path / "audit.md")]) == 0
     report = json.loads((tmp_path / "audit.json").read_text())
     assert {(c["encoder"], c["check"]) for c in report} == {
-        (e, c) for e in ("clip", "fare-4") for c in ("eps", "iterations", "black-box", "transfer", "gradients")}
+        (e, c) for e in ("clip", "fare-4")
+        for c in ("eps", "iterations", "black-box", "transfer", "gradients", "predictions")}
     assert next(c for c in report if c["encoder"] == "fare-4" and c["check"] == "transfer")["verdict"] != "skipped"
     assert "| fare-4" in (tmp_path / "audit.md").read_text()
