@@ -1,7 +1,7 @@
 """`bench compare`: two encoders on the same samples, cell by cell: the difference with its 95%
 paired-bootstrap interval and a p-value (McNemar's exact test for accuracies, the paired
-sign-flip test for CIDEr and VQA accuracy). Refuses cells whose
-sample sets differ (a paired test needs the same samples).
+sign-flip test for CIDEr and VQA accuracy). Refuses cells whose sample sets differ (a paired
+test needs the same samples).
 
 Both encoders are scored on the same resamples; for CIDEr every resample is re-scored with its
 own idf (bench.intervals), so the references are read from the task's data."""

@@ -57,8 +57,6 @@ def load_samples(results: Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-
-
 def cell_samples(samples: pd.DataFrame) -> tuple[dict[Cell, pd.Series], dict[str, float]]:
     """Per cell, each sample's score: clean, or the worst case over every attack run at that eps."""
     clean = samples.groupby(["encoder", "task", "id"])["clean"].first()
