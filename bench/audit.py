@@ -161,6 +161,13 @@ def audit_command(results: Path, suite_name: str, n: int, out: Path | None, devi
             loaded[name] = build_encoder(*resolve_encoder(name, suite_name, None, None), device)
         return loaded[name]
 
+    for (encoder, _), runs in grouped.items():  # before any attack: the weights must be the runs' weights
+        recorded = {c.get("sha256") for c, _ in runs}
+        now = encoder_of(encoder).provenance.sha256
+        if recorded != {now}:
+            raise BenchError(f"the weights of {encoder} changed since its runs under {results} (sha256 {now[:16]}..., "
+                             f"the runs recorded {sorted(str(r)[:16] for r in recorded)}); audit the checkpoint "
+                             f"the runs used, or run them again")
     progress = Progress("bench audit", total=len(grouped), unit="cell", every_s=10.0)
     for (encoder, task_name), runs in grouped.items():
         attacked = [(c, r) for c, r in runs if float(c["eps"]) > 0]

@@ -95,3 +95,11 @@ def test_bench_audit_reports_every_check_per_encoder_and_task(tmp_path, capsys):
         for c in ("eps", "iterations", "black-box", "transfer", "gradients", "predictions")}
     assert next(c for c in report if c["encoder"] == "fare-4" and c["check"] == "transfer")["verdict"] != "skipped"
     assert "| fare-4" in (tmp_path / "audit.md").read_text()
+
+    # weights that are not the runs' weights are refused before any attack
+    config_path = next(runs.glob("fare-4__tiny-shape__aa__*/config.json"))
+    config = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**config, "sha256": "0" * 64}))
+    assert main(["audit", str(runs), "--n-samples", "6", "--out", str(tmp_path / "again.md")]) == 2
+    assert "the weights of fare-4 changed since its runs" in capsys.readouterr().err
+    assert not (tmp_path / "again.md").exists()
