@@ -152,30 +152,22 @@ def leaderboard_command(results: Path, fmt: str, out: Path | None, cards: Path |
 
 
 def plot_command(results: Path, out: Path | None) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from bench.plotting import eps_figure, eps_in_255, label_eps_axes
 
     samples = load_samples(results)
     table = accuracy_table(samples)
-    eps_of = dict(zip(samples["eps_label"], samples["eps"]))
-    eps_of["clean"] = 0.0
     classification = samples[samples["metric"] == ACCURACY]
     if classification.empty:
         raise BenchError(f"bench plot draws zero-shot accuracy; {results} has only captioning / VQA runs")
     tasks = sorted(classification["task"].unique())
     prefix = "avg" if any(c.startswith("avg ") for c in table.columns) else tasks[0]
     columns = [c for c in table.columns if c.startswith(prefix + " ")]
-    labels = [c.split(" ", 1)[1] for c in columns]
-    xs = [eps_of[label] * 255 for label in labels]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    radius = eps_in_255(samples)
+    xs = [radius[c.split(" ", 1)[1]] for c in columns]
+    fig, ax = eps_figure((6, 4))
     for encoder, row in table[columns].iterrows():
         ax.plot(xs, row.values, marker="o", label=encoder)
-    ax.set_xlabel("eps (x/255, L-inf)")
-    ax.set_ylabel(f"robust accuracy % ({'average over tasks' if prefix == 'avg' else prefix})")
-    ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
+    label_eps_axes(ax, f"robust accuracy % ({'average over tasks' if prefix == 'avg' else prefix})")
     ax.legend()
     fig.tight_layout()
     out = out or results / "robust_vs_eps.png"

@@ -236,24 +236,20 @@ def training_card(provenance: dict[str, Any]) -> dict[str, Any] | None:
 
 def robust_plot_svg(table: pd.DataFrame, encoder: str, cols: list[Column], samples: pd.DataFrame) -> str:
     import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    eps_of = dict(zip(samples["eps_label"], samples["eps"]))
-    eps_of["clean"] = 0.0
-    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    from bench.plotting import eps_figure, eps_in_255, label_eps_axes
+
+    radius = eps_in_255(samples)
+    fig, ax = eps_figure((5.5, 3.4))
     tasks = list(dict.fromkeys(c.task or "avg" for c in cols if c.kind in ("classification", "average")))
     for task in tasks:
-        points = [(eps_of[c.eps_label] * 255, table.loc[encoder, c.name]) for c in cols
+        points = [(radius[c.eps_label], table.loc[encoder, c.name]) for c in cols
                   if (c.task or "avg") == task and c.kind in ("classification", "average")]
         points = [(x, y) for x, y in points if not pd.isna(y)]
         if points:
             ax.plot(*zip(*sorted(points)), marker="o", label=task, linewidth=2.5 if task == "avg" else 1.2)
-    ax.set_xlabel("eps (x/255, L-inf)")
-    ax.set_ylabel("accuracy %")
-    ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
+    label_eps_axes(ax, "accuracy %")
     if tasks:
         ax.legend(fontsize=8)
     fig.tight_layout()
