@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("leaderboard", "paper-style table of all runs under a results directory"),
                        ("plot", "robust accuracy vs eps, one line per encoder (PNG)")):
         p = sub.add_parser(name, help=text)
-        p.add_argument("results", nargs="?", default="runs", type=Path)
+        p.add_argument("results", nargs="*", default=[Path("runs")], type=Path,
+                       help="results folders (default runs/); several are read as one, e.g. a zoo's and an ablation's")
         p.add_argument("--out", type=Path, default=None)
         if name == "leaderboard":
             p.add_argument("--format", default="md", choices=["md", "csv", "latex", "html", "json"],
@@ -46,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 "VQA accuracy and averages")
             p.add_argument("--data-root", default=None,
                            help="with --ci: the paper suite's data (CIDEr intervals re-score the references)")
+            p.add_argument("--encoders", default=None, help="only these encoders (comma-separated)")
+            p.add_argument("--tasks", default=None,
+                           help="only these task columns (comma-separated, e.g. tiny-shape,tiny-llava:tiny-vqa)")
     site = sub.add_parser("site", help="a static leaderboard website (opens from file://, no server): sortable "
                                        "table, a page per encoder and per run")
     site.add_argument("results", nargs="+", type=Path, help="results folders, e.g. results/tiny/runs")
@@ -63,12 +67,17 @@ def build_parser() -> argparse.ArgumentParser:
     aud.add_argument("--data-root", default=None)
     cmp = sub.add_parser("compare", help="two encoders on the same samples: difference, 95%% interval, paired test "
                                           "(McNemar for accuracies, sign-flip for CIDEr / VQA)")
-    cmp.add_argument("results", type=Path, help="a results folder, e.g. results/tiny/runs")
+    cmp.add_argument("results", nargs="+", type=Path, help="results folders, e.g. results/tiny/runs")
     cmp.add_argument("--encoders", required=True, help="two encoder names, e.g. fare-4,sim-clip-4")
     cmp.add_argument("--task", default=None, help="only this task")
     cmp.add_argument("--eps", default=None, help="only this eps label, e.g. 4/255 or clean")
     cmp.add_argument("--data-root", default=None, help="the paper suite's data (CIDEr re-scores its references)")
     return parser
+
+
+def names(flag: str | None) -> list[str] | None:
+    """A comma-separated list flag ("a,b"), or None when not given."""
+    return [n.strip() for n in flag.split(",") if n.strip()] if flag else None
 
 
 def expected_error(err: Exception) -> str | None:
@@ -108,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             commands_train.train_command(args)
         elif args.command == "leaderboard":
             leaderboard.leaderboard_command(args.results, args.format, args.out, args.cards, args.ci,
-                                            args.data_root)
+                                            args.data_root, names(args.encoders), names(args.tasks))
         elif args.command == "reproduce":
             from bench.tiny.suite import bench_home
 
@@ -122,9 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "audit":
             from bench.audit import audit_command
 
-            encoders = [e.strip() for e in args.encoders.split(",") if e.strip()] if args.encoders else None
             audit_command(args.results, args.suite or "tiny", args.n_samples, args.out, args.device, args.data_root,
-                          args.queries, encoders)
+                          args.queries, names(args.encoders))
         elif args.command == "site":
             from bench.site import site_command
 

@@ -15,7 +15,7 @@ from bench.statistics import paired, resample_counts
 from benchutil.errors import BenchError, unknown
 
 
-def compare_command(results: Path, encoders: str, task: str | None, eps: str | None,
+def compare_command(results: list[Path], encoders: str, task: str | None, eps: str | None,
                     data_root: str | None = None) -> None:
     names = [e.strip() for e in encoders.split(",") if e.strip()]
     if len(names) != 2:
@@ -24,7 +24,7 @@ def compare_command(results: Path, encoders: str, task: str | None, eps: str | N
     known = list(dict.fromkeys(samples["encoder"]))
     for name in names:
         if name not in known:
-            raise unknown("encoder", name, known, f" (the encoders with runs under {results})")
+            raise unknown("encoder", name, known, f" (the encoders with runs under {' '.join(map(str, results))})")
     cells, _ = cell_samples(samples)
     metric = samples.groupby("task")["metric"].first()
     a_name, b_name = names

@@ -38,10 +38,11 @@ def write_run_results(run: Path, config: dict[str, Any], n: int, clean: float, r
     write_json_atomic(run / "results.json", run_results(config, n, clean, robust))
 
 
-def aggregate(table: pd.DataFrame, samples: pd.DataFrame, source: Path) -> dict[str, Any]:
+def aggregate(table: pd.DataFrame, samples: pd.DataFrame, source: list[Path]) -> dict[str, Any]:
     """lm-eval's shape: the configuration, then per encoder every cell of the leaderboard."""
     attacks = sorted(set(samples.loc[samples["eps"] > 0, "attack"]))
-    return {"format": AGGREGATE_FORMAT, "config": {"results": str(source), "attacks": attacks,
+    where = str(source[0]) if len(source) == 1 else [str(s) for s in source]  # one folder: as before
+    return {"format": AGGREGATE_FORMAT, "config": {"results": where, "attacks": attacks,
                                                    "git_commit": git_commit(), "versions": versions()},
             "results": {str(encoder): {column: (None if pd.isna(v) else float(v)) for column, v in row.items()}
                         for encoder, row in table.iterrows()},

@@ -1,4 +1,4 @@
-"""All runs under a results directory -> the papers' tables and the robust-accuracy plot.
+"""All runs under results directories -> the papers' tables and the robust-accuracy plot.
 
 Cells are mean scores over the samples all runs of the cell share: accuracy % for
 zero-shot classification, CIDEr or VQA accuracy % for a VLM's captioning / VQA (columns
@@ -15,7 +15,7 @@ import pandas as pd
 
 from bench.intervals import Cell, CellIntervals
 from bench.store import CONFIG, read_config, read_run_records
-from benchutil.errors import BenchError
+from benchutil.errors import BenchError, unknown
 
 ACCURACY = "accuracy %"
 # The papers average zero-shot accuracy over CLIP_benchmark's 13 datasets; ImageNet is a
@@ -38,22 +38,26 @@ def _scores(config: dict, records: list[dict]) -> pd.DataFrame:
                                           metric=config["metric"], task=column)
 
 
-def load_samples(results: Path) -> pd.DataFrame:
-    """One row per (run, sample): encoder, task, attack, eps, eps_label, id, metric, clean and adv score."""
-    if not results.is_dir():
-        raise BenchError(f"results directory {results} does not exist; run bench run --out {results} first")
+def load_samples(results: Path | list[Path]) -> pd.DataFrame:
+    """One row per (run, sample): encoder, task, attack, eps, eps_label, id, metric, clean and adv score;
+    the runs of one results folder or of several (e.g. a zoo's and an ablation's)."""
+    folders = [results] if isinstance(results, Path) else results
     frames = []
-    for config_path in sorted(results.rglob(CONFIG)):
-        config = read_config(config_path)
-        records = read_run_records(config_path.parent)
-        if not records or config.get("target"):
-            continue
-        frame = _scores(config, records)
-        for key in ("encoder", "attack", "eps", "eps_label"):
-            frame[key] = config[key]
-        frames.append(frame)
+    for folder in folders:
+        if not folder.is_dir():
+            raise BenchError(f"results directory {folder} does not exist; run bench run --out {folder} first")
+        for config_path in sorted(folder.rglob(CONFIG)):
+            config = read_config(config_path)
+            records = read_run_records(config_path.parent)
+            if not records or config.get("target"):
+                continue
+            frame = _scores(config, records)
+            for key in ("encoder", "attack", "eps", "eps_label"):
+                frame[key] = config[key]
+            frames.append(frame)
     if not frames:
-        raise BenchError(f"no finished runs under {results}; run bench run --out {results} first")
+        where = " ".join(map(str, folders))
+        raise BenchError(f"no finished runs under {where}; run bench run --out {folders[0]} first")
     return pd.concat(frames, ignore_index=True)
 
 
@@ -123,19 +127,34 @@ def render(table: pd.DataFrame, fmt: str) -> str:
     return styled.to_latex(hrules=True) if fmt == "latex" else styled.to_html()
 
 
-def leaderboard_command(results: Path, fmt: str, out: Path | None, cards: Path | None = None,
-                        ci: bool = False, data_root: str | None = None) -> None:
-    """Render the table of a results folder (or of an aggregate JSON written by --format json)."""
+def only(samples: pd.DataFrame, column: str, names: list[str] | None, kind: str) -> pd.DataFrame:
+    """The rows whose `column` is one of `names` (all rows for None); an unknown name is refused."""
+    if not names:
+        return samples
+    known = list(dict.fromkeys(samples[column]))
+    for name in names:
+        if name not in known:
+            raise unknown(kind, name, known, " (the ones with finished runs here)")
+    return samples[samples[column].isin(names)]
+
+
+def leaderboard_command(results: list[Path], fmt: str, out: Path | None, cards: Path | None = None,
+                        ci: bool = False, data_root: str | None = None, encoders: list[str] | None = None,
+                        tasks: list[str] | None = None) -> None:
+    """Render the table of results folders (or of an aggregate JSON written by --format json),
+    optionally of some encoders and task columns only."""
     from bench.exports import aggregate, encoder_cards, read_aggregate
 
-    if results.is_file() and results.suffix == ".json":
-        table, samples = read_aggregate(results), None
+    if len(results) == 1 and results[0].is_file() and results[0].suffix == ".json":
+        if encoders or tasks:
+            raise BenchError("--encoders / --tasks select runs; give the results folders, not an aggregate")
+        table, samples = read_aggregate(results[0]), None
     else:
-        samples = load_samples(results)
+        samples = only(only(load_samples(results), "encoder", encoders, "encoder"), "task", tasks, "task")
         table = accuracy_table(samples, ci, data_root)
     if fmt == "json":
         if samples is None:
-            raise BenchError(f"{results} is already an aggregate; give its results folder for --format json")
+            raise BenchError(f"{results[0]} is already an aggregate; give its results folder for --format json")
         text = json.dumps(aggregate(table, samples, results), indent=1)
     else:
         text = render(table, fmt)
@@ -151,14 +170,15 @@ def leaderboard_command(results: Path, fmt: str, out: Path | None, cards: Path |
     print(f"wrote {out}")
 
 
-def plot_command(results: Path, out: Path | None) -> None:
+def plot_command(results: list[Path], out: Path | None) -> None:
     from bench.plotting import eps_figure, eps_in_255, label_eps_axes
 
     samples = load_samples(results)
     table = accuracy_table(samples)
     classification = samples[samples["metric"] == ACCURACY]
     if classification.empty:
-        raise BenchError(f"bench plot draws zero-shot accuracy; {results} has only captioning / VQA runs")
+        raise BenchError(f"bench plot draws zero-shot accuracy; {' '.join(map(str, results))} has only captioning / "
+                         "VQA runs")
     tasks = sorted(classification["task"].unique())
     prefix = "avg" if any(c.startswith("avg ") for c in table.columns) else tasks[0]
     columns = [c for c in table.columns if c.startswith(prefix + " ")]
@@ -170,7 +190,7 @@ def plot_command(results: Path, out: Path | None) -> None:
     label_eps_axes(ax, f"robust accuracy % ({'average over tasks' if prefix == 'avg' else prefix})")
     ax.legend()
     fig.tight_layout()
-    out = out or results / "robust_vs_eps.png"
+    out = out or results[0] / "robust_vs_eps.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
     print(f"wrote {out}")

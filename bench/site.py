@@ -87,7 +87,7 @@ def columns(table: pd.DataFrame, samples: pd.DataFrame) -> list[Column]:
 
 def site_command(results: list[Path], out: Path, data_root: str | None = None) -> Path:
     runs = read_runs(results)
-    samples = pd.concat([load_samples(r) for r in results], ignore_index=True)
+    samples = load_samples(results)
     table = accuracy_table(samples, ci=True, data_root=data_root)
     cells, _ = cell_samples(samples)
     cols = columns(table, samples)

@@ -34,7 +34,8 @@ def captions(scene: Scene, rng: np.random.Generator, n: int = 5) -> list[str]:
         lambda: f"{_join([_phrase(o, rng, False) for o in order])}{sign}.",
         lambda: f"{count} {noun} on a {bg} background: {_join([_phrase(o, rng, True) for o in order])}.",
         lambda: f"a picture of {_join([_phrase(o, rng, False) for o in reversed(order)])}{sign}.",
-        lambda: f"there {'is' if len(order) == 1 else 'are'} {count} {noun}, {_join([_phrase(o, rng, True) for o in order])}.",
+        lambda: (f"there {'is' if len(order) == 1 else 'are'} {count} {noun}, "
+                 f"{_join([_phrase(o, rng, True) for o in order])}."),
         lambda: f"{_join([_phrase(o, rng, False) for o in order])} on a {bg} background{sign}.",
         lambda: f"an image with {_join([_phrase(o, rng, True) for o in reversed(order)])}.",
     ]

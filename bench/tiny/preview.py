@@ -10,7 +10,8 @@ from PIL import Image, ImageDraw, ImageFont
 def preview(world: Path, out: Path, n: int = 8) -> Path:
     caps = json.loads((world / "captions" / "dataset_tiny.json").read_text())["images"][:n]
     vqa_q = json.loads((world / "vqa" / "questions_val.json").read_text())["questions"]
-    vqa_a = {a["question_id"]: a for a in json.loads((world / "vqa" / "annotations_val.json").read_text())["annotations"]}
+    annotations = json.loads((world / "vqa" / "annotations_val.json").read_text())["annotations"]
+    vqa_a = {a["question_id"]: a for a in annotations}
     by_image: dict[int, list[dict]] = {}
     for q in vqa_q:
         by_image.setdefault(q["image_id"], []).append(q)

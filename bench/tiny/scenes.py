@@ -57,14 +57,15 @@ def sample_scene(rng: np.random.Generator, n_objects: int | None = None, shape: 
                  colour: str | None = None, with_word: bool | None = None) -> Scene:
     n = n_objects if n_objects is not None else int(rng.integers(1, 4))
     sizes = [SIZES[int(rng.integers(0, 2))] for _ in range(n)]
-    word = WORDS[int(rng.integers(0, len(WORDS)))] if (with_word if with_word is not None else rng.random() < 0.3) else None
+    wants_word = with_word if with_word is not None else rng.random() < 0.3
+    word = WORDS[int(rng.integers(0, len(WORDS)))] if wants_word else None
     if word is not None:
         n = min(n, 2)  # leave room for the sign
         sizes = sizes[:n]
     pts = _place(rng, n, sizes) if word is None else [(15, 16 + 31 * i) for i in range(n)]
     objects = tuple(
-        Obj(shape or SHAPES[int(rng.integers(0, len(SHAPES)))], colour or list(COLOURS)[int(rng.integers(0, len(COLOURS)))],
-            sizes[i], *pts[i])
+        Obj(shape or SHAPES[int(rng.integers(0, len(SHAPES)))],
+            colour or list(COLOURS)[int(rng.integers(0, len(COLOURS)))], sizes[i], *pts[i])
         for i in range(n)
     )
     return Scene(objects, BACKGROUNDS[int(rng.integers(0, len(BACKGROUNDS)))], word)

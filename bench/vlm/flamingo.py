@@ -192,7 +192,8 @@ def build_flamingo(encoder: nn.Module, lang: str, checkpoint: Path | None, cross
         missing = flamingo.load_state_dict(state, strict=False)
         trained = [k for k in missing.missing_keys if "perceiver" in k or "gated_cross_attn" in k]
         if trained:
-            raise BenchError(f"OpenFlamingo checkpoint {checkpoint} lacks {trained[0]}; is it an OpenFlamingo checkpoint?")
+            raise BenchError(f"OpenFlamingo checkpoint {checkpoint} lacks {trained[0]}; is it an OpenFlamingo "
+                             "checkpoint?")
         vlm.sha256 = weights_sha256(checkpoint)
     return vlm
 
