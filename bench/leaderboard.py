@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.intervals import Cell, CellIntervals
-from bench.store import CONFIG, read_config, read_run_records
+from bench.store import finished_runs, no_finished_runs
 from benchutil.errors import BenchError, unknown
 
 ACCURACY = "accuracy %"
@@ -43,21 +43,15 @@ def load_samples(results: Path | list[Path]) -> pd.DataFrame:
     the runs of one results folder or of several (e.g. a zoo's and an ablation's)."""
     folders = [results] if isinstance(results, Path) else results
     frames = []
-    for folder in folders:
-        if not folder.is_dir():
-            raise BenchError(f"results directory {folder} does not exist; run bench run --out {folder} first")
-        for config_path in sorted(folder.rglob(CONFIG)):
-            config = read_config(config_path)
-            records = read_run_records(config_path.parent)
-            if not records or config.get("target"):
-                continue
-            frame = _scores(config, records)
-            for key in ("encoder", "attack", "eps", "eps_label"):
-                frame[key] = config[key]
-            frames.append(frame)
+    for _, config, records in finished_runs(folders):
+        if config.get("target"):
+            continue
+        frame = _scores(config, records)
+        for key in ("encoder", "attack", "eps", "eps_label"):
+            frame[key] = config[key]
+        frames.append(frame)
     if not frames:
-        where = " ".join(map(str, folders))
-        raise BenchError(f"no finished runs under {where}; run bench run --out {folders[0]} first")
+        raise no_finished_runs(folders)
     return pd.concat(frames, ignore_index=True)
 
 

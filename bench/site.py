@@ -22,8 +22,7 @@ import pandas as pd
 from bench.examples import EXAMPLES
 from bench.leaderboard import ACCURACY, accuracy_table, cell_samples, load_samples, task_column
 from bench.runner import slug
-from bench.store import CONFIG, read_config, read_run_records
-from benchutil.errors import BenchError
+from bench.store import finished_runs, no_finished_runs
 
 
 @dataclass
@@ -50,17 +49,9 @@ class Column:
 
 
 def read_runs(results: list[Path]) -> list[Run]:
-    runs = []
-    for folder in results:
-        if not folder.is_dir():
-            raise BenchError(f"results directory {folder} does not exist; run bench run --out {folder} first")
-        for config_path in sorted(folder.rglob(CONFIG)):
-            config = read_config(config_path)
-            records = read_run_records(config_path.parent)
-            if records:
-                runs.append(Run(config_path.parent, config, records))
+    runs = [Run(path, config, records) for path, config, records in finished_runs(results)]
     if not runs:
-        raise BenchError(f"no finished runs under {', '.join(map(str, results))}; run bench run first")
+        raise no_finished_runs(results)
     return runs
 
 

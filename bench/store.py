@@ -61,6 +61,24 @@ def read_run_records(run: Path) -> list[dict[str, Any]]:
     return list(seen.values())
 
 
+def finished_runs(folders: list[Path]) -> list[tuple[Path, dict[str, Any], list[dict[str, Any]]]]:
+    """(run folder, config, records) of every run with records under the results folders, in path order."""
+    runs = []
+    for folder in folders:
+        if not folder.is_dir():
+            raise BenchError(f"results directory {folder} does not exist; run bench run --out {folder} first")
+        for config_path in sorted(folder.rglob(CONFIG)):
+            config = read_config(config_path)
+            records = read_run_records(config_path.parent)
+            if records:
+                runs.append((config_path.parent, config, records))
+    return runs
+
+
+def no_finished_runs(folders: list[Path]) -> BenchError:
+    return BenchError(f"no finished runs under {' '.join(map(str, folders))}; run bench run --out {folders[0]} first")
+
+
 class RunDir:
     """Open with the run's identity; holds this shard's exclusive lock until closed."""
 
