@@ -21,8 +21,8 @@ from attacks.objectives import ClassifierObjective
 from attacks.table import TABLE
 from bench.leaderboard import ACCURACY
 from bench.progress import Progress
-from bench.store import CONFIG, read_config, read_run_records
-from benchutil.errors import BenchError, unknown
+from bench.store import finished_runs
+from benchutil.errors import BenchError, require_known
 from benchutil.fileio import atomic_write, write_json_atomic
 
 LARGE_EPS = 64 / 255
@@ -40,13 +40,9 @@ class Check:
 
 
 def _runs(results: Path) -> dict[tuple[str, str], list[tuple[dict[str, Any], list[dict[str, Any]]]]]:
-    if not results.is_dir():
-        raise BenchError(f"results directory {results} does not exist; run bench run --out {results} first")
     grouped: dict[tuple[str, str], list[tuple[dict[str, Any], list[dict[str, Any]]]]] = {}
-    for path in sorted(results.rglob(CONFIG)):
-        config = read_config(path)
-        records = read_run_records(path.parent)
-        if records and config.get("metric") == ACCURACY and not config.get("target"):
+    for _, config, records in finished_runs([results]):
+        if config.get("metric") == ACCURACY and not config.get("target"):
             grouped.setdefault((config["encoder"], config["task"]), []).append((config, records))
     if not grouped:
         raise BenchError(f"no finished zero-shot classification runs under {results}; bench audit checks those")
@@ -148,10 +144,8 @@ def audit_command(results: Path, suite_name: str, n: int, out: Path | None, devi
     device = check_device(device)
     grouped = _runs(results)
     if encoders:
-        known = list(dict.fromkeys(e for e, _ in grouped))
-        for name in encoders:
-            if name not in known:
-                raise unknown("encoder", name, known, f" (the encoders with zero-shot runs under {results})")
+        require_known("encoder", encoders, {e for e, _ in grouped},
+                      f" (the encoders with zero-shot runs under {results})")
         grouped = {key: runs for key, runs in grouped.items() if key[0] in encoders}
     checks: list[Check] = []
     loaded: dict[str, Any] = {}

@@ -12,7 +12,7 @@ from pathlib import Path
 from bench.intervals import CellIntervals
 from bench.leaderboard import ACCURACY, cell_samples, load_samples
 from bench.statistics import paired, resample_counts
-from benchutil.errors import BenchError, unknown
+from benchutil.errors import BenchError, require_known
 
 
 def compare_command(results: list[Path], encoders: str, task: str | None, eps: str | None,
@@ -21,10 +21,8 @@ def compare_command(results: list[Path], encoders: str, task: str | None, eps: s
     if len(names) != 2:
         raise BenchError(f"--encoders needs two names, e.g. --encoders fare-4,sim-clip-4; got {encoders!r}")
     samples = load_samples(results)
-    known = list(dict.fromkeys(samples["encoder"]))
-    for name in names:
-        if name not in known:
-            raise unknown("encoder", name, known, f" (the encoders with runs under {' '.join(map(str, results))})")
+    require_known("encoder", names, set(samples["encoder"]),
+                  f" (the encoders with runs under {' '.join(map(str, results))})")
     cells, _ = cell_samples(samples)
     metric = samples.groupby("task")["metric"].first()
     a_name, b_name = names
@@ -34,17 +32,18 @@ def compare_command(results: list[Path], encoders: str, task: str | None, eps: s
     if not keys:
         raise BenchError(f"{a_name} and {b_name} share no cell{'' if task is None else ' on ' + task}"
                          f"{'' if eps is None else ' at ' + eps}; run both on the same task and eps")
-    for label, t in keys:
+    for label, t in keys:  # every cell is checked before any line is printed
         a, b = cells[(label, t, a_name)], cells[(label, t, b_name)]
         if set(a.index) != set(b.index):
             raise BenchError(f"{a_name} and {b_name} were run on different samples of {t} at {label}; a paired "
                              "comparison needs the same --n-samples and --seed")
+        cells[(label, t, b_name)] = b[a.index]  # the same order: a resample draws the same samples for both
+    intervals = CellIntervals(samples, cells, metric.to_dict(), ACCURACY, data_root)  # CIDEr's references load once
+    for label, t in keys:
+        a, b = cells[(label, t, a_name)], cells[(label, t, b_name)]
         binary = metric[t] == ACCURACY
-        b = b[a.index]  # the same sample order: a resample draws the same samples for both
         boot = None
         if metric[t] == "CIDEr":
-            aligned = {**cells, (label, t, b_name): b}
-            intervals = CellIntervals(samples, aligned, metric.to_dict(), ACCURACY, data_root)
             counts = resample_counts(len(a))
             boot = (intervals.resampled_means((label, t, a_name), counts)
                     - intervals.resampled_means((label, t, b_name), counts))

@@ -31,7 +31,7 @@ def task_references(task_column: str, data_root: str | None) -> dict[str, list[s
 
     name = task_column.rsplit(":", 1)[-1]
     task = load_task(suite_of_task(name), name, data_root)
-    return {ident: list(item.references) for ident, item in task.items.items()}
+    return task.references(list(task.items))
 
 
 class CellIntervals:

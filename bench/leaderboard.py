@@ -15,7 +15,7 @@ import pandas as pd
 
 from bench.intervals import Cell, CellIntervals
 from bench.store import finished_runs, no_finished_runs
-from benchutil.errors import BenchError, unknown
+from benchutil.errors import BenchError, require_known
 
 ACCURACY = "accuracy %"
 # The papers average zero-shot accuracy over CLIP_benchmark's 13 datasets; ImageNet is a
@@ -125,10 +125,7 @@ def only(samples: pd.DataFrame, column: str, names: list[str] | None, kind: str)
     """The rows whose `column` is one of `names` (all rows for None); an unknown name is refused."""
     if not names:
         return samples
-    known = list(dict.fromkeys(samples[column]))
-    for name in names:
-        if name not in known:
-            raise unknown(kind, name, known, " (the ones with finished runs here)")
+    require_known(kind, names, set(samples[column]), " (the ones with finished runs here)")
     return samples[samples[column].isin(names)]
 
 

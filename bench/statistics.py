@@ -73,9 +73,9 @@ class Paired:
 
 def resample_counts(n: int, resamples: int = RESAMPLES, seed: int | tuple[int, ...] = 0) -> np.ndarray:
     """(resamples, n) counts: row b says how often each of n samples is drawn (n draws with repeats)."""
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, n, size=(resamples, n))
-    return np.stack([np.bincount(row, minlength=n) for row in picks]).astype(np.float64)
+    picks = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    rows = np.arange(resamples)[:, None] * n  # each resample counts into its own block of n bins
+    return np.bincount((picks + rows).ravel(), minlength=resamples * n).reshape(resamples, n).astype(np.float64)
 
 
 def weighted_means(scores: np.ndarray, counts: np.ndarray) -> np.ndarray:

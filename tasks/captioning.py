@@ -44,11 +44,15 @@ class CaptioningTask(VLMTask):
     def attack_targets(self, ids: list[str]) -> list[list[str]]:
         return [self.items[i].references[: self.max_references] for i in ids]
 
+    def references(self, ids: list[str]) -> dict[str, list[str]]:
+        """Every reference caption of each sample (CIDEr's; the attack uses the first max_references)."""
+        return {i: list(self.items[i].references) for i in ids}
+
     def scorer(self, ids: list[str]) -> Scorer:
         from tasks.metrics import CiderReferences  # pycocoevalcap loads on first use
 
         # Tokenised once per run; each call tokenises only the outputs it scores.
-        return CiderReferences({i: self.items[i].references for i in ids}).scores
+        return CiderReferences(self.references(ids)).scores
 
 
 def coco_references(annotations: Path, ids: list[str]) -> dict[str, list[str]]:
