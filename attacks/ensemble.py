@@ -3,7 +3,10 @@
 A sample is robust only if it is classified correctly and survives every attack. Each
 attack runs only on the samples that are still robust, and every claimed success is
 re-checked by a forward pass of the returned point, so the reported number never rests on
-an attack's own bookkeeping.
+an attack's own bookkeeping. That pass is also the one whose prediction is recorded
+(`adv_pred`): a sample's verdict and its recorded prediction cannot disagree, even where a
+near-tie would flip between two forward passes of different batches. A returned point equal
+to the clean image keeps the clean prediction: a sample is never "broken" at distance 0.
 """
 from __future__ import annotations
 
@@ -117,6 +120,8 @@ class WorstCaseResult:
     x_adv: Tensor  # the successful point per sample, x where none
     winner: list[str | None]  # the attack that broke the sample, "clean", or None (robust)
     clean_correct: Tensor  # [N] bool
+    clean_pred: Tensor  # [N] the class predicted on x, by the pass that decided clean_correct
+    adv_pred: Tensor  # [N] the class predicted on x_adv, by the pass that decided robust
     x_best: Tensor | None = None  # per sample, the first attack's best point (where unbroken: its highest loss)
 
     @property
@@ -166,8 +171,9 @@ def worst_case(
     with attack_mode(model), attack_mode(attack_model or model):
         clean = clean_pass(model, x)
         y = labels_for(y, clean, x)
-        clean_correct = clean.logits.argmax(dim=1) == y
-        robust = clean_correct.clone()
+        clean_pred = clean.logits.argmax(dim=1)
+        clean_correct = clean_pred == y
+        robust, adv_pred = clean_correct.clone(), clean_pred.clone()
         winner: list[str | None] = [None if ok else CLEAN for ok in clean_correct.tolist()]
         x_adv, x_best = x.clone(), None
         for name, routine in routines:
@@ -178,35 +184,49 @@ def worst_case(
             member_seed = seeds.rows(idx) if isinstance(seeds, SampleSeeds) else seeds
             candidate = routine(attack_model or model, x[idx], y[idx],
                                 Settings(eps, norm_, steps, member_seed, max_rows, own))
-            with torch.no_grad():
-                broken = model(candidate).argmax(dim=1) != y[idx]
             if x_best is None:
                 x_best = x.clone()
                 x_best[idx] = candidate
-            x_adv[idx[broken]] = candidate[broken]
-            robust[idx[broken]] = False
-            for i in idx[broken].tolist():
-                winner[i] = name
+            _keep_broken(model, x, y, clean_pred, idx, candidate, name, robust, x_adv, adv_pred, winner)
         if final_stage and attack_model is not None and x_best is not None and bool(robust.any()):
-            _fp32_stage(model, x, y, robust, x_adv, winner, x_best, eps, norm_, steps, seeds)
+            _fp32_stage(model, x, y, clean_pred, robust, x_adv, adv_pred, winner, x_best, eps, norm_, steps, seeds)
     check_valid(x_adv, x, eps, norm_, "worst_case")
-    return WorstCaseResult(robust=robust, x_adv=x_adv, winner=winner, clean_correct=clean_correct, x_best=x_best)
+    return WorstCaseResult(robust=robust, x_adv=x_adv, winner=winner, clean_correct=clean_correct,
+                           clean_pred=clean_pred, adv_pred=adv_pred, x_best=x_best)
+
+
+def predictions(model: Model, x: Tensor, candidate: Tensor, clean_pred: Tensor) -> Tensor:
+    """The model's class for each candidate point; a point equal to its clean image keeps the
+    clean prediction (a near-tie must not flip between two passes of the same image)."""
+    with torch.no_grad():
+        pred = model(candidate).argmax(dim=1)
+    unchanged = (candidate == x).flatten(1).all(dim=1)
+    return torch.where(unchanged, clean_pred, pred)
+
+
+def _keep_broken(model: Model, x: Tensor, y: Tensor, clean_pred: Tensor, idx: Tensor, candidate: Tensor,
+                 name: str, robust: Tensor, x_adv: Tensor, adv_pred: Tensor, winner: list[str | None]) -> None:
+    """Record the candidates (of rows idx) that are misclassified, with the prediction that says
+    so (updates robust, x_adv, adv_pred and winner in place)."""
+    pred = predictions(model, x[idx], candidate, clean_pred[idx])
+    broken = pred != y[idx]
+    x_adv[idx[broken]] = candidate[broken]
+    adv_pred[idx[broken]] = pred[broken]
+    robust[idx[broken]] = False
+    for i in idx[broken].tolist():
+        winner[i] = name
 
 
 FP32_STAGE = "apgd-ce:fp32"
 
 
-def _fp32_stage(model: Model, x: Tensor, y: Tensor, robust: Tensor, x_adv: Tensor, winner: list[str | None],
-                x_best: Tensor, eps: float, norm: str, steps: int, seeds: int | SampleSeeds) -> None:
+def _fp32_stage(model: Model, x: Tensor, y: Tensor, clean_pred: Tensor, robust: Tensor, x_adv: Tensor,
+                adv_pred: Tensor, winner: list[str | None], x_best: Tensor, eps: float, norm: str, steps: int,
+                seeds: int | SampleSeeds) -> None:
     """APGD-CE on the float32 model from each unbroken sample's best low-precision point
-    (updates robust, x_adv and winner in place)."""
+    (updates robust, x_adv, adv_pred and winner in place)."""
     idx = robust.nonzero()[:, 0]
     own_seed = seeds.rows(idx) if isinstance(seeds, SampleSeeds) else seeds
     run = core("apgd").run(ClassifierObjective(model, y[idx], "ce"), x[idx], eps=eps, norm=norm, steps=steps,
                            seed=own_seed, x_init=x_best[idx], name=FP32_STAGE)
-    with torch.no_grad():
-        broken = model(run.x_adv).argmax(dim=1) != y[idx]
-    x_adv[idx[broken]] = run.x_adv[broken]
-    robust[idx[broken]] = False
-    for i in idx[broken].tolist():
-        winner[i] = FP32_STAGE
+    _keep_broken(model, x, y, clean_pred, idx, run.x_adv, FP32_STAGE, robust, x_adv, adv_pred, winner)

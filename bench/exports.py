@@ -4,15 +4,14 @@ which `bench leaderboard` reads back), and a RobustBench-style card per encoder.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from bench.environment import git_commit, versions
-from benchutil.errors import BenchError
 from benchutil.fileio import write_json_atomic
+from benchutil.schema import Number, Schema, read_json
 
 AGGREGATE_FORMAT = "robust-vlm-bench aggregate v1"
 # What each metric is called in CLIP_benchmark's results.json (accuracies as fractions there).
@@ -49,29 +48,38 @@ def aggregate(table: pd.DataFrame, samples: pd.DataFrame, source: list[Path]) ->
             "n_samples": {f"{t}": int(n) for t, n in samples.groupby("task")["id"].nunique().items()}}
 
 
+AGGREGATE = Schema("aggregate written by bench leaderboard --format json", "regenerate it with bench leaderboard "
+                   "--format json, or give the results folder", required={"format": str, "results": dict})
+
+
 def read_aggregate(path: Path) -> pd.DataFrame:
     """The leaderboard table stored in an aggregate JSON."""
-    try:
-        data = json.loads(path.read_text())
-        if data.get("format") != AGGREGATE_FORMAT:
-            raise ValueError
-        table = pd.DataFrame.from_dict(data["results"], orient="index")
-    except (OSError, ValueError, KeyError, AttributeError):
-        raise BenchError(f"{path} is not an aggregate written by bench leaderboard --format json") from None
+    data = read_json(path, AGGREGATE)
+    if data["format"] != AGGREGATE_FORMAT:
+        raise AGGREGATE.error(str(path), f"has format {data['format']!r}, not {AGGREGATE_FORMAT!r}")
+    row = Schema(AGGREGATE.what, AGGREGATE.fix, every=(Number, type(None)))  # a cell: a number, or null
+    for encoder, cells in data["results"].items():
+        row.check(cells, f"{path} encoder {encoder!r}")
+    table = pd.DataFrame.from_dict(data["results"], orient="index")
     table.index.name = "encoder"
     return table
 
 
 def encoder_cards(samples: pd.DataFrame, table: pd.DataFrame, out: Path) -> list[Path]:
-    """A RobustBench-style card per encoder: source, threat model, per eps clean and robust numbers,
-    and the attacks that produced them (our `aa` is APGD-CE + APGD-T, not the full AutoAttack)."""
+    """A RobustBench-style card per encoder: source, threat model (the norms its runs attacked in),
+    per threat clean and robust numbers, and the attacks that produced them (our `aa` is APGD-CE +
+    APGD-T, not the full AutoAttack)."""
+    from bench.leaderboard import NORMS
+
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for encoder in table.index:
         mine = samples[samples["encoder"] == encoder]
-        attacks = sorted(set(mine.loc[mine["eps"] > 0, "attack"]))
-        card = {"name": encoder, "threat_model": "Linf",
-                "eps": sorted({label for label in mine["eps_label"] if label != "clean"}),
+        attacked = mine[mine["eps"] > 0]
+        attacks = sorted(set(attacked["attack"]))
+        norms = sorted({NORMS.get(n, n) for n in attacked["norm"]})
+        card = {"name": encoder, "threat_model": norms[0] if len(norms) == 1 else norms,
+                "eps": sorted(set(attacked["threat"])),
                 "attacks": attacks,
                 "attack_note": "aa = APGD-CE + APGD-T (worst case per sample), not AutoAttack's standard "
                                "version (which adds FAB-T and Square); see docs/protocol.md",

@@ -9,7 +9,6 @@ so a 10-sample check compares like with like. Exit 1 with the differing cells li
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,9 +19,16 @@ from bench import run_arguments
 from bench.arguments import Parser, non_negative_float, positive_int
 from bench.leaderboard import accuracy_table, load_samples
 from benchutil.errors import BenchError, unknown
+from benchutil.schema import Schema, read_json
 
 MANIFEST = "reproduce.json"
 KEY = ["encoder", "task", "id"]
+
+
+MANIFEST_SCHEMA = Schema("reproduce manifest", "restore it from git", required={"run": (dict, list), "runs": str})
+RUN_SETTINGS = Schema("reproduce manifest", "restore it from git", required={"encoder": str, "task": str},
+                      optional={"suite": str, "vlm": str, "attack": str, "eps": str, "n_samples": int, "steps": int,
+                                "seed": int, "batch_size": int})
 
 
 def read_manifest(results: Path) -> dict[str, Any]:
@@ -30,14 +36,11 @@ def read_manifest(results: Path) -> dict[str, Any]:
     if not path.is_file():
         raise BenchError(f"{path} does not exist: bench reproduce needs a results folder with {MANIFEST} "
                          "(e.g. results/tiny)")
-    try:
-        manifest = json.loads(path.read_text())
-        if isinstance(manifest["run"], dict):
-            manifest["run"] = [manifest["run"]]
-        for settings in manifest["run"]:
-            settings["encoder"], settings["task"], manifest["runs"]  # noqa: B018 (required keys)
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise BenchError(f"{path} is malformed ({type(err).__name__}: {err}); restore it from git") from None
+    manifest = read_json(path, MANIFEST_SCHEMA)
+    if isinstance(manifest["run"], dict):
+        manifest["run"] = [manifest["run"]]
+    for k, settings in enumerate(manifest["run"]):
+        RUN_SETTINGS.check(settings, f"{path} run {k + 1}")
     return manifest
 
 

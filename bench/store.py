@@ -16,6 +16,8 @@ from typing import Any
 from bench.sharding import Shard
 from benchutil.errors import BenchError
 from benchutil.fileio import write_json_atomic
+from benchutil.schema import Number, Schema, parse_json, read_json
+from tasks.record_checks import check_records
 
 CONFIG, RECORDS, LOCK = "config.json", "records.jsonl", ".lock"
 RECORD_FILES = "records*.jsonl"
@@ -25,31 +27,38 @@ def records_file(shard: Shard) -> str:
     return RECORDS if shard.alone else f"records.shard-{shard.index}-of-{shard.count}.jsonl"
 
 
+# What every reader of a run relies on; the run's writer always writes these.
+RUN_CONFIG = Schema(
+    "run config", "delete its run folder to re-run it",
+    required={"encoder": str, "task": str, "attack": str, "eps": Number, "eps_label": str, "metric": str,
+              "norm": str},
+    optional={"vlm": str, "target": str, "protocol": str, "precision": str, "task_settings": dict,
+              "sample_ids": list, "steps": int, "seed": int, "attack_args": dict, "sha256": str,
+              "provenance": dict, "task_kind": str, "attack_members": list, "git_commit": str, "early_stop": Number})
+RECORD = Schema(
+    "records line", "delete that line (its sample is then re-run on the next bench run)",
+    required={"id": str, "clean_score": Number, "adv_score": Number},
+    optional={"winner": str, "linf": Number, "l2": Number, "clean_output": str, "adv_output": str,
+              "target_hit": bool, "label": int, "clean_pred": int, "adv_pred": int, "clean_correct": bool,
+              "robust": bool})
+
+
 def read_records(path: Path) -> list[dict[str, Any]]:
-    """Complete records of one records file (a torn last line is ignored)."""
+    """Complete records of one records file (a torn last line is ignored); any other line that is
+    not a record is one line naming the file and the line."""
     if not path.is_file():
         return []
     out = []
-    with open(path) as f:
+    with open(path, "rb") as f:
         for number, line in enumerate(f, 1):
-            if not line.endswith("\n"):
+            if not line.endswith(b"\n"):
                 break
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                raise BenchError(f"{path} line {number} is not a record ({line[:40].strip()!r}); delete that line "
-                                 "(its sample is then re-run on the next bench run)") from None
+            out.append(parse_json(line, f"{path} line {number}", RECORD))
     return out
 
 
 def read_config(path: Path) -> dict[str, Any]:
-    try:
-        config = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        config = None
-    if not isinstance(config, dict):
-        raise BenchError(f"{path} is corrupt (not a JSON object); delete its run folder {path.parent} to re-run it")
-    return config
+    return read_json(path, RUN_CONFIG)
 
 
 def read_run_records(run: Path) -> list[dict[str, Any]]:
@@ -85,6 +94,7 @@ class RunDir:
     def __init__(self, path: Path, config: dict[str, Any], identity_keys: tuple[str, ...],
                  shard: Shard = Shard(0, 1)) -> None:
         self.path, self.records = path, path / records_file(shard)
+        self.eps, self.norm = float(config["eps"]), str(config["norm"])
         lock = LOCK if shard.alone else f"{LOCK}.shard-{shard.index}-of-{shard.count}"
         try:
             path.mkdir(parents=True, exist_ok=True)
@@ -125,6 +135,7 @@ class RunDir:
     def append(self, records: list[dict[str, Any]]) -> None:
         if not records:
             return
+        check_records(records, self.eps, self.norm)  # a record that contradicts itself is never written
         with open(self.records, "a") as f:
             f.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
             f.flush()

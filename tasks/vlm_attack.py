@@ -133,6 +133,12 @@ def attack_batch(vlm: VLM, task: Any, ids: list[str], x: Tensor, s: AttackSettin
     floor = 0.0 if s.early_stop is None else s.early_stop
 
     def consider(x_adv: Tensor, rows: list[int], label: str) -> None:
+        # A pass that left a sample's image as it was gives it no new candidate: its output is the
+        # clean one (generated again in another batch, a near-tie could differ; a point at
+        # distance 0 must score what the clean image scores).
+        rows = [r for r in rows if not torch.equal(x_adv[r], x[r])]
+        if not rows:
+            return
         outputs = answer(x_adv, rows)
         scores = scorer(outputs)
         for r in rows:

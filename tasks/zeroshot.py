@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from attacks import WorstCaseResult, worst_case
-from attacks.ensemble import CLEAN
+from attacks.ensemble import CLEAN, predictions
 from attacks.precision import LOW_PRECISIONS, AttackPrecision, tf32
 from benchutil.fileio import atomic_write
 from tasks.base import AttackSettings, Models, Record, Victim, core_records
@@ -146,9 +146,10 @@ class ZeroShotTask:
                                     final_stage=settings.precision in LOW_PRECISIONS)
         else:
             result = _score_points(victim, x, y, x, entry.name)
-        with torch.no_grad():
-            clean_pred, adv_pred = victim(x).argmax(dim=1), victim(result.x_adv).argmax(dim=1)
-        correct, robust = (clean_pred == y).tolist(), result.robust.tolist()
+        # The recorded predictions are those of the passes that decided the verdicts, so that
+        # robust == (adv_pred == label) holds in every record.
+        clean_pred, adv_pred = result.clean_pred, result.adv_pred
+        correct, robust = result.clean_correct.tolist(), result.robust.tolist()
         extras = [{"label": int(y[j]), "clean_pred": int(clean_pred[j]), "adv_pred": int(adv_pred[j]),
                    "clean_correct": correct[j], "robust": robust[j]} for j in range(len(ids))]
         return core_records(ids, x, result.x_adv, settings, [100.0 * c for c in correct],
@@ -179,8 +180,11 @@ class ZeroShotTask:
 def _score_points(model: nn.Module, x: Tensor, y: Tensor, x_adv: Tensor, name: str) -> WorstCaseResult:
     """Score given points (an external attack's, or x itself): robust = right on x and on x_adv."""
     with torch.no_grad():
-        clean_ok = model(x).argmax(dim=1) == y
-        x_adv = torch.where(clean_ok.view(-1, *[1] * (x.dim() - 1)), x_adv, x)  # x where x was wrong
-        robust = clean_ok & (model(x_adv).argmax(dim=1) == y)
+        clean_pred = model(x).argmax(dim=1)
+    clean_ok = clean_pred == y
+    x_adv = torch.where(clean_ok.view(-1, *[1] * (x.dim() - 1)), x_adv, x)  # x where x was wrong
+    adv_pred = predictions(model, x, x_adv, clean_pred)
+    robust = clean_ok & (adv_pred == y)
     winner = [None if r else (name if c else CLEAN) for r, c in zip(robust.tolist(), clean_ok.tolist())]
-    return WorstCaseResult(robust=robust, x_adv=x_adv, winner=winner, clean_correct=clean_ok)
+    return WorstCaseResult(robust=robust, x_adv=x_adv, winner=winner, clean_correct=clean_ok, clean_pred=clean_pred,
+                           adv_pred=adv_pred)

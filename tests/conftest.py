@@ -32,3 +32,26 @@ def vit():
 def robust_acc(model, x_adv, y) -> float:
     with torch.no_grad():
         return float((model(x_adv).argmax(dim=1) == y).float().mean())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def every_record_the_tests_write_holds_the_invariants(tmp_path_factory):
+    """After the session: every run folder the tests wrote is read back with the validated readers
+    and each record checked (tasks.record_checks); the store already refuses a contradicting record
+    at write time, this catches one written around it. Folders the bad-input tests corrupt on
+    purpose (not readable as runs) are not runs, and are skipped."""
+    yield
+    from bench.store import CONFIG, read_config, read_run_records
+    from benchutil.errors import BenchError
+    from tasks.record_checks import violations
+
+    broken = []
+    for config_path in tmp_path_factory.getbasetemp().rglob(CONFIG):
+        try:
+            config = read_config(config_path)
+            records = read_run_records(config_path.parent)
+        except BenchError:
+            continue
+        broken += [(config_path.parent, r["id"], v) for r in records for v in violations(r, config["eps"],
+                                                                                          config["norm"])]
+    assert not broken, broken[:5]

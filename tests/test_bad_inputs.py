@@ -23,13 +23,19 @@ def files(tmp_path_factory):
     (root / "corrupt.safetensors").write_bytes(b"\x00not a checkpoint")
     (root / "mine").mkdir()
     (root / "mine" / "thesis.tex").write_text("years of work")
-    # a results folder whose run has a corrupt config, and one with a garbage records line
-    for name, config, records in (("bad-config", "{not json", ""), ("bad-records", None, '{"id": "a"}\ngarbage\n')):
+    # results folders whose run has a config or a records line of the wrong shape or encoding
+    good = {"encoder": "m", "task": "t", "attack": "none", "eps": 0.0, "eps_label": "clean", "metric": "accuracy %",
+            "norm": "linf"}
+    record = '{"id": "a", "clean_score": 100.0, "adv_score": 0.0}\n'
+    for name, config, records in BAD_RUNS:
         run = root / name / "run"
         run.mkdir(parents=True)
-        (run / "config.json").write_text(config if config is not None else json.dumps(
-            {"encoder": "m", "task": "t", "attack": "none", "eps": 0.0, "eps_label": "clean", "metric": "accuracy %"}))
-        (run / "records.jsonl").write_text(records)
+        text = config if config is not None else json.dumps(good)
+        (run / "config.json").write_bytes(text if isinstance(text, bytes) else text.encode())
+        (run / "records.jsonl").write_bytes(record.encode() + records)
+    for name, text in (("list", "[]"), ("wrong-format", '{"format": "x", "results": {}}'),
+                       ("string-cell", '{"format": "robust-vlm-bench aggregate v1", "results": {"m": {"a": "x"}}}')):
+        (root / f"aggregate-{name}.json").write_text(text)
     # a captioning run of the paper suite: its CIDEr intervals need the references from the data
     import shutil
 
@@ -41,9 +47,37 @@ def files(tmp_path_factory):
     (root / "no-manifest").mkdir()
     (root / "bad-manifest").mkdir()
     (root / "bad-manifest" / "reproduce.json").write_text('{"run": 3}')
+    for name, text in (("list", "[]"), ("number-encoder", '{"run": [{"encoder": 3, "task": "t"}], "runs": "runs"}')):
+        (root / f"manifest-{name}").mkdir()
+        (root / f"manifest-{name}" / "reproduce.json").write_text(text)
     return {"data": str(data), "model": str(model), "file": str(root / "a_file"), "root": str(root),
             "corrupt": str(root / "corrupt.safetensors"), "mine": str(root / "mine")}
 
+
+# (folder, config text or None for a sound one, records after one sound line): what a user can end up
+# with (a hand edit, a file from another tool, a disk error)
+BAD_RUNS = [
+    ("bad-config", "{not json", b""), ("bad-records", None, b"garbage\n"),
+    ("config-list", "[]", b""), ("config-no-task", '{"encoder": "m", "attack": "none", "eps": 0, "eps_label": "clean", '
+                                                  '"metric": "accuracy %", "norm": "linf"}', b""),
+    ("config-eps-string", '{"encoder": "m", "task": "t", "attack": "none", "eps": "4/255", "eps_label": "clean", '
+                          '"metric": "accuracy %", "norm": "linf"}', b""),
+    ("config-bad-utf8", b'{"encoder": "m\xff"}', b""), ("records-empty-object", None, b"{}\n"),
+    ("records-list", None, b"[]\n"), ("records-null", None, b"null\n"),
+    ("records-string-score", None, b'{"id": "b", "clean_score": "100", "adv_score": 0.0}\n'),
+    ("records-bad-utf8", None, b'{"id": "\xc3\x28", "clean_score": 1, "adv_score": 0}\n'),
+    ("records-truncated-utf8", None, b'{"id": "\xe2\x82", "clean_score": 1, "adv_score": 0}\n'),
+    ("records-nested", None, b"[" * 100000 + b"\n"),
+]
+# what each bad run folder's error names
+BAD_RUN_MESSAGES = {
+    "bad-config": "run config", "bad-records": "line 2 is not valid JSON", "config-list": "is a list, not a JSON object",
+    "config-no-task": "has no 'task'", "config-eps-string": "'eps' = \"4/255\", which is not a finite number",
+    "config-bad-utf8": "not UTF-8", "records-empty-object": "line 2 has no 'id'", "records-list": "line 2 is a list",
+    "records-null": "line 2 is null", "records-string-score": "'clean_score' = \"100\"",
+    "records-bad-utf8": "line 2 is not UTF-8", "records-truncated-utf8": "line 2 is not UTF-8",
+    "records-nested": "line 2 nests too deep",
+}
 
 RUN = ["run", "--encoder", "{model}", "--task", "folder:{data}", "--steps", "2", "--out", "{out}"]
 TRAIN = ["train", "--suite", "paper", "--base", "{model}", "--data", "{data}", "--method", "fare", "--steps", "2",
@@ -126,8 +160,16 @@ CASES: list[tuple[list[str], str]] = [
     (["data", "tiny"], "needs --out"), (["data", "small", "--out", "{out}"], "invalid choice"),
     (["data", "tiny", "--seed", "x", "--out", "{out}"], "invalid int"),
     # bench leaderboard / plot
-    (["leaderboard", "{out}"], "does not exist"), (["leaderboard", "{root}/bad-config"], "is corrupt"),
-    (["leaderboard", "{root}/bad-records"], "line 2 is not a record"), (["leaderboard", "{root}/mine"], "no finished"),
+    (["leaderboard", "{out}"], "does not exist"), (["leaderboard", "{root}/mine"], "no finished"),
+    # every reader of finished runs, on every malformed config and records line
+    *[([*command, f"{{root}}/{name}"], message) for name, message in BAD_RUN_MESSAGES.items()
+      for command in (["leaderboard"], ["plot"], ["site", "--out", "{out}"], ["audit"],
+                      ["compare", "--encoders", "m,n"])],
+    *[(["leaderboard", f"{{root}}/aggregate-{name}.json"], message) for name, message in (
+        ("list", "is a list, not a JSON object"), ("wrong-format", "has format 'x'"),
+        ("string-cell", "'a' = \"x\", which is not a finite number or null"))],
+    *[(["reproduce", f"{{root}}/manifest-{name}"], message) for name, message in (
+        ("list", "is a list"), ("number-encoder", "run 1 has 'encoder' = 3"))],
     (["leaderboard", "{out}", "--format", "pdf"], "invalid choice"),
     (["leaderboard", "results/tiny/runs", "--encoders", "fare-5", "--out", "{out}"], "did you mean 'fare-4'"),
     (["leaderboard", "results/tiny/runs", "--tasks", "tiny-shap", "--out", "{out}"], "did you mean 'tiny-shape'"),
@@ -135,19 +177,16 @@ CASES: list[tuple[list[str], str]] = [
     (["leaderboard", "{root}/paper-captions", "--ci", "--out", "{out}"], "no data root for the paper suite"),
     (["leaderboard", "{root}/paper-captions", "--ci", "--data-root", "{out}"], "dataset_coco.json does not exist"),
     (["plot", "{out}"], "does not exist"),
-    (["plot", "{root}/bad-config"], "is corrupt"), (["plot", "{root}/bad-records"], "not a record"),
     # bench site
     (["site", "{out}", "--out", "{out}/site"], "does not exist"), (["site", "{root}/mine"], "required"),
-    (["site", "{root}/bad-config", "--out", "{out}"], "is corrupt"),
-    (["site", "{root}/bad-records", "--out", "{out}"], "not a record"),
     (["site", "{root}/mine", "--out", "{out}"], "no finished"),
     # bench audit
     (["audit", "{out}"], "does not exist"), (["audit", "{root}/mine"], "no finished zero-shot"),
     (["audit", "results/tiny/runs", "--encoders", "fare-5"], "did you mean 'fare-4'"),
-    (["audit", "{root}/bad-config"], "is corrupt"), (["audit", "{root}/mine", "--n-samples", "0"], "positive"),
+    (["audit", "{root}/mine", "--n-samples", "0"], "positive"),
     # bench reproduce
     (["reproduce", "{root}/no-manifest"], "reproduce.json does not exist"),
-    (["reproduce", "{root}/bad-manifest"], "is malformed"), (["reproduce", "{out}", "--tolerance", "nan"], "finite"),
+    (["reproduce", "{root}/bad-manifest"], "malformed reproduce manifest"), (["reproduce", "{out}", "--tolerance", "nan"], "finite"),
     (["reproduce", "{out}", "--tolerance=-1"], "must be >= 0"), (["reproduce", "{out}", "--n-samples", "0"], "positive"),
     (["reproduce", "results/tiny", "--encoders", "clp"], "did you mean 'clip'"),
     (["reproduce", "results/tiny", "--tasks", "tiny-shap"], "did you mean 'tiny-shape'"),
@@ -195,3 +234,20 @@ def test_a_broken_second_encoder_or_a_corrupt_later_image_stops_before_any_run(f
                  "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert f"cannot read image {last}" in err and err.count("\n") == 1 and not out.exists()
+
+
+@pytest.mark.parametrize("line", [b"{}\n", b"null\n", b'{"id": "\xc3\x28", "clean_score": 1, "adv_score": 0}\n'],
+                         ids=["empty object", "null", "bad utf-8"])
+def test_resuming_into_a_run_with_a_malformed_line_is_one_line_and_changes_nothing(files, tmp_path, capsys, line):
+    out = tmp_path / "runs"
+    argv = ["run", "--encoder", files["model"], "--task", f"folder:{files['data']}", "--eps", "4/255", "--steps", "2",
+            "--n-samples", "2", "--batch-size", "1", "--out", str(out)]
+    assert main(argv) == 0
+    (records,) = out.rglob("records.jsonl")
+    kept = records.read_bytes().splitlines(keepends=True)[:1] + [line]  # a sample to redo, then the bad line
+    records.write_bytes(b"".join(kept))
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and f"{records} line 2" in err, err
+    assert records.read_bytes() == b"".join(kept)

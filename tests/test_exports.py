@@ -43,4 +43,4 @@ def test_encoder_cards_name_the_attacks_honestly(runs, tmp_path):
     assert main(["leaderboard", str(runs), "--cards", str(tmp_path / "cards")]) == 0
     card = json.loads((tmp_path / "cards" / "fare-4.json").read_text())
     assert card["attacks"] == ["aa"] and "not AutoAttack's standard" in card["attack_note"]
-    assert card["threat_model"] == "Linf" and card["eps"] == ["4/255"] and "tiny-colour 4/255" in card["numbers"]
+    assert card["threat_model"] == "Linf" and card["eps"] == ["Linf 4/255"] and "tiny-colour Linf 4/255" in card["numbers"]
