@@ -28,7 +28,9 @@ def compare_command(results: list[Path], encoders: str, task: str | None, eps: s
     a_name, b_name = names
     keys = sorted({(label, t) for label, t, enc in cells if enc == a_name} & {(label, t) for label, t, enc in cells
                                                                                if enc == b_name})
-    keys = [(label, t) for label, t in keys if (task is None or t == task) and (eps is None or label == eps)]
+    # --eps names a threat ("Linf 4/255") or its eps ("4/255": every threat at that radius)
+    keys = [(label, t) for label, t in keys
+            if (task is None or t == task) and (eps is None or label == eps or eps in label.split(" ")[1:2])]
     if not keys:
         raise BenchError(f"{a_name} and {b_name} share no cell{'' if task is None else ' on ' + task}"
                          f"{'' if eps is None else ' at ' + eps}; run both on the same task and eps")

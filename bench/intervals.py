@@ -19,7 +19,7 @@ import pandas as pd
 
 from bench.statistics import RESAMPLES, percentile_interval, resample_counts, weighted_means, wilson
 
-Cell = tuple[str, str, str]  # (eps label, task column, encoder): a leaderboard cell
+Cell = tuple[str, str, str]  # (threat, task column, encoder): a leaderboard cell (bench.leaderboard)
 Rescore = Callable[[np.ndarray], np.ndarray]  # resample counts (B, n) -> per-sample scores (B, n)
 NO_INTERVAL = (float("nan"), float("nan"))
 
@@ -107,12 +107,12 @@ def cider_rescorers(samples: pd.DataFrame, cells: dict[Cell, pd.Series], task: s
 
 def cell_outputs(samples: pd.DataFrame) -> dict[Cell, pd.Series]:
     """Per cell, each sample's output text behind its score: the clean output, or the output of the
-    attack run that scored lowest at that eps (ties: the first attack by name)."""
+    attack run that scored lowest under that threat (ties: the first attack by name)."""
     out: dict[Cell, pd.Series] = {}
     for (encoder, task), group in samples.groupby(["encoder", "task"]):
         out[("clean", task, encoder)] = group.groupby("id")["clean_output"].first()
     attacked = samples[samples["eps"] > 0]
-    for (encoder, task, label), group in attacked.groupby(["encoder", "task", "eps_label"]):
+    for (encoder, task, label), group in attacked.groupby(["encoder", "task", "threat"]):
         worst = group.sort_values(["adv", "attack"], kind="stable").groupby("id").first()
         out[(label, task, encoder)] = worst["adv_output"]
     return out

@@ -2,9 +2,14 @@
 
 Cells are mean scores over the samples all runs of the cell share: accuracy % for
 zero-shot classification, CIDEr or VQA accuracy % for a VLM's captioning / VQA (columns
-'VLM:task METRIC eps', as the papers' 'LLaVA COCO' columns). A robust cell is the
-per-sample worst case (lowest score) over every attack run at that eps; targeted VLM runs
-answer another question (did the output contain the target?) and stay out of the table.
+'VLM:task METRIC threat', as the papers' 'LLaVA COCO' columns). A cell's key holds every
+property that changes what its number means: the task (with its VQA metric variant), and the
+threat (norm and eps, and the precision and protocol the attack ran with where they are not
+the defaults: 'tiny-shape Linf 4/255', 'coco CIDEr Linf 4/255 robustvlm'). A robust cell is
+the per-sample worst case (lowest score) over every attack run under that threat; targeted
+VLM runs answer another question (did the output contain the target?) and stay out of the
+table. An average over tasks is printed only where every task of it has a cell ('-' marks
+one that misses a task).
 """
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.eps import eps_label
 from bench.intervals import Cell, CellIntervals
 from bench.store import finished_runs, no_finished_runs
 from benchutil.errors import BenchError, require_known
@@ -23,9 +29,34 @@ ACCURACY = "accuracy %"
 OUTSIDE_AVERAGE = frozenset({"imagenet1k", "imagenet"})
 
 
+NORMS = {"linf": "Linf", "l2": "L2"}
+DEFAULT_PRECISION, DEFAULT_PROTOCOL, PROTOCOLS = "fp32", "strict", ("strict", "robustvlm")
+
+
 def task_column(config: dict) -> str:
-    """The leaderboard's task key of a run: its task, behind the VLM for VLM runs ("tiny-llava:tiny-vqa")."""
-    return ":".join(part for part in (config.get("vlm"), config["task"]) if part)
+    """The leaderboard's task key of a run: its task, behind the VLM for VLM runs ("tiny-llava:tiny-vqa"),
+    with the VQA evaluator where the run recorded one ("tiny-llava:tiny-vqa (official-2017)"): two
+    evaluators score the same answers differently."""
+    key = ":".join(part for part in (config.get("vlm"), config["task"]) if part)
+    variant = (config.get("task_settings") or {}).get("vqa_metric")
+    return f"{key} ({variant})" if variant else key
+
+
+def threat_label(config: dict) -> str:
+    """The leaderboard's threat key of a run: "clean", or the norm and eps ("Linf 4/255"), followed by
+    the precision and protocol the attack ran with where they are not the defaults (a bf16 attack or
+    RobustVLM's protocol with its early stops is another attacker: "Linf 4/255 bf16 robustvlm")."""
+    if config["eps"] == 0:
+        return "clean"
+    parts = [NORMS.get(config["norm"], config["norm"]), eps_label(config["eps"])]
+    if (config.get("precision") or DEFAULT_PRECISION) != DEFAULT_PRECISION:
+        parts.append(config["precision"])
+    protocol = config.get("protocol") or DEFAULT_PROTOCOL
+    if protocol != DEFAULT_PROTOCOL:  # runs older than --protocol recorded a description instead of a name
+        parts.append(protocol if protocol in PROTOCOLS else "legacy-protocol")
+    if config.get("early_stop") is not None and protocol != "robustvlm":  # robustvlm implies its early stops
+        parts.append(f"early-stop {config['early_stop']:g}")
+    return " ".join(parts)
 
 
 def _scores(config: dict, records: list[dict]) -> pd.DataFrame:
@@ -39,16 +70,17 @@ def _scores(config: dict, records: list[dict]) -> pd.DataFrame:
 
 
 def load_samples(results: Path | list[Path]) -> pd.DataFrame:
-    """One row per (run, sample): encoder, task, attack, eps, eps_label, id, metric, clean and adv score;
-    the runs of one results folder or of several (e.g. a zoo's and an ablation's)."""
+    """One row per (run, sample): encoder, task, attack, eps, eps_label, norm, threat, id, metric, clean and
+    adv score; the runs of one results folder or of several (e.g. a zoo's and an ablation's)."""
     folders = [results] if isinstance(results, Path) else results
     frames = []
     for _, config, records in finished_runs(folders):
         if config.get("target"):
             continue
         frame = _scores(config, records)
-        for key in ("encoder", "attack", "eps", "eps_label"):
+        for key in ("encoder", "attack", "eps", "eps_label", "norm"):
             frame[key] = config[key]
+        frame["threat"] = threat_label(config)
         frames.append(frame)
     if not frames:
         raise no_finished_runs(folders)
@@ -56,13 +88,14 @@ def load_samples(results: Path | list[Path]) -> pd.DataFrame:
 
 
 def cell_samples(samples: pd.DataFrame) -> tuple[dict[Cell, pd.Series], dict[str, float]]:
-    """Per cell, each sample's score: clean, or the worst case over every attack run at that eps."""
+    """Per cell, each sample's score: clean, or the worst case over every attack run under that threat;
+    and each threat's eps (columns are ordered by it)."""
     clean = samples.groupby(["encoder", "task", "id"])["clean"].first()
     cells: dict[Cell, pd.Series] = {("clean", task, enc): group.droplevel([0, 1])
                                     for (enc, task), group in clean.groupby(level=[0, 1])}
     eps_of = {"clean": 0.0}
     attacked = samples[samples["eps"] > 0]
-    for (enc, task, label), group in attacked.groupby(["encoder", "task", "eps_label"]):
+    for (enc, task, label), group in attacked.groupby(["encoder", "task", "threat"]):
         eps_of[label] = float(group["eps"].iloc[0])
         per_sample = group.pivot_table(index="id", columns="attack", values="adv", aggfunc="first")
         cells[(label, task, enc)] = per_sample.dropna().min(axis=1)
@@ -70,7 +103,8 @@ def cell_samples(samples: pd.DataFrame) -> tuple[dict[Cell, pd.Series], dict[str
 
 
 def accuracy_table(samples: pd.DataFrame, ci: bool = False, data_root: str | None = None) -> pd.DataFrame:
-    """Rows = encoders; per eps (clean first): classification tasks, their 'avg', then VLM columns.
+    """Rows = encoders; per threat (clean first, then by eps): classification tasks, their 'avg', then
+    VLM columns; a column for each (task, threat) with at least one cell.
 
     ci: each cell and average is followed by its 95% interval ('... lo', '... hi'; bench.intervals:
     Wilson for accuracies, bootstraps for CIDEr, VQA accuracy and averages) and its number of
@@ -87,8 +121,9 @@ def accuracy_table(samples: pd.DataFrame, ci: bool = False, data_root: str | Non
 
     def add(name: str, cells_of_row: list[list[Cell]], bounds: list[tuple[float, float]]) -> None:
         """A column from each row's cells (one, or the tasks of an average: the mean of their means)."""
-        means = [[cells[c].mean() for c in row if c in cells] for row in cells_of_row]
-        table[name] = [sum(m) / len(m) if m else float("nan") for m in means]  # an average skips a missing task
+        # An average that misses a task is not an average over the tasks: NaN, shown as '-'.
+        table[name] = [sum(cells[c].mean() for c in row) / len(row) if all(c in cells for c in row) else float("nan")
+                       for row in cells_of_row]
         if intervals is not None:
             table[f"{name} lo"] = [lo for lo, _ in bounds]
             table[f"{name} hi"] = [hi for _, hi in bounds]
@@ -99,25 +134,31 @@ def accuracy_table(samples: pd.DataFrame, ci: bool = False, data_root: str | Non
         add(name, [[(label, task, e)] for e in encoders],
             [intervals.cell((label, task, e)) for e in encoders] if intervals else [])
 
-    for label in sorted(eps_of, key=eps_of.get):
+    present = {(label, task) for label, task, _ in cells}
+    averaged = [t for t in classification if t not in OUTSIDE_AVERAGE]
+    for label in sorted(eps_of, key=lambda threat: (eps_of[threat], threat)):
         for task in classification:
-            column(f"{task} {label}", label, task)
-        averaged = [t for t in classification if t not in OUTSIDE_AVERAGE]
-        if len(averaged) > 1:
-            rows = [[(label, t, e) for t in averaged] for e in encoders]
+            if (label, task) in present:
+                column(f"{task} {label}", label, task)
+        rows = [[(label, t, e) for t in averaged] for e in encoders]
+        if len(averaged) > 1 and any(all(c in cells for c in row) for row in rows):
             add(f"avg {label}", rows, [intervals.average(row) for row in rows] if intervals else [])
         for task in vlm_tasks:
-            column(f"{task} {metric[task]} {label}", label, task)
+            if (label, task) in present:
+                column(f"{task} {metric[task]} {label}", label, task)
     return table.round(1)
+
+
+MISSING = "-"  # a cell without runs, or an average that misses a task
 
 
 def render(table: pd.DataFrame, fmt: str) -> str:
     if fmt == "md":
-        return table.to_markdown(floatfmt=".1f")
+        return table.to_markdown(floatfmt=".1f", missingval=MISSING)
     if fmt == "csv":
-        return table.to_csv(float_format="%.1f")
+        return table.to_csv(float_format="%.1f")  # an empty field: what spreadsheets read as missing
     formats = {c: "{}" if c.endswith(" n") else "{:.1f}" for c in table.columns}  # sample counts stay integers
-    styled = table.style.format(formats, na_rep="nan")
+    styled = table.style.format(formats, na_rep=MISSING)
     return styled.to_latex(hrules=True) if fmt == "latex" else styled.to_html()
 
 
@@ -162,7 +203,7 @@ def leaderboard_command(results: list[Path], fmt: str, out: Path | None, cards: 
 
 
 def plot_command(results: list[Path], out: Path | None) -> None:
-    from bench.plotting import eps_figure, eps_in_255, label_eps_axes
+    from bench.plotting import eps_figure, eps_in_255, label_eps_axes, on_eps_axis
 
     samples = load_samples(results)
     table = accuracy_table(samples)
@@ -172,9 +213,9 @@ def plot_command(results: list[Path], out: Path | None) -> None:
                          "VQA runs")
     tasks = sorted(classification["task"].unique())
     prefix = "avg" if any(c.startswith("avg ") for c in table.columns) else tasks[0]
-    columns = [c for c in table.columns if c.startswith(prefix + " ")]
+    columns = [c for c in table.columns if c.startswith(prefix + " ") and on_eps_axis(c[len(prefix) + 1:])]
     radius = eps_in_255(samples)
-    xs = [radius[c.split(" ", 1)[1]] for c in columns]
+    xs = [radius[c[len(prefix) + 1:]] for c in columns]
     fig, ax = eps_figure((6, 4))
     for encoder, row in table[columns].iterrows():
         ax.plot(xs, row.values, marker="o", label=encoder)

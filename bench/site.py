@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from bench.examples import EXAMPLES
-from bench.leaderboard import ACCURACY, accuracy_table, cell_samples, load_samples, task_column
+from bench.leaderboard import ACCURACY, accuracy_table, cell_samples, load_samples, task_column, threat_label
 from bench.runner import slug
 from bench.store import finished_runs, no_finished_runs
 
@@ -43,7 +43,7 @@ class Run:
 @dataclass(frozen=True)
 class Column:
     name: str  # as in bench leaderboard's table
-    eps_label: str
+    eps_label: str  # the column's threat ("clean", "Linf 4/255", bench.leaderboard.threat_label)
     task: str | None  # None: the zero-shot average
     kind: str  # "classification" | "average" | "captioning" | "vqa"
 
@@ -60,14 +60,15 @@ def columns(table: pd.DataFrame, samples: pd.DataFrame) -> list[Column]:
     metric = samples.groupby("task")["metric"].first()
     kind_of = {t: "classification" if metric[t] == ACCURACY else ("captioning" if metric[t] == "CIDEr" else "vqa")
                for t in metric.index}
-    eps_labels = list(dict.fromkeys(samples.sort_values("eps")["eps_label"]))
+    threats = sorted(set(samples["threat"]), key=len, reverse=True)  # the longest suffix matches first
     out = []
     for name in table.columns:
         if name.endswith((" lo", " hi", " n")):
             continue
-        head, label = name.rsplit(" ", 1)
-        if label not in eps_labels:
+        label = next((t for t in threats if name.endswith(" " + t)), None)
+        if label is None:
             continue
+        head = name[: -len(label) - 1]
         if head == "avg":
             out.append(Column(name, label, None, "average"))
             continue
@@ -86,7 +87,7 @@ def site_command(results: list[Path], out: Path, data_root: str | None = None) -
     for run in runs:
         if run.config.get("target"):
             continue
-        run_of.setdefault((run.config["encoder"], run.column_task, run.config["eps_label"]), []).append(run)
+        run_of.setdefault((run.config["encoder"], run.column_task, threat_label(run.config)), []).append(run)
     out.mkdir(parents=True, exist_ok=True)
     for sub in ("runs", "encoders"):
         (out / sub).mkdir(exist_ok=True)
@@ -229,14 +230,14 @@ def robust_plot_svg(table: pd.DataFrame, encoder: str, cols: list[Column], sampl
     import matplotlib
     import matplotlib.pyplot as plt
 
-    from bench.plotting import eps_figure, eps_in_255, label_eps_axes
+    from bench.plotting import eps_figure, eps_in_255, label_eps_axes, on_eps_axis
 
     radius = eps_in_255(samples)
     fig, ax = eps_figure((5.5, 3.4))
     tasks = list(dict.fromkeys(c.task or "avg" for c in cols if c.kind in ("classification", "average")))
     for task in tasks:
         points = [(radius[c.eps_label], table.loc[encoder, c.name]) for c in cols
-                  if (c.task or "avg") == task and c.kind in ("classification", "average")]
+                  if (c.task or "avg") == task and c.kind in ("classification", "average") and on_eps_axis(c.eps_label)]
         points = [(x, y) for x, y in points if not pd.isna(y)]
         if points:
             ax.plot(*zip(*sorted(points)), marker="o", label=task, linewidth=2.5 if task == "avg" else 1.2)

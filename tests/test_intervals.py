@@ -88,12 +88,12 @@ def test_leaderboard_ci_bounds_every_cell_and_average(tmp_path):
                  "--out", str(out)]) == 0
     table = pd.read_csv(out, index_col=0)
     values = [c for c in table.columns if not c.endswith((" lo", " hi", " n"))]
-    assert (table["avg 4/255 n"] == 300).all() and (table["tiny-llava:tiny-captions CIDEr clean n"] == 50).all()
-    assert {"avg 4/255", "tiny-llava:tiny-captions CIDEr 4/255", "tiny-llava:tiny-vqa VQA acc 4/255"} <= set(values)
+    assert (table["avg Linf 4/255 n"] == 300).all() and (table["tiny-llava:tiny-captions CIDEr clean n"] == 50).all()
+    assert {"avg Linf 4/255", "tiny-llava:tiny-captions CIDEr Linf 4/255", "tiny-llava:tiny-vqa VQA acc Linf 4/255"} <= set(values)
     for column in values:
         low, high = table[f"{column} lo"], table[f"{column} hi"]
         assert ((low <= table[column] + 0.05) & (table[column] <= high + 0.05)).all(), column
-    captions = table["tiny-llava:tiny-captions CIDEr 4/255 hi"] - table["tiny-llava:tiny-captions CIDEr 4/255 lo"]
+    captions = table["tiny-llava:tiny-captions CIDEr Linf 4/255 hi"] - table["tiny-llava:tiny-captions CIDEr Linf 4/255 lo"]
     assert (captions > 5).all()  # 50 captions: CIDEr's interval is wide, never a point
 
 
@@ -101,5 +101,5 @@ def test_compare_tests_cider_and_vqa_with_the_sign_flip_test(capsys):
     assert main(["compare", str(ROOT / "results" / "tiny" / "runs"), "--encoders", "sim-clip-4,fare-4",
                  "--task", "tiny-llava:tiny-captions", "--eps", "4/255"]) == 0
     line = capsys.readouterr().out.strip()
-    assert line.startswith("tiny-llava:tiny-captions 4/255 (CIDEr, n = 50): sim-clip-4 84.8 vs fare-4 84.3")
+    assert line.startswith("tiny-llava:tiny-captions Linf 4/255 (CIDEr, n = 50): sim-clip-4 84.8 vs fare-4 84.3")
     assert "sign-flip p = " in line

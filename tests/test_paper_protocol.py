@@ -56,7 +56,7 @@ def test_paper_sample_counts_and_restarts():
 
 def test_the_zero_shot_average_leaves_imagenet_out():
     rows = [{"encoder": "m", "task": t, "id": str(i), "clean": c, "adv": c, "metric": "accuracy %",
-             "attack": "none", "eps": 0.0, "eps_label": "clean"}
+             "attack": "none", "eps": 0.0, "eps_label": "clean", "threat": "clean"}
             for t, c in (("imagenet", 10.0), ("cifar10", 50.0), ("pets", 70.0)) for i in range(3)]
     table = accuracy_table(pd.DataFrame(rows))
     assert table.loc["m", "avg clean"] == 60.0 and table.loc["m", "imagenet clean"] == 10.0

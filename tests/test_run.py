@@ -115,7 +115,7 @@ def test_leaderboard_and_plot(world, tmp_path, capsys):
     capsys.readouterr()
     assert main(["leaderboard", str(out), "--format", "csv"]) == 0
     csv = capsys.readouterr().out.splitlines()
-    assert csv[0] == "encoder,shapes clean,shapes 4/255"
+    assert csv[0] == "encoder,shapes clean,shapes Linf 4/255"
     clean, robust = map(float, csv[1].split(",")[1:])
     assert 0 <= robust <= clean <= 100
     # the 4/255 cell is the worst case over aa and pgd, per sample

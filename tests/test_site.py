@@ -55,7 +55,7 @@ def test_the_index_lists_every_encoder_and_sorts_by_a_column(site, browser):
     names = [r.find_element(By.CSS_SELECTOR, "td.name").text for r in _rows(browser)]
     assert sorted(names) == sorted(ENCODERS)
     header = next(h for h in browser.find_elements(By.CSS_SELECTOR, "#leaderboard th")
-                  if h.get_attribute("title") == "avg 4/255")
+                  if h.get_attribute("title") == "avg Linf 4/255")
     index = browser.find_elements(By.CSS_SELECTOR, "#leaderboard th").index(header)
 
     def column():

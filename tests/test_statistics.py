@@ -46,7 +46,7 @@ def test_compare_on_the_committed_records(capsys):
     assert main(["compare", str(ROOT / "results" / "tiny" / "runs"), "--encoders", "sim-clip-4,fare-4",
                  "--task", "tiny-colour", "--eps", "4/255"]) == 0
     line = capsys.readouterr().out.strip()
-    assert line.startswith("tiny-colour 4/255 (accuracy %, n = 100): sim-clip-4 68.0 vs fare-4 67.0")
+    assert line.startswith("tiny-colour Linf 4/255 (accuracy %, n = 100): sim-clip-4 68.0 vs fare-4 67.0")
     assert "McNemar p = 1 (3 right under sim-clip-4 only, 2 under fare-4 only)" in line  # exact: 2 * P(X <= 2 | 5)
 
 

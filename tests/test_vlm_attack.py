@@ -97,7 +97,7 @@ def test_bench_run_on_vlm_tasks_resumes_to_the_same_records(tmp_path, capsys):
     capsys.readouterr()
     assert main(["leaderboard", str(tmp_path), "--format", "csv"]) == 0
     header = capsys.readouterr().out.splitlines()[0]
-    assert "tiny-llava:tiny-captions CIDEr clean" in header and "tiny-llava:tiny-vqa VQA acc 2/255" in header
+    assert "tiny-llava:tiny-captions CIDEr clean" in header and "tiny-llava:tiny-vqa (official-2017) VQA acc Linf 2/255" in header
 
 
 def test_targeted_run_reports_success(tmp_path, capsys):
