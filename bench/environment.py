@@ -1,6 +1,7 @@
 """What a run records about the software it ran on: versions and the git commit."""
 from __future__ import annotations
 
+import hashlib
 import platform
 import subprocess
 from functools import lru_cache
@@ -21,15 +22,26 @@ def versions() -> dict[str, str]:
     return out
 
 
+# Committed results live in the tree they describe: writing them does not make the code dirty.
+OUTSIDE_CODE = ":(exclude)results"
+
+
 @lru_cache(maxsize=1)
 def git_commit() -> str:
-    """The project's commit, with '+dirty' when the tree has uncommitted changes."""
+    """The project's commit: "<sha>" when the code is exactly that commit, "<sha>+dirty.<hash>" when
+    tracked files outside results/ differ from it (hash: the first 12 hex digits of the sha256 of
+    `git diff HEAD` over those files, so two runs made with the same edits carry the same tag), and
+    "unknown" outside a git checkout (an installed wheel). Untracked files are not covered."""
     root = Path(__file__).resolve().parent.parent
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                                timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        commit = _git(root, "rev-parse", "HEAD").strip()
+        diff = _git(root, "diff", "HEAD", "--", ".", OUTSIDE_CODE)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return commit + ("+dirty" if dirty else "")
+    if not diff:
+        return commit
+    return f"{commit}+dirty.{hashlib.sha256(diff.encode()).hexdigest()[:12]}"
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10, check=True).stdout

@@ -4,6 +4,7 @@
 # sim-clip-4's runs are results/tiny's (this command would give the same records), so only the
 # shared-anchor model is run here; the table reads both folders.
 set -euo pipefail
+source "$(dirname "$0")/require_clean_tree.sh"
 bench=${BENCH:-bench}
 shared=runs/tiny-zoo/sim-clip-4-shared
 "$bench" train --suite tiny --method sim-clip --anchor shared --base clip --eps 4/255 --steps 250 --batch-size 64 \

@@ -4,6 +4,7 @@
 # results/tiny-anchor (results/tiny-anchor/audit.md; its checkpoint comes from
 # scripts/tiny_anchor_ablation.sh), first 100 samples of each run.
 set -euo pipefail
+source "$(dirname "$0")/require_clean_tree.sh"
 bench=${BENCH:-bench}
 "$bench" audit results/tiny/runs --suite tiny --n-samples 100 --out results/tiny/audit.md
 shared=runs/tiny-zoo/sim-clip-4-shared/vision.safetensors

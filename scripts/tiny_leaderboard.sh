@@ -5,6 +5,7 @@
 # loss (the RobustVLM protocol). The settings are those of results/tiny/reproduce.json,
 # which `bench reproduce` re-runs. Pass "vlm" to run only the captioning / VQA part.
 set -euo pipefail
+source "$(dirname "$0")/require_clean_tree.sh"
 bench=${BENCH:-bench}
 out=results/tiny
 encoders=clip,tecoa-2,tecoa-4,fare-2,fare-4,sim-clip-2,sim-clip-4

@@ -2,6 +2,7 @@
 # The committed website of the tiny leaderboard (results/tiny/site) and its screenshot in the
 # README (docs/leaderboard-site.png, taken by headless Chromium when it is installed).
 set -euo pipefail
+source "$(dirname "$0")/require_clean_tree.sh"
 bench=${BENCH:-bench}
 rm -rf results/tiny/site
 "$bench" site results/tiny/runs --out results/tiny/site

@@ -3,6 +3,7 @@
 # captions, VQA and TextVQA train splits and copy it into bench/tiny/weights. About 6 minutes
 # on 2 CPU cores; bit-identical on the same machine kind (see the card's "command").
 set -euo pipefail
+source "$(dirname "$0")/require_clean_tree.sh"
 out=${1:-runs/tiny-llava}
 bench=${BENCH:-bench}
 "$bench" train --method vlm --out "$out"

@@ -3,6 +3,7 @@
 # tiny CLIP and copy the weights and cards into bench/tiny/weights. About 20 minutes on 2 CPU
 # cores; the result is bit-identical on the same machine kind (see each card's "command").
 set -euo pipefail
+source "$(dirname "$0")/require_clean_tree.sh"
 out=${1:-runs/tiny-zoo}
 bench=${BENCH:-bench}
 for method in tecoa fare sim-clip; do
