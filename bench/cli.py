@@ -13,6 +13,7 @@ from bench import commands_train, commands_world, leaderboard, reproduce, run_ar
 from bench.arguments import Parser, positive_int
 from bench.run_arguments import EXAMPLES
 from benchutil.errors import BenchError
+from benchutil.fileio import is_disk_full
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,6 +85,8 @@ def expected_error(err: Exception) -> str | None:
     """The one line for an error a user can fix; None for a bug (its traceback is shown)."""
     if isinstance(err, BenchError):
         return str(err)
+    if is_disk_full(err):  # a write outside benchutil.fileio's helpers: no folder to name, still one line
+        return f"{err.strerror or err}; free space or choose another --out"
     if isinstance(err, OSError) and err.filename is not None:  # an unwritable --out, a full disk, ...
         return f"cannot use {err.filename}: {err.strerror or err}; check the path and its permissions"
     attacks = sys.modules.get("attacks")  # loaded when an attack ran

@@ -124,7 +124,11 @@ def run_command(args: argparse.Namespace, home: Path) -> list[RunResult]:
     tasks = [load_task(suite, name, args.data_root) for name in task_names]  # data errors before any work
     _check_attack(tasks, entry, args, attack_args)
     for task in tasks:  # every sample the runs will read opens
-        task.check_data(task.sample_ids(args.n_samples or suite.default_samples(task.name), args.seed))
+        ids = task.sample_ids(args.n_samples or suite.default_samples(task.name), args.seed)
+        if args.n_samples is not None and len(ids) < args.n_samples:  # never fewer than asked, silently
+            raise BenchError(f"--n-samples {args.n_samples} is more than the {len(ids)} samples of {task.name}; ask "
+                             f"for at most {len(ids)}, or leave --n-samples out for the suite's default")
+        task.check_data(ids)
     protocol = args.protocol or suite.default_protocol
     steps = default_steps(args.steps, args.target, protocol)
     workers = default_workers() if args.workers is None else args.workers

@@ -18,8 +18,8 @@ from benchutil.errors import BenchError, require_known
 def compare_command(results: list[Path], encoders: str, task: str | None, eps: str | None,
                     data_root: str | None = None) -> None:
     names = [e.strip() for e in encoders.split(",") if e.strip()]
-    if len(names) != 2:
-        raise BenchError(f"--encoders needs two names, e.g. --encoders fare-4,sim-clip-4; got {encoders!r}")
+    if len(names) != 2 or names[0] == names[1]:
+        raise BenchError(f"--encoders needs two different names, e.g. --encoders fare-4,sim-clip-4; got {encoders!r}")
     samples = load_samples(results)
     require_known("encoder", names, set(samples["encoder"]),
                   f" (the encoders with runs under {' '.join(map(str, results))})")

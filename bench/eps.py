@@ -44,3 +44,6 @@ def eps_label(value: float) -> str:
         return "clean"
     n = value * 255
     return f"{round(n)}/255" if abs(n - round(n)) < 1e-6 else f"{value:g}"
+
+
+NORM_LABELS = {"linf": "Linf", "l2": "L2"}  # how tables and cards name a norm (RobustBench's threat models)

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from bench.environment import git_commit, versions
+from bench.eps import NORM_LABELS
 from benchutil.fileio import write_json_atomic
 from benchutil.schema import Number, Schema, read_json
 
@@ -69,15 +70,13 @@ def encoder_cards(samples: pd.DataFrame, table: pd.DataFrame, out: Path) -> list
     """A RobustBench-style card per encoder: source, threat model (the norms its runs attacked in),
     per threat clean and robust numbers, and the attacks that produced them (our `aa` is APGD-CE +
     APGD-T, not the full AutoAttack)."""
-    from bench.leaderboard import NORMS
-
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for encoder in table.index:
         mine = samples[samples["encoder"] == encoder]
         attacked = mine[mine["eps"] > 0]
         attacks = sorted(set(attacked["attack"]))
-        norms = sorted({NORMS.get(n, n) for n in attacked["norm"]})
+        norms = sorted({NORM_LABELS.get(n, n) for n in attacked["norm"]})
         card = {"name": encoder, "threat_model": norms[0] if len(norms) == 1 else norms,
                 "eps": sorted(set(attacked["threat"])),
                 "attacks": attacks,

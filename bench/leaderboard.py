@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.eps import eps_label
+from bench.eps import NORM_LABELS, eps_label
 from bench.intervals import Cell, CellIntervals
 from bench.store import finished_runs, no_finished_runs
 from benchutil.errors import BenchError, require_known
+from benchutil.fileio import atomic_write, atomic_write_text, disk_errors
 
 ACCURACY = "accuracy %"
 # The papers average zero-shot accuracy over CLIP_benchmark's 13 datasets; ImageNet is a
@@ -29,7 +30,6 @@ ACCURACY = "accuracy %"
 OUTSIDE_AVERAGE = frozenset({"imagenet1k", "imagenet"})
 
 
-NORMS = {"linf": "Linf", "l2": "L2"}
 DEFAULT_PRECISION, DEFAULT_PROTOCOL, PROTOCOLS = "fp32", "strict", ("strict", "robustvlm")
 
 
@@ -48,7 +48,7 @@ def threat_label(config: dict) -> str:
     RobustVLM's protocol with its early stops is another attacker: "Linf 4/255 bf16 robustvlm")."""
     if config["eps"] == 0:
         return "clean"
-    parts = [NORMS.get(config["norm"], config["norm"]), eps_label(config["eps"])]
+    parts = [NORM_LABELS.get(config["norm"], config["norm"]), eps_label(config["eps"])]
     if (config.get("precision") or DEFAULT_PRECISION) != DEFAULT_PRECISION:
         parts.append(config["precision"])
     protocol = config.get("protocol") or DEFAULT_PROTOCOL
@@ -197,8 +197,9 @@ def leaderboard_command(results: list[Path], fmt: str, out: Path | None, cards: 
     if out is None:
         print(text)
         return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text + "\n")
+    with disk_errors(out.parent):
+        out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, text + "\n")  # a full disk leaves the old table (or none), never a truncated one
     print(f"wrote {out}")
 
 
@@ -223,6 +224,7 @@ def plot_command(results: list[Path], out: Path | None) -> None:
     ax.legend()
     fig.tight_layout()
     out = out or results[0] / "robust_vs_eps.png"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
+    with disk_errors(out.parent):
+        out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     print(f"wrote {out}")

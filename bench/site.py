@@ -6,23 +6,37 @@ by any column and filterable by task kind and eps; every cell shows its n and li
 run. One page per encoder (its card, clean vs robust per task, robust accuracy against eps)
 and one per run (config, the per-sample records paged, VLM outputs clean vs worst case side by
 side, and the examples `bench run --save-examples K` stored).
+
+Every string on a page is someone's: run folders, encoder, task and class names, configs,
+captions come from results folders shared between labs. So the pages are Jinja2 templates
+(bench/site_templates) rendered with autoescape: a value is HTML-escaped where it enters the
+page, in text and attributes alike; links percent-encode it as a path segment first (`segment`),
+and the JSON the run pages carry is made unable to end its <script> element (`script_json`).
 """
 from __future__ import annotations
 
-import html
 import io
 import json
+import os
 import shutil
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 
 from bench.examples import EXAMPLES
 from bench.leaderboard import ACCURACY, accuracy_table, cell_samples, load_samples, task_column, threat_label
 from bench.runner import slug
 from bench.store import finished_runs, no_finished_runs
+from benchutil.errors import BenchError
+from benchutil.fileio import atomic_write, atomic_write_text
+
+TEMPLATES = Path(__file__).with_name("site_templates")
 
 
 @dataclass
@@ -33,7 +47,10 @@ class Run:
 
     @property
     def slug(self) -> str:
-        return self.folder.name
+        """The run folder's name, which names its page and its examples folder under runs/. Taken
+        from the absolute path: a results path like "." or "runs/.." would otherwise give "" or
+        "..", and its examples would be copied outside runs/ (or outside --out)."""
+        return Path(os.path.abspath(self.folder)).name or "run"
 
     @property
     def column_task(self) -> str:  # the leaderboard's task key ("tiny-llava:tiny-vqa" for VLM runs)
@@ -46,6 +63,21 @@ class Column:
     eps_label: str  # the column's threat ("clean", "Linf 4/255", bench.leaderboard.threat_label)
     task: str | None  # None: the zero-shot average
     kind: str  # "classification" | "average" | "captioning" | "vqa"
+
+    @property
+    def head(self) -> str:  # the name without its threat: "tiny-shape", "tiny-llava:tiny-vqa VQA acc", "avg"
+        return self.name[: -len(self.eps_label) - 1]
+
+
+@dataclass(frozen=True)
+class IndexCell:
+    kind: str
+    eps: str
+    value: str  # data-value, what the sort script compares ("nan" for an empty cell)
+    text: str
+    title: str | None = None
+    n: int | None = None  # the number of samples; None for an average
+    run: str | None = None  # the slug of the run the number links to
 
 
 def read_runs(results: list[Path]) -> list[Run]:
@@ -60,7 +92,9 @@ def columns(table: pd.DataFrame, samples: pd.DataFrame) -> list[Column]:
     metric = samples.groupby("task")["metric"].first()
     kind_of = {t: "classification" if metric[t] == ACCURACY else ("captioning" if metric[t] == "CIDEr" else "vqa")
                for t in metric.index}
-    threats = sorted(set(samples["threat"]), key=len, reverse=True)  # the longest suffix matches first
+    # The longest suffix matches first. "clean" always: an attacked run's clean scores make the clean
+    # columns even where no eps=0 run was made.
+    threats = sorted(set(samples["threat"]) | {"clean"}, key=len, reverse=True)
     out = []
     for name in table.columns:
         if name.endswith((" lo", " hi", " n")):
@@ -85,127 +119,96 @@ def site_command(results: list[Path], out: Path, data_root: str | None = None) -
     cols = columns(table, samples)
     run_of: dict[tuple[str, str, str], list[Run]] = {}
     for run in runs:
-        if run.config.get("target"):
-            continue
-        run_of.setdefault((run.config["encoder"], run.column_task, threat_label(run.config)), []).append(run)
-    out.mkdir(parents=True, exist_ok=True)
-    for sub in ("runs", "encoders"):
-        (out / sub).mkdir(exist_ok=True)
-    write_index(out, table, cells, cols, run_of)
+        if not run.config.get("target"):
+            run_of.setdefault((run.config["encoder"], run.column_task, threat_label(run.config)), []).append(run)
+    # Everything is rendered before the first file is written: a page that fails leaves --out as it was.
+    pages = {Path("index.html"): index_page(table, cells, cols, run_of)}
     for encoder in table.index:
-        write_encoder_page(out, encoder, table, cols, [r for r in runs if r.config["encoder"] == encoder], samples)
+        encoder_runs = [r for r in runs if r.config["encoder"] == encoder]
+        pages[Path("encoders", f"{slug(encoder)}.html")] = encoder_page(encoder, table, cols, encoder_runs, samples)
+    images: dict[Path, Path] = {}
     for run in runs:
-        write_run_page(out, run)
+        shown = examples(run)
+        pages[Path("runs", f"{run.slug}.html")] = run_page(run, shown)
+        images |= {Path("runs", run.slug, source.name): source for source in shown or []}
+    write_site(out, pages, images)
     print(f"wrote {out / 'index.html'} ({len(table.index)} encoders, {len(runs)} runs)")
     return out / "index.html"
 
 
-# --- pages ---------------------------------------------------------------------------------
-
-STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1d2330;max-width:1400px}
-a{color:#1f5fbf;text-decoration:none}a:hover{text-decoration:underline}
-h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:22px 0 8px}.muted{color:#6a7385;font-size:13px}
-table{border-collapse:collapse;font-size:13px;margin:8px 0}
-th,td{border:1px solid #dde2ea;padding:4px 7px;text-align:right;white-space:nowrap}
-th{background:#f3f5f9;cursor:pointer;user-select:none;position:sticky;top:0}
-td.name,th.name{text-align:left}td.text{text-align:left;white-space:normal;max-width:520px;word-break:break-word}
-tr:nth-child(even) td{background:#fafbfd}.n{color:#8a93a3;font-size:11px;margin-left:3px}
-.filters{display:flex;gap:18px;flex-wrap:wrap;margin:10px 0;font-size:13px}
-.filters label{margin-right:8px}.pager{margin:6px 0;font-size:13px}.pager button{margin:0 4px}
-pre{background:#f6f8fa;padding:10px;overflow:auto;font-size:12px;max-height:420px}
-.thumbs{display:flex;flex-wrap:wrap;gap:14px}.thumbs figure{margin:0;font-size:11px;text-align:center}
-.wide{overflow-x:auto}th .eps{color:#1f5fbf;font-weight:normal}th{vertical-align:bottom}
-.thumbs img{width:96px;height:96px;image-rendering:pixelated;border:1px solid #dde2ea}
-"""
-
-SORT_SCRIPT = """
-function sortTable(th){const table=th.closest('table');const idx=[...th.parentNode.children].indexOf(th);
-const asc=th.dataset.order!=='asc';th.parentNode.querySelectorAll('th').forEach(h=>delete h.dataset.order);
-th.dataset.order=asc?'asc':'desc';const body=table.tBodies[0];const rows=[...body.rows];
-const key=r=>{const c=r.cells[idx];const v=c.dataset.value;return v===undefined?c.textContent.trim():parseFloat(v)};
-rows.sort((a,b)=>{const x=key(a),y=key(b);if(typeof x==='number'&&typeof y==='number'){
-const nx=isNaN(x)?-Infinity:x,ny=isNaN(y)?-Infinity:y;return asc?nx-ny:ny-nx}
-return asc?String(x).localeCompare(String(y)):String(y).localeCompare(String(x))});
-rows.forEach(r=>body.appendChild(r))}
-document.querySelectorAll('th.sortable').forEach(th=>th.addEventListener('click',()=>sortTable(th)));
-"""
-
-FILTER_SCRIPT = """
-function applyFilters(){const kinds=new Set([...document.querySelectorAll('input.kind:checked')].map(i=>i.value));
-const eps=new Set([...document.querySelectorAll('input.eps:checked')].map(i=>i.value));
-document.querySelectorAll('[data-kind]').forEach(c=>{c.style.display=
-(kinds.has(c.dataset.kind)&&eps.has(c.dataset.eps))?'':'none'})}
-document.querySelectorAll('input.kind,input.eps').forEach(i=>i.addEventListener('change',applyFilters));
-"""
-
-PAGER_SCRIPT = """
-const records=JSON.parse(document.getElementById('records').textContent);
-const fields=JSON.parse(document.getElementById('fields').textContent);let page=0;const size=50;
-function show(){const body=document.querySelector('#samples tbody');body.innerHTML='';
-for(const r of records.slice(page*size,(page+1)*size)){const tr=document.createElement('tr');
-for(const f of fields){const td=document.createElement('td');const v=r[f];
-td.textContent=(v===undefined||v===null)?'':(typeof v==='number'?(Number.isInteger(v)?v:v.toFixed(4)):String(v));
-if(typeof v==='string'&&v.length>12)td.className='text';if(f==='id')td.className='name';tr.appendChild(td)}
-body.appendChild(tr)}document.getElementById('page').textContent=
-`samples ${page*size+1}-${Math.min((page+1)*size,records.length)} of ${records.length}`}
-document.getElementById('prev').onclick=()=>{if(page>0){page--;show()}};
-document.getElementById('next').onclick=()=>{if((page+1)*size<records.length){page++;show()}};show();
-"""
+def write_site(out: Path, pages: dict[Path, str], images: dict[Path, Path]) -> None:
+    """Pages and copied example images (paths relative to out), each file replaced atomically;
+    every path is checked before the first write."""
+    for relative in [*pages, *images]:
+        if relative.is_absolute() or ".." in relative.parts:
+            raise BenchError(f"bench site would write {relative} outside {out}; rename that run folder")
+    for sub in ("runs", "encoders"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    for relative, text in pages.items():
+        atomic_write_text(out / relative, text)
+    for relative, source in images.items():
+        (out / relative).parent.mkdir(exist_ok=True)
+        atomic_write(out / relative, lambda tmp, source=source: shutil.copyfile(source, tmp))
 
 
-def page(title: str, body: str, script: str = "", depth: int = 0) -> str:
-    home = "../" * depth + "index.html"
-    nav = "" if depth == 0 else f'<p class="muted"><a href="{home}">&larr; leaderboard</a></p>'
-    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body>{nav}{body}<script>{script}</script></body></html>\n")
+# --- rendering -----------------------------------------------------------------------------
+
+_SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
+                              "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def script_json(value: Any) -> Markup:
+    """JSON for a <script type="application/json"> element. Its content is raw text (the browser
+    decodes no entities there), so HTML escaping would corrupt it; instead no '<', '>' or '&' is
+    left, and so no value can close the element (</script>) or open a comment (<!--):
+    JSON.parse reads \\u003c back as '<'. (U+2028/2029 end a line in older JavaScript.)"""
+    return Markup(json.dumps(value).translate(_SCRIPT_SAFE))
+
+
+def segment(value: str) -> str:
+    """A name as one URL path segment: '/', '?', '#', '%', ':' and the rest percent-encoded, so
+    a folder name is never read as a scheme (javascript:), a query or another folder."""
+    return quote(str(value), safe="")
+
+
+@cache
+def environment() -> Environment:
+    """Autoescape on for every template: each {{ value }} is HTML-escaped unless it is Markup,
+    which only script_json and the plot (matplotlib escapes the SVG's text) make."""
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, keep_trailing_newline=True,
+                      undefined=StrictUndefined)
+    env.filters |= {"segment": segment, "script_json": script_json}
+    return env
+
+
+def render(template: str, **context: Any) -> str:
+    return environment().get_template(template).render(**context)
 
 
 def _fmt(value: Any) -> str:
     return "" if value is None or (isinstance(value, float) and pd.isna(value)) else f"{value:.1f}"
 
 
-def write_index(out: Path, table: pd.DataFrame, cells: dict, cols: list[Column],
-                run_of: dict[tuple[str, str, str], list[Run]]) -> None:
-    kinds = list(dict.fromkeys(c.kind for c in cols))
-    eps = list(dict.fromkeys(c.eps_label for c in cols))
-    filters = ('<div class="filters"><div><b>task kind</b> ' + "".join(
-        f'<label><input type="checkbox" class="kind" value="{k}" checked> {k}</label>' for k in kinds)
-        + '</div><div><b>eps</b> ' + "".join(
-        f'<label><input type="checkbox" class="eps" value="{html.escape(e)}" checked> {html.escape(e)}</label>'
-        for e in eps) + "</div></div>")
-    head = '<tr><th class="name sortable">encoder</th>' + "".join(
-        f'<th class="sortable" data-kind="{c.kind}" data-eps="{html.escape(c.eps_label)}" '
-        f'title="{html.escape(c.name)}">'
-        f'{html.escape(c.name.rsplit(" ", 1)[0]).replace(":", ":<br>")}<br><span class="eps">{html.escape(c.eps_label)}'
-        "</span></th>" for c in cols) + "</tr>"
-    rows = []
-    for encoder in table.index:
-        tds = [f'<td class="name"><a href="encoders/{slug(encoder)}.html">{html.escape(encoder)}</a></td>']
-        for c in cols:
-            value = table.loc[encoder, c.name]
-            attrs = f'data-kind="{c.kind}" data-eps="{html.escape(c.eps_label)}" data-value="{_fmt(value) or "nan"}"'
-            if c.task is None:
-                tds.append(f'<td {attrs} title="mean over the zero-shot datasets but ImageNet">{_fmt(value)}</td>')
-                continue
-            scores = cells.get((c.eps_label, c.task, encoder))
-            n = 0 if scores is None else len(scores)
-            title, low = "", f"{c.name} lo"
-            if low in table.columns and not pd.isna(table.loc[encoder, low]):
-                high = table.loc[encoder, f"{c.name} hi"]
-                title = f' title="95% interval {table.loc[encoder, low]:.1f}-{high:.1f}"'
-            linked = run_of.get((encoder, c.task, c.eps_label), [])
-            text = _fmt(value)
-            if linked and text:
-                text = f'<a href="runs/{linked[0].slug}.html">{text}</a>'
-            tds.append(f'<td {attrs}{title}>{text}<span class="n">n={n}</span></td>')
-        rows.append("<tr>" + "".join(tds) + "</tr>")
-    body = ("<h1>robust-vlm-bench leaderboard</h1><p class=\"muted\">Zero-shot accuracy %, CIDEr and VQA accuracy %; "
-            "a robust cell is each sample's worst case over every attack run at that eps (L-inf). Click a column to "
-            "sort; hover a cell for its 95% interval; a number opens its run.</p>" + filters
-            + f'<div class="wide"><table id="leaderboard"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
-            "</div>")
-    (out / "index.html").write_text(page("robust-vlm-bench leaderboard", body, SORT_SCRIPT + FILTER_SCRIPT))
+def index_page(table: pd.DataFrame, cells: dict, cols: list[Column],
+               run_of: dict[tuple[str, str, str], list[Run]]) -> str:
+    rows = [{"encoder": encoder, "page": slug(encoder),
+             "cells": [_index_cell(table, cells, run_of, encoder, c) for c in cols]} for encoder in table.index]
+    return render("index.html", title="robust-vlm-bench leaderboard", home=None, columns=cols, rows=rows,
+                  kinds=list(dict.fromkeys(c.kind for c in cols)), eps=list(dict.fromkeys(c.eps_label for c in cols)))
+
+
+def _index_cell(table: pd.DataFrame, cells: dict, run_of: dict[tuple[str, str, str], list[Run]], encoder: str,
+                c: Column) -> IndexCell:
+    text = _fmt(table.loc[encoder, c.name])
+    if c.task is None:
+        return IndexCell(c.kind, c.eps_label, text or "nan", text, "mean over the zero-shot datasets but ImageNet")
+    scores = cells.get((c.eps_label, c.task, encoder))
+    title, low = None, f"{c.name} lo"
+    if low in table.columns and not pd.isna(table.loc[encoder, low]):
+        title = f"95% interval {table.loc[encoder, low]:.1f}-{table.loc[encoder, f'{c.name} hi']:.1f}"
+    linked = run_of.get((encoder, c.task, c.eps_label), [])
+    return IndexCell(c.kind, c.eps_label, text or "nan", text, title, 0 if scores is None else len(scores),
+                     linked[0].slug if linked and text else None)
 
 
 def training_card(provenance: dict[str, Any]) -> dict[str, Any] | None:
@@ -226,7 +229,9 @@ def training_card(provenance: dict[str, Any]) -> dict[str, Any] | None:
     return found
 
 
-def robust_plot_svg(table: pd.DataFrame, encoder: str, cols: list[Column], samples: pd.DataFrame) -> str:
+def robust_plot_svg(table: pd.DataFrame, encoder: str, cols: list[Column], samples: pd.DataFrame) -> Markup:
+    """The inline SVG; Markup, because matplotlib escapes every text it writes into it (the legend's
+    task names: element text and the <!-- --> comment beside each glyph run)."""
     import matplotlib
     import matplotlib.pyplot as plt
 
@@ -249,11 +254,11 @@ def robust_plot_svg(table: pd.DataFrame, encoder: str, cols: list[Column], sampl
     with matplotlib.rc_context({"svg.hashsalt": "bench-site"}):  # the same ids every time: pages reproduce
         fig.savefig(buf, format="svg", metadata={"Date": None})
     plt.close(fig)
-    return buf.getvalue().split("?>", 1)[-1]  # inline SVG without the XML declaration
+    return Markup(buf.getvalue().split("?>", 1)[-1])  # inline SVG without the XML declaration
 
 
-def write_encoder_page(out: Path, encoder: str, table: pd.DataFrame, cols: list[Column], runs: list[Run],
-                       samples: pd.DataFrame) -> None:
+def encoder_page(encoder: str, table: pd.DataFrame, cols: list[Column], runs: list[Run],
+                 samples: pd.DataFrame) -> str:
     provenance = runs[0].config.get("provenance", {}) if runs else {}
     card = training_card(provenance)
     facts = {"source": provenance.get("source"), "architecture": provenance.get("architecture"),
@@ -261,26 +266,17 @@ def write_encoder_page(out: Path, encoder: str, table: pd.DataFrame, cols: list[
     if card:
         facts |= {"training method": card.get("method"), "training eps": card.get("eps_label", card.get("eps")),
                   "command": card.get("command")}
-    rows = "".join(f"<tr><th class=\"name\">{html.escape(k)}</th><td class=\"text\">{html.escape(str(v))}</td></tr>"
-                   for k, v in facts.items() if v is not None)
     per_task = []
     for c in cols:
         if c.task is None or c.eps_label == "clean":
             continue
         clean = next((x for x in cols if x.task == c.task and x.eps_label == "clean"), None)
-        per_task.append(f"<tr><td class=\"name\">{html.escape(c.task)}</td><td>{html.escape(c.eps_label)}</td>"
-                        f"<td>{_fmt(table.loc[encoder, clean.name]) if clean else ''}</td>"
-                        f"<td>{_fmt(table.loc[encoder, c.name])}</td></tr>")
-    run_links = "".join(f'<li><a href="../runs/{r.slug}.html">{html.escape(r.slug)}</a></li>' for r in runs)
-    recipe = (f"<h2>training recipe</h2><pre>{html.escape(json.dumps(card.get('recipe'), indent=1))}</pre>"
-              if card and card.get("recipe") else "")
-    body = (f"<h1>{html.escape(encoder)}</h1><h2>card</h2><table>{rows}</table>{recipe}"
-            "<h2>clean vs robust</h2><table><thead><tr><th class=\"name sortable\">task</th><th class=\"sortable\">"
-            "eps</th><th class=\"sortable\">clean</th><th class=\"sortable\">robust</th></tr></thead>"
-            f"<tbody>{''.join(per_task)}</tbody></table><h2>robust accuracy against eps</h2>"
-            f"<div class=\"plot\">{robust_plot_svg(table, encoder, cols, samples)}</div>"
-            f"<h2>runs</h2><ul>{run_links}</ul>")
-    (out / "encoders" / f"{slug(encoder)}.html").write_text(page(encoder, body, SORT_SCRIPT, depth=1))
+        per_task.append({"task": c.task, "eps": c.eps_label, "robust": _fmt(table.loc[encoder, c.name]),
+                         "clean": _fmt(table.loc[encoder, clean.name]) if clean else ""})
+    recipe = json.dumps(card.get("recipe"), indent=1) if card and card.get("recipe") else None
+    return render("encoder.html", title=encoder, home="../index.html", encoder=encoder,
+                  facts=[(k, str(v)) for k, v in facts.items() if v is not None], recipe=recipe, per_task=per_task,
+                  plot=robust_plot_svg(table, encoder, cols, samples), runs=[r.slug for r in runs])
 
 
 CONFIG_FIELDS = ("encoder", "task", "vlm", "attack", "attack_members", "eps_label", "norm", "steps", "seed",
@@ -288,53 +284,31 @@ CONFIG_FIELDS = ("encoder", "task", "vlm", "attack", "attack_members", "eps_labe
                  "git_commit", "device", "versions", "command")
 
 
-def write_run_page(out: Path, run: Run) -> None:
-    config = run.config
-    rows = "".join(f"<tr><th class=\"name\">{k}</th><td class=\"text\">{html.escape(_show(config.get(k)))}</td></tr>"
-                   for k in CONFIG_FIELDS if config.get(k) not in (None, {}, []))
+def run_page(run: Run, shown: list[Path] | None) -> str:
+    """The run's page; `shown`: the example images it shows (None: the run stored none)."""
     first = ["id", "clean_score", "adv_score", "winner", "linf", "l2"]
     extra = sorted({k for r in run.records for k in r} - set(first))
     if "clean_output" in extra:  # VLM runs: the outputs side by side
         extra = ["clean_output", "adv_output", *[k for k in extra if k not in ("clean_output", "adv_output")]]
-    fields = first + extra
-    head = "".join(f"<th>{html.escape(f)}</th>" for f in fields)
-    thumbs = _examples(out, run)
-    body = (f"<h1>{html.escape(run.slug)}</h1><p class=\"muted\">{len(run.records)} samples &middot; "
-            f"{html.escape(str(config.get('metric', '')))}</p><h2>config</h2><table>{rows}</table>{thumbs}"
-            "<h2>per sample</h2><div class=\"pager\"><button id=\"prev\">&larr;</button><span id=\"page\"></span>"
-            f"<button id=\"next\">&rarr;</button></div><table id=\"samples\"><thead><tr>{head}</tr></thead>"
-            "<tbody></tbody></table>"
-            f"<script type=\"application/json\" id=\"records\">{_json_script(run.records)}</script>"
-            f"<script type=\"application/json\" id=\"fields\">{_json_script(fields)}</script>")
-    (out / "runs" / f"{run.slug}.html").write_text(page(run.slug, body, PAGER_SCRIPT, depth=1))
+    config = [(k, _show(run.config.get(k))) for k in CONFIG_FIELDS if run.config.get(k) not in (None, {}, [])]
+    images = None if shown is None else [{"file": p.name, "kind": p.stem.rsplit("_", 1)[1]} for p in shown]
+    return render("run.html", title=run.slug, home="../index.html", slug=run.slug, n_samples=len(run.records),
+                  metric=str(run.config.get("metric", "")), config=config, examples=images, fields=first + extra,
+                  records=run.records)
 
 
-def _examples(out: Path, run: Run) -> str:
-    """Thumbnails the run stored (bench run --save-examples): clean, adversarial, amplified perturbation."""
+def examples(run: Run) -> list[Path] | None:
+    """The thumbnails the run stored (bench run --save-examples), per sample clean, adversarial and
+    the perturbation amplified to the full range; None where it stored none."""
     folder = run.folder / EXAMPLES
     if not folder.is_dir():
-        return ""
-    target = out / "runs" / run.slug
-    target.mkdir(parents=True, exist_ok=True)
-    figures = []
+        return None
+    found = []
     for clean in sorted(folder.glob("*_clean.png")):
         stem = clean.name.removesuffix("_clean.png")
-        parts = []
-        for kind in ("clean", "adv", "delta"):
-            source = folder / f"{stem}_{kind}.png"
-            if source.is_file():
-                shutil.copyfile(source, target / source.name)
-                parts.append(f'<figure><img src="{run.slug}/{source.name}" alt="{kind}"><figcaption>{kind}'
-                             "</figcaption></figure>")
-        figures.append("".join(parts))
-    return ("<h2>examples</h2><p class=\"muted\">clean, adversarial, and the perturbation amplified to the full "
-            f"range</p><div class=\"thumbs\">{''.join(figures)}</div>")
+        found += [p for p in (folder / f"{stem}_{kind}.png" for kind in ("clean", "adv", "delta")) if p.is_file()]
+    return found
 
 
 def _show(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-
-
-def _json_script(value: Any) -> str:
-    return json.dumps(value).replace("</", "<\\/")  # safe inside <script>
-

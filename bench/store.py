@@ -15,9 +15,9 @@ from typing import Any
 
 from bench.sharding import Shard
 from benchutil.errors import BenchError
-from benchutil.fileio import write_json_atomic
+from benchutil.fileio import append_synced, write_json_atomic
 from benchutil.schema import Number, Schema, parse_json, read_json
-from tasks.record_checks import check_records
+from tasks.record_checks import check_records, violations
 
 CONFIG, RECORDS, LOCK = "config.json", "records.jsonl", ".lock"
 RECORD_FILES = "records*.jsonl"
@@ -71,7 +71,10 @@ def read_run_records(run: Path) -> list[dict[str, Any]]:
 
 
 def finished_runs(folders: list[Path]) -> list[tuple[Path, dict[str, Any], list[dict[str, Any]]]]:
-    """(run folder, config, records) of every run with records under the results folders, in path order."""
+    """(run folder, config, records) of every run with records under the results folders, in path order.
+
+    A record that contradicts itself (tasks.record_checks: written by a version of the project
+    before the check, or edited by hand) is refused, so no report is built on it."""
     runs = []
     for folder in folders:
         if not folder.is_dir():
@@ -79,6 +82,11 @@ def finished_runs(folders: list[Path]) -> list[tuple[Path, dict[str, Any], list[
         for config_path in sorted(folder.rglob(CONFIG)):
             config = read_config(config_path)
             records = read_run_records(config_path.parent)
+            for record in records:
+                broken = violations(record, float(config["eps"]), config["norm"])
+                if broken:
+                    raise BenchError(f"{config_path.parent}: record {record['id']!r} contradicts itself "
+                                     f"({broken[0]}); delete its run folder and re-run it")
             if records:
                 runs.append((config_path.parent, config, records))
     return runs
@@ -136,10 +144,8 @@ class RunDir:
         if not records:
             return
         check_records(records, self.eps, self.norm)  # a record that contradicts itself is never written
-        with open(self.records, "a") as f:
-            f.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
-            f.flush()
-            os.fsync(f.fileno())
+        # one write, fsynced; a full disk cuts the file back to whole lines and is one line
+        append_synced(self.records, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
 
     def close(self) -> None:
         fcntl.flock(self._lock, fcntl.LOCK_UN)

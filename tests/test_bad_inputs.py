@@ -68,6 +68,7 @@ BAD_RUNS = [
     ("records-bad-utf8", None, b'{"id": "\xc3\x28", "clean_score": 1, "adv_score": 0}\n'),
     ("records-truncated-utf8", None, b'{"id": "\xe2\x82", "clean_score": 1, "adv_score": 0}\n'),
     ("records-nested", None, b"[" * 100000 + b"\n"),
+    ("records-contradiction", None, b'{"id": "b", "clean_score": 0.0, "adv_score": 100.0, "linf": 0.0}\n'),
 ]
 # what each bad run folder's error names
 BAD_RUN_MESSAGES = {
@@ -76,7 +77,7 @@ BAD_RUN_MESSAGES = {
     "config-bad-utf8": "not UTF-8", "records-empty-object": "line 2 has no 'id'", "records-list": "line 2 is a list",
     "records-null": "line 2 is null", "records-string-score": "'clean_score' = \"100\"",
     "records-bad-utf8": "line 2 is not UTF-8", "records-truncated-utf8": "line 2 is not UTF-8",
-    "records-nested": "line 2 nests too deep",
+    "records-nested": "line 2 nests too deep", "records-contradiction": "record 'b' contradicts itself",
 }
 
 RUN = ["run", "--encoder", "{model}", "--task", "folder:{data}", "--steps", "2", "--out", "{out}"]
@@ -137,6 +138,8 @@ CASES: list[tuple[list[str], str]] = [
     (_run("--task", "tiny-shape", "--data-root", "/proc"), "does not hold a complete tiny world"),
     (["run", "--encoder", "{model}", "--task", "folder:{data}", "--out", "{file}/x"], "not writable"),
     (_run("--encoder", ""), "--encoder is empty"), (_run("--task", ","), "--task is empty"),
+    (_run("--n-samples", "1000"), "--n-samples 1000 is more than the 8 samples of"),
+    (["compare", "results/tiny/runs", "--encoders", "clip,clip"], "two different names"),
     (_run("--bogus-flag"), "unrecognized arguments"), (_run("--save-examples=-2"), "must be >= 0"),
     # bench train
     *[(_train(f"{flag}={value}"), message) for flag, value, message in (

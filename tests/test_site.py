@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,8 +26,9 @@ def site(tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope="module")
-def browser():
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """A headless Chromium driven by selenium, its console log kept (tests/test_site_injection.py too)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -34,8 +38,16 @@ def browser():
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    yield driver
-    driver.quit()
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as driver:
+        yield driver
 
 
 def _rows(browser):
@@ -61,6 +73,7 @@ def test_the_index_lists_every_encoder_and_sorts_by_a_column(site, browser):
     def column():
         return [float(r.find_elements(By.TAG_NAME, "td")[index].get_attribute("data-value")) for r in _rows(browser)]
 
+    assert header.text == "avg\nLinf 4/255"  # the column's name, less its threat, above the threat
     header.click()
     assert column() == sorted(column())
     header.click()
