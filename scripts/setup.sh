@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Everything the project and its full test suite need on a fresh machine (Debian, Python 3.10+):
+# the venv with the [dev] extra, OpenFlamingo without its pins, and Debian's headless Chromium with
+# its driver for the website's tests. README's first command and .ci/run both call it, so the
+# README's test command skips nothing. Idempotent: a second call only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install --quiet -e ".[dev]"
+# OpenFlamingo's only release pins torch==2.0.1 in its metadata; its code runs on current torch, so
+# it is installed without its dependencies (its own needs, einops and einops-exts, come with it).
+.venv/bin/pip install --quiet --no-deps open_flamingo==2.0.1 einops einops-exts
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo -n"
+  if ! (export DEBIAN_FRONTEND=noninteractive; $sudo apt-get update -qq && \
+        $sudo apt-get install -y -qq chromium chromium-driver) >/dev/null; then
+    echo "warning: could not install Debian's chromium and chromium-driver (needs root); the website's" \
+         "tests (tests/test_site*.py) will be skipped" >&2
+  fi
+fi
