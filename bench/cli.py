@@ -6,6 +6,7 @@ loading torch.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -146,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
             raise  # unexpected: a bug, shown with its traceback (please report it)
         print(f"error: {line}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `bench leaderboard ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
+        return 0
     except KeyboardInterrupt:
         print("interrupted: finished samples are saved; re-run the same command to resume", file=sys.stderr)
         return 130

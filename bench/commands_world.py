@@ -14,6 +14,8 @@ def data_command(args: argparse.Namespace) -> None:
     from bench.tiny.suite import world_root
 
     if args.preview:
+        if args.out is not None and args.out.suffix.lower() != ".png":
+            raise BenchError(f"--out {args.out}: the preview is a PNG picture; give a path ending in .png")
         root = world_root(None, args.seed)
         print(f"wrote {preview(root, args.out or Path('tiny_preview.png'))}")
         return

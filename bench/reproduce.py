@@ -93,6 +93,32 @@ def run_namespace(settings: dict[str, Any], out: Path, command_line: list[str]) 
     return args
 
 
+LEGACY = "legacy-protocol"  # bench.leaderboard.threat_label's mark of runs older than protocol names
+
+
+def matched_to_fresh(committed: pd.DataFrame, fresh: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The committed samples with legacy keys renamed to the fresh runs' keys.
+
+    Runs made before runs recorded their protocol by name and their VQA evaluator carry legacy keys
+    ('tiny-llava:tiny-vqa' without its evaluator, 'Linf 4/255 legacy-protocol'); the leaderboard keeps
+    them apart from today's runs. Reproducing them is exactly the question whether today's default
+    protocol and evaluator give their numbers, so here a legacy key is matched to the fresh key of
+    the same task and eps (each renaming is reported)."""
+    def base_task(task: str) -> str:
+        return task.split(" (", 1)[0]
+
+    def base_threat(threat: str) -> str:
+        return threat.replace(f" {LEGACY}", "")
+
+    fresh_task = {base_task(t): t for t in fresh["task"].unique()}
+    fresh_threat = {base_threat(t): t for t in fresh["threat"].unique()}
+    renamed = committed.assign(task=committed["task"].map(lambda t: fresh_task.get(base_task(t), t)),
+                               threat=committed["threat"].map(lambda t: fresh_threat.get(base_threat(t), t)))
+    notes = sorted({f"committed {a!r} compared as {b!r}" for column in ("task", "threat")
+                    for a, b in zip(committed[column], renamed[column]) if a != b})
+    return renamed, notes
+
+
 def compare(committed: pd.DataFrame, fresh: pd.DataFrame, tolerance: float) -> list[str]:
     """Lines 'encoder | column: committed X, now Y' for every cell that moved more than tolerance."""
     shared = committed.merge(fresh[KEY].drop_duplicates(), on=KEY)
@@ -123,6 +149,9 @@ def reproduce_command(args: argparse.Namespace, home: Path) -> int:
         for settings in chosen:
             run_command(run_namespace(settings, Path(tmp), args.command_line), home)
         fresh = load_samples(Path(tmp))
+    committed, notes = matched_to_fresh(committed, fresh)
+    for note in notes:
+        print(f"note: {note} (the committed runs predate named protocols / recorded VQA evaluators)")
     moved = compare(committed, fresh, args.tolerance)
     cells = accuracy_table(fresh).size
     if moved:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.arguments import finite_float, non_negative_int, positive_int
+from bench.arguments import finite_float, non_negative_int, positive_int, worker_count
 
 EXAMPLES = """examples:
   bench run --encoder clip --attack aa --eps 0,2/255,4/255 --task imagenet --data-root /data
@@ -82,7 +82,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--shard", default=None, metavar="I/N",
                      help="evaluate batches k with k mod N == I of every run (default: torchrun's RANK/WORLD_SIZE "
                           "or a Slurm array's task; else everything); shards write their own records files")
-    run.add_argument("--workers", type=non_negative_int, default=None,
+    run.add_argument("--workers", type=worker_count, default=None,
                      help="processes decoding images ahead of the attack (default: half the CPUs - 1, at most 8)")
     run.add_argument("--save-examples", type=non_negative_int, default=0, metavar="K",
                      help="keep the first K samples of each run as pictures (clean, adversarial, perturbation "

@@ -213,7 +213,7 @@ def _index_cell(table: pd.DataFrame, cells: dict, run_of: dict[tuple[str, str, s
 
 def training_card(provenance: dict[str, Any]) -> dict[str, Any] | None:
     """The card `bench train` wrote for the encoder's weights, where there is one."""
-    from bench.encoders.load import TINY_WEIGHTS
+    from bench.encoders.load import TINY_WEIGHTS, read_card
 
     found = None
     for part in str(provenance.get("source", "")).split(" + "):
@@ -223,8 +223,8 @@ def training_card(provenance: dict[str, Any]) -> dict[str, Any] | None:
         for path in candidates:
             if path.is_file():
                 try:
-                    found = json.loads(path.read_text())
-                except (OSError, json.JSONDecodeError):
+                    found = read_card(path)
+                except BenchError:  # a broken card beside someone's weights: the page shows no card, not a crash
                     continue
     return found
 

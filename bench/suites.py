@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.arguments import user_path
 from bench.encoders.load import EncoderSpec
 from bench.encoders.zoo import paper_zoo
 from bench.tiny.suite import (
@@ -26,7 +27,11 @@ from tasks.imagefolder import read_image_folder
 from tasks.vlm_datasets import VLM_DATASETS, VLMTaskSpec
 from tasks.zeroshot import ZeroShotTask
 
-CONFIG_FILE = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "robust-vlm-bench" / "config.json"
+
+def config_file() -> Path:
+    """$XDG_CONFIG_HOME/robust-vlm-bench/config.json, read when asked (an unset or empty
+    XDG_CONFIG_HOME means ~/.config, as XDG says)."""
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "robust-vlm-bench" / "config.json"
 
 
 @dataclass(frozen=True)
@@ -62,18 +67,28 @@ class Suite:
 def configured_data_root(flag: str | None) -> Path:
     """--data-root, else $BENCH_DATA, else "data_root" in the config file."""
     if flag:
-        return Path(flag).expanduser()
+        return user_path(flag, "--data-root")
     if os.environ.get("BENCH_DATA"):
-        return Path(os.environ["BENCH_DATA"]).expanduser()
-    if CONFIG_FILE.is_file():
-        try:
-            root = json.loads(CONFIG_FILE.read_text()).get("data_root")
-        except json.JSONDecodeError as err:
-            raise BenchError(f"config file {CONFIG_FILE} is not valid JSON ({err.msg}); fix or remove it") from None
-        if root:
-            return Path(root).expanduser()
+        return user_path(os.environ["BENCH_DATA"], "BENCH_DATA")
+    config = config_file()
+    root = _configured_root(config) if config.is_file() else None
+    if root:
+        return user_path(root, f"data_root of {config}")
     raise BenchError(f"no data root for the paper suite: pass --data-root DIR, set BENCH_DATA, or put "
-                     f'{{"data_root": DIR}} in {CONFIG_FILE}; offline, use --suite tiny')
+                     f'{{"data_root": DIR}} in {config}; offline, use --suite tiny')
+
+
+def _configured_root(config: Path) -> str | None:
+    """"data_root" of the config file: a JSON object whose data_root, when present, is a path."""
+    try:
+        settings = json.loads(config.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        reason = err.msg if isinstance(err, json.JSONDecodeError) else "not UTF-8 text"
+        raise BenchError(f"config file {config} is not valid JSON ({reason}); fix or remove it") from None
+    root = settings.get("data_root") if isinstance(settings, dict) else None
+    if not isinstance(settings, dict) or not isinstance(root, (str, type(None))):
+        raise BenchError(f'config file {config} must be a JSON object like {{"data_root": "/data"}}; fix or remove it')
+    return root
 
 
 SUITES: Registry[Suite] = Registry("suite")
@@ -121,17 +136,32 @@ def expand_tasks(suite: Suite, names: list[str] | None) -> list[str]:
 
 
 def check_task_name(suite: Suite, name: str) -> None:
-    if name.startswith(FOLDER_PREFIX) or suite.is_vlm_task(name):
+    if name.startswith(FOLDER_PREFIX):
+        folder_root(name)
+        return
+    if suite.is_vlm_task(name):
         return
     if name not in suite.datasets:
         raise unknown("task", name, suite.task_names(), " (bench list tasks)")
 
 
+def folder_root(name: str) -> Path:
+    """folder:PATH -> PATH. An empty PATH is refused: Path("") is the working folder, which
+    would be evaluated (or trained on) without the user having named it."""
+    text = name.removeprefix(FOLDER_PREFIX)
+    if not text:
+        raise BenchError(f"--task {name!r} names no folder; write folder:PATH, e.g. folder:/data/my_images "
+                         "(folder:. for the current folder)")
+    return user_path(text, "--task folder:")
+
+
 def load_task(suite: Suite, name: str, data_root: str | None) -> Task:
     """A suite task by name (classification, captioning, VQA), or any image folder as folder:PATH."""
     if name.startswith(FOLDER_PREFIX):
-        root = Path(name.removeprefix(FOLDER_PREFIX)).expanduser()
-        return ZeroShotTask(read_image_folder(root, root.name), suite.zero_shot_member_args)
+        root = folder_root(name)
+        # 'folder:.' has no name of its own: the folder's real name names its runs
+        task_name = root.name or root.resolve().name or str(root)
+        return ZeroShotTask(read_image_folder(root, task_name, user_folder=True), suite.zero_shot_member_args)
     if suite.is_vlm_task(name):
         vlm_spec = suite.vlm_datasets.get(name)
         return vlm_spec.value.read(vlm_spec.name, suite.data_root(data_root))

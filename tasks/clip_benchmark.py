@@ -20,15 +20,16 @@ import io
 import json
 import random
 import shutil
+import tarfile
 import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 from benchutil.errors import BenchError
-from benchutil.fileio import atomic_write
+from benchutil.fileio import atomic_write, atomic_write_text, disk_errors, is_disk_full
 from benchutil.paths import bench_home
-from tasks.imagefolder import ClassificationData
+from tasks.imagefolder import ClassificationData, check_templates, numbered_lines, read_lines
 
 SHUFFLE_BUFFER = 10000  # cli.py: dataset.shuffle(10000, initial=10000, rng=random.Random(args.seed))
 SHUFFLE_SEED = 0  # cli.py --seed default
@@ -83,6 +84,10 @@ def _lookup(table: dict[str, Any], name: str, fallback: str | None) -> Any:
     return next((table[k] for k in keys if k in table), None)
 
 
+CACHE_HINT = "free space, or set BENCH_HOME to a folder on a larger disk"
+LFS_POINTER = b"version https://git-lfs"  # what `git clone` without git-lfs leaves instead of a shard
+
+
 class WebDatasetSelection:
     """The first n samples of a CLIP_benchmark webdataset's shuffled test stream, as PNG files."""
 
@@ -93,12 +98,45 @@ class WebDatasetSelection:
             if not (folder / needed).is_file():
                 raise BenchError(f"{folder / needed} is missing: {folder} is not a CLIP_benchmark webdataset "
                                  f"copy; {fetch_hint(benchmark_name, folder.parent)}")
+        self._check_files()
+
+    def _check_files(self) -> None:
+        """What the builder reads, checked first: it raises bare ValueErrors or reads garbage."""
+        nshards_file = self.folder / "test" / "nshards.txt"
+        text = " ".join(read_lines(nshards_file, "shard count"))
+        if not text.isdigit() or int(text) < 1:
+            raise BenchError(f"{nshards_file} must hold the number of shards (a positive integer), not {text[:20]!r}; "
+                             f"re-fetch the dataset: {fetch_hint(self.benchmark_name, self.folder.parent)}")
+        for k in range(int(text)):
+            shard = self.folder / "test" / f"{k}.tar"
+            if not shard.is_file():
+                raise BenchError(f"{shard} is missing ({nshards_file} says {text} shards); "
+                                 f"re-fetch the dataset: {fetch_hint(self.benchmark_name, self.folder.parent)}")
+            with open(shard, "rb") as f:
+                if f.read(len(LFS_POINTER)) == LFS_POINTER:
+                    raise BenchError(f"{shard} is a git-lfs pointer, not the shard: run `git lfs pull` in "
+                                     f"{self.folder}")
+        self._builder_lines(self.folder / "classnames.txt", "class names")
+        templates_file = self.folder / "zeroshot_classification_templates.txt"
+        templates = self._builder_lines(templates_file, "templates")
+        check_templates([(number, positional([t])[0]) for number, t in templates], str(templates_file))
+
+    def _builder_lines(self, path: Path, what: str) -> list[tuple[int, str]]:
+        """(line number, text) of a file the builder reads line by line; it keeps a blank line as a
+        class (shifting every later label) or as an empty prompt, so one is refused, as is no line."""
+        numbered = numbered_lines(path, what)
+        if not numbered:
+            raise BenchError(f"{path} is empty; re-fetch the dataset: "
+                             f"{fetch_hint(self.benchmark_name, self.folder.parent)}")
+        if len(numbered) != len(path.read_text(encoding="utf-8-sig").splitlines()):
+            blank = next(k for k, (number, _) in enumerate([*numbered, (0, "")], 1) if number != k)
+            raise BenchError(f"{path} line {blank} is blank; one entry per line, no blank lines")
+        return numbered
 
     def data(self, n: int, seed: int) -> ClassificationData:
         """The selection's first n samples (made, or extended, on first use); the reference's
         shuffle has its own seed, so `seed` (--seed) plays no part."""
-        manifest = self.cache / "selection.json"
-        selection = json.loads(manifest.read_text()) if manifest.is_file() else None
+        selection = _stored_selection(self.cache / "selection.json", self.folder)
         if selection is None or (len(selection["labels"]) < n and not selection["complete"]):
             selection = self._select(n)
         labels = selection["labels"][:n]
@@ -116,26 +154,57 @@ class WebDatasetSelection:
                                    download=False)
         classnames, templates = list(stream.classes), positional(list(stream.templates))
         shuffled = stream.shuffle(SHUFFLE_BUFFER, initial=SHUFFLE_BUFFER, rng=random.Random(SHUFFLE_SEED))
-        self.cache.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(dir=self.cache.parent, prefix=f".{self.cache.name}."))
-        try:
-            labels: list[int] = []
-            for image, label in shuffled:
-                if len(labels) == n:
-                    break
-                image.convert("RGB").save(work / f"{len(labels):06d}.png")
-                labels.append(int(label))
-            selection = {"source": str(self.folder), "benchmark_name": self.benchmark_name, "labels": labels,
-                         "complete": len(labels) < n, "classnames": classnames, "templates": templates,
-                         "shuffle": {"buffer": SHUFFLE_BUFFER, "initial": SHUFFLE_BUFFER, "seed": SHUFFLE_SEED}}
-            (work / "selection.json").write_text(json.dumps(selection))
-            if self.cache.exists():
-                shutil.rmtree(self.cache)  # ours: a smaller selection, replaced by its extension
-            work.replace(self.cache)
-        except BaseException:
-            shutil.rmtree(work, ignore_errors=True)
-            raise
+        with disk_errors(self.cache.parent, CACHE_HINT):
+            self.cache.parent.mkdir(parents=True, exist_ok=True)
+            work = Path(tempfile.mkdtemp(dir=self.cache.parent, prefix=f".{self.cache.name}."))
+            try:
+                labels = self._store_samples(shuffled, n, len(classnames), work)
+                selection = {"source": str(self.folder), "benchmark_name": self.benchmark_name, "labels": labels,
+                             "complete": len(labels) < n, "classnames": classnames, "templates": templates,
+                             "shuffle": {"buffer": SHUFFLE_BUFFER, "initial": SHUFFLE_BUFFER, "seed": SHUFFLE_SEED}}
+                (work / "selection.json").write_text(json.dumps(selection))
+                if self.cache.exists():
+                    shutil.rmtree(self.cache)  # ours: a smaller selection, replaced by its extension
+                work.replace(self.cache)
+            except BaseException:
+                shutil.rmtree(work, ignore_errors=True)
+                raise
         return selection
+
+    def _store_samples(self, shuffled: Any, n: int, n_classes: int, work: Path) -> list[int]:
+        """The first n samples as PNGs in work; their labels, each a class of classnames.txt."""
+        labels: list[int] = []
+        samples = iter(shuffled)
+        while len(labels) < n:
+            try:
+                image, label = next(samples)
+            except StopIteration:
+                break
+            except (OSError, ValueError, KeyError, tarfile.TarError) as err:  # a corrupt shard or sample
+                if is_disk_full(err):
+                    raise
+                raise BenchError(f"cannot read the webdataset {self.folder} ({type(err).__name__}: "
+                                 f"{str(err)[:80]}); re-fetch it: {fetch_hint(self.benchmark_name, self.folder.parent)}"
+                                 ) from None
+            if not 0 <= int(label) < n_classes:
+                raise BenchError(f"{self.folder}: sample {len(labels)} of the stream has label {int(label)}, but "
+                                 f"classnames.txt names {n_classes} classes; re-fetch the dataset")
+            image.convert("RGB").save(work / f"{len(labels):06d}.png")
+            labels.append(int(label))
+        return labels
+
+
+def _stored_selection(manifest: Path, folder: Path) -> dict[str, Any] | None:
+    """The cached selection of `folder`, or None when there is none, it is unreadable, or it was
+    made from another copy (the cache is named by the copy's folder name only): it is made again."""
+    try:
+        selection = json.loads(manifest.read_text())
+    except (OSError, ValueError):  # absent, truncated or not UTF-8
+        return None
+    keys = {"labels": list, "complete": bool, "classnames": list, "templates": list}
+    if not isinstance(selection, dict) or not all(isinstance(selection.get(k), t) for k, t in keys.items()):
+        return None
+    return selection if selection.get("source") == str(folder) else None
 
 
 class TorchvisionSelection:
@@ -166,19 +235,30 @@ class TorchvisionSelection:
         random.Random(seed).shuffle(order)
         chosen = order[:n]
         cache = self.cache_base / f"torchvision-{self.builder_name}-{_digest(self.root)}"
-        cache.mkdir(parents=True, exist_ok=True)
-        manifest = cache / "labels.json"  # index -> label of every stored sample: stored ones are not decoded again
-        stored = {int(k): v for k, v in json.loads(manifest.read_text()).items()} if manifest.is_file() else {}
-        missing = [k for k in chosen if k not in stored]
-        for k in missing:
-            image, label = self.dataset[k]
-            atomic_write(cache / f"{k:06d}.png", lambda p, image=image: image.convert("RGB").save(p, format="PNG"))
-            stored[k] = int(label)
-        if missing:
-            atomic_write(manifest, lambda p: p.write_text(json.dumps({str(k): v for k, v in sorted(stored.items())})))
+        with disk_errors(cache, CACHE_HINT):
+            cache.mkdir(parents=True, exist_ok=True)
+            manifest = cache / "labels.json"  # index -> label of every stored sample: stored ones are not decoded again
+            stored = _stored_labels(manifest)
+            missing = [k for k in chosen if k not in stored or not (cache / f"{k:06d}.png").is_file()]
+            for k in missing:
+                image, label = self.dataset[k]
+                atomic_write(cache / f"{k:06d}.png", lambda p, image=image: image.convert("RGB").save(p, format="PNG"),
+                             CACHE_HINT)
+                stored[k] = int(label)
+            if missing:
+                atomic_write_text(manifest, json.dumps({str(k): v for k, v in sorted(stored.items())}), CACHE_HINT)
         labels = [stored[k] for k in chosen]
         return ClassificationData(self.name, cache, [f"{k:06d}.png" for k in chosen], labels, self.classnames,
                                   self.templates)
+
+
+def _stored_labels(manifest: Path) -> dict[int, int]:
+    """The cache's index -> label map; an unreadable one is empty (its samples are stored again)."""
+    try:
+        stored = json.loads(manifest.read_text())
+        return {int(k): int(v) for k, v in stored.items()}
+    except (OSError, ValueError, AttributeError, TypeError):  # absent, corrupt, or not a {index: label} object
+        return {}
 
 
 def _digest(path: Path) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from string import Formatter
 
 import numpy as np
 import torch
@@ -30,18 +31,95 @@ class ClassificationData:
     templates: list[str] = field(default_factory=lambda: list(DEFAULT_TEMPLATES))
 
 
-def read_lines(path: Path, what: str) -> list[str]:
+def numbered_lines(path: Path, what: str) -> list[tuple[int, str]]:
+    """(line number, text) of the non-blank lines of a UTF-8 text file (a BOM is dropped)."""
     try:
-        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as err:
         raise BenchError(f"cannot read {what} file {path}: {type(err).__name__}; check the file") from None
-    return [line for line in lines if line]
+    return [(number, line.strip()) for number, line in enumerate(lines, 1) if line.strip()]
+
+
+def read_lines(path: Path, what: str) -> list[str]:
+    return [line for _, line in numbered_lines(path, what)]
+
+
+def template_problem(template: str) -> str | None:
+    """Why template.format(name) would fail or ignore the name; None for a good template.
+
+    A template holds exactly one '{}' (literal braces are written '{{' and '}}'): '{1}', '{x}'
+    or a lone brace raise at class-weight time, and a template without '{}' gives every class
+    the same prompt."""
+    try:
+        fields = [(name, conversion, spec) for _, name, spec, conversion in Formatter().parse(template)
+                  if name is not None]
+    except ValueError as err:  # a lone '{' or '}'
+        return f"is not valid format syntax ({err})"
+    if len(fields) != 1:
+        return "has no {} for the class name" if not fields else f"has {len(fields)} placeholders"
+    name, conversion, spec = fields[0]
+    if name or conversion or spec:
+        shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+        return f"uses {shown} where {{}} is needed"
+    return None
+
+
+TEMPLATE_FIX = "write one {} where the class name goes, e.g. 'a photo of a {}.' (a literal brace is {{ or }})"
+
+
+def check_templates(templates: list[tuple[int, str]], source: str) -> list[str]:
+    """The templates of (line number, text) pairs, or one line naming the first bad one."""
+    if not templates:
+        raise BenchError(f"{source} has no templates; give one prompt per line with {{}} for the class name")
+    for number, template in templates:
+        problem = template_problem(template)
+        if problem is not None:
+            raise BenchError(f"{source} line {number}: template {template!r} {problem}; {TEMPLATE_FIX}")
+    return [template for _, template in templates]
+
+
+def check_distinct(names: list[str], source: str, items: str) -> None:
+    """Two classes with one name get one text embedding: they can never be told apart."""
+    first: dict[str, int] = {}
+    for k, name in enumerate(names):
+        if name in first:
+            raise BenchError(f"{source} names class {name!r} twice ({items} {first[name] + 1} and {k + 1}): two "
+                             "classes with one name can never be told apart; give each class its own name")
+        first[name] = k
+
+
+def _class_names(root: Path, class_dirs: list[Path], distinct: bool) -> list[str]:
+    """classnames.txt, else the folder names with '_' as spaces."""
+    names_file = root / "classnames.txt"
+    if not names_file.is_file():
+        names = [d.name.replace("_", " ") for d in class_dirs]
+        if distinct:
+            check_distinct(names, f"{root}: the class folders ('_' read as a space)", "folders")
+        return names
+    names = read_lines(names_file, "class names")
+    if not names:
+        raise BenchError(f"{names_file} is empty; write one class name per line, in sorted class-folder order")
+    if distinct:
+        check_distinct(names, str(names_file), "non-blank lines")
+    return names
+
+
+def _templates(root: Path) -> list[tuple[int, str]]:
+    templates_file = root / "templates.txt"
+    if not templates_file.is_file():
+        return list(enumerate(DEFAULT_TEMPLATES, 1))
+    return numbered_lines(templates_file, "templates")
 
 
 def read_image_folder(root: Path, name: str, classnames: list[str] | None = None,
-                      templates: list[str] | None = None, require_files: bool = False) -> ClassificationData:
+                      templates: list[str] | None = None, require_files: bool = False,
+                      user_folder: bool = False) -> ClassificationData:
     """require_files: classnames.txt and templates.txt must exist (a paper dataset never falls back
-    to folder names and the default template: its numbers would not be the papers')."""
+    to folder names and the default template: its numbers would not be the papers').
+
+    user_folder: a folder the user assembled (folder:PATH): its class names must be distinct and
+    every class folder must hold an image. Not for the paper datasets: OpenAI's ImageNet names,
+    which their copies repeat, name 'missile' and 'sunglasses' twice, and the papers keep them."""
     if not root.is_dir():
         raise BenchError(f"data folder {root} for {name!r} does not exist; set --data-root or BENCH_DATA")
     class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))  # not .ipynb_*
@@ -53,27 +131,24 @@ def read_image_folder(root: Path, name: str, classnames: list[str] | None = None
                              "(its en_classnames.json / en_zeroshot_classification_templates.json, or the torchvision "
                              "dataset's classes), one per line, class names in sorted folder order")
     if classnames is None:
-        names_file = root / "classnames.txt"
-        classnames = (read_lines(names_file, "class names") if names_file.is_file()
-                      else [d.name.replace("_", " ") for d in class_dirs])
+        classnames = _class_names(root, class_dirs, user_folder)
     if len(classnames) != len(class_dirs):
         raise BenchError(f"{root}: {len(classnames)} class names for {len(class_dirs)} class folders; "
                          "classnames.txt needs one line per folder, in sorted folder order")
-    if templates is None:
-        templates_file = root / "templates.txt"
-        templates = read_lines(templates_file, "templates") if templates_file.is_file() else list(DEFAULT_TEMPLATES)
-    bad = [t for t in templates if "{}" not in t]
-    if bad:
-        raise BenchError(f"template {bad[0]!r} for {name!r} has no {{}} for the class name")
+    checked = (check_templates(_templates(root), str(root / "templates.txt")) if templates is None
+               else check_templates(list(enumerate(templates, 1)), f"the templates of {name!r}"))
     ids, labels = [], []
     for label, d in enumerate(class_dirs):
-        for f in sorted(d.iterdir()):
-            if f.suffix.lower() in IMAGE_SUFFIXES:
-                ids.append(f.relative_to(root).as_posix())
-                labels.append(label)
+        images = [f for f in sorted(d.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES
+                  and not f.name.startswith(".")]  # not macOS's ._x.png resource forks
+        if user_folder and not images:
+            raise BenchError(f"class folder {d} has no images ({', '.join(sorted(IMAGE_SUFFIXES))}); add some or "
+                             "remove the folder (and its line of classnames.txt)")
+        ids += [f.relative_to(root).as_posix() for f in images]
+        labels += [label] * len(images)
     if not ids:
         raise BenchError(f"data folder {root} for {name!r} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    return ClassificationData(name, root, ids, labels, list(classnames), list(templates))
+    return ClassificationData(name, root, ids, labels, list(classnames), checked)
 
 
 def load_image(path: Path, size: int | None, pad_colour: tuple[int, int, int] | None = None) -> Tensor:

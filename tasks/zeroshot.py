@@ -172,7 +172,7 @@ class ZeroShotTask:
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tensors = {"class_weights": weights.cpu().contiguous()}
-                atomic_write(path, lambda p: save_file(tensors, str(p)))
+                atomic_write(path, lambda p: save_file(tensors, str(p)), "free space in $BENCH_HOME")
         device = next(encoder.parameters()).device  # type: ignore[attr-defined]
         return ZeroShotClassifier(encoder, weights.to(device)).eval()  # type: ignore[arg-type]
 

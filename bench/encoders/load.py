@@ -11,17 +11,19 @@ Sources (the `source` strings of EncoderSpec):
 """
 from __future__ import annotations
 
-import json
 import logging
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import open_clip
 import torch
 from torch import Tensor, nn
 
+from bench.arguments import user_path
 from bench.encoders.base import Encoder, Provenance
 from bench.encoders.weights import (
     hub_file,
@@ -31,6 +33,7 @@ from bench.encoders.weights import (
 )
 from bench.tiny.tokenizer import WordTokenizer
 from benchutil.errors import BenchError
+from benchutil.schema import Schema, read_json
 
 # The project's own open_clip architectures (tiny models for tests and the tiny suite).
 open_clip.add_model_config(Path(__file__).resolve().parent.parent / "model_configs")
@@ -51,12 +54,9 @@ class EncoderSpec:
 def _fetch(source: str) -> Path:
     """Local path of a weight file named by a source string (downloads via the hub cache)."""
     if source.startswith("hf-file:"):
-        repo_and_file = source.removeprefix("hf-file:")
-        repo, filename = repo_and_file.rsplit("/", 1)
-        return hub_file(repo, filename)
+        return hub_file(*hf_file_parts(source))
     if source.startswith("hf-hub:"):
-        repo = source.removeprefix("hf-hub:")
-        return _hub_model_weights(repo)
+        return _hub_model_weights(hf_hub_repo(source))
     if source.startswith("open_clip:"):
         arch, tag = _split_open_clip(source)
         cfg = open_clip.get_pretrained_cfg(arch, tag)
@@ -67,14 +67,68 @@ def _fetch(source: str) -> Path:
         repo, filename = hub.rstrip("/").rsplit("/", 1) if not hub.endswith("/") else (hub.rstrip("/"), "")
         return hub_file(repo, filename) if filename else _hub_model_weights(repo)
     if source.startswith("tiny:"):
-        path = TINY_WEIGHTS / f"{source.removeprefix('tiny:')}.safetensors"
+        path = TINY_WEIGHTS / f"{tiny_name(source)}.safetensors"
         if not path.is_file():
             raise BenchError(f"no shipped tiny weights {source!r} ({path}); reinstall the package")
         return path
-    path = Path(source).expanduser()
+    return _existing_file(source)
+
+
+def _existing_file(source: str) -> Path:
+    """A local checkpoint path, expanded ('~'), that names a file."""
+    path = user_path(source, "checkpoint")
+    if path.is_dir():
+        raise BenchError(f"checkpoint {path} is a folder; give the weight file in it (.safetensors, .pt, .pth, .bin)")
     if not path.is_file():
-        raise BenchError(f"checkpoint {path} does not exist; check the path")
+        raise BenchError(f"checkpoint {path} does not exist; check the path (or bench list encoders for zoo names)")
     return path
+
+
+# A Hugging Face repository id's parts (huggingface_hub's validate_repo_id): letters, digits
+# and '-_.', not starting or ending with '-' or '.', at most 96 characters, no '--' or '..'.
+_HUB_PART = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9_])?")
+
+
+def _hub_part(part: str) -> bool:
+    return bool(_HUB_PART.fullmatch(part)) and "--" not in part and ".." not in part
+
+
+def _malformed(source: str, form: str, example: str) -> BenchError:
+    return BenchError(f"malformed encoder {source!r}: write {form}, e.g. {example}")
+
+
+def hf_hub_repo(source: str) -> str:
+    """'hf-hub:ORG/NAME' -> 'ORG/NAME', checked before any hub call (a bad id is a traceback there)."""
+    parts = source.removeprefix("hf-hub:").split("/")
+    if len(parts) != 2 or not all(_hub_part(p) for p in parts):
+        raise _malformed(source, "hf-hub:ORG/NAME", "hf-hub:chs20/fare4-clip")
+    return "/".join(parts)
+
+
+def hf_file_parts(source: str) -> tuple[str, str]:
+    """'hf-file:ORG/NAME/FILE' (FILE may be in sub-folders) -> ('ORG/NAME', 'FILE')."""
+    parts = source.removeprefix("hf-file:").split("/")
+    inside = parts[2:]
+    if len(parts) < 3 or not all(_hub_part(p) for p in parts[:2]) or not all(
+            p and p not in (".", "..") and "\\" not in p for p in inside):
+        raise _malformed(source, "hf-file:ORG/NAME/FILE", "hf-file:hossainzarif19/SimCLIP/simclip4.pt")
+    return "/".join(parts[:2]), "/".join(inside)
+
+
+def tiny_name(source: str) -> str:
+    """'tiny:NAME' -> NAME: a file name in bench/tiny/weights, never a path out of it."""
+    name = source.removeprefix("tiny:")
+    if not _hub_part(name):
+        raise _malformed(source, "tiny:NAME", "tiny:clip (bench list encoders)")
+    return name
+
+
+def check_source_form(source: str) -> None:
+    """Refuse a prefixed source whose shape is wrong, before anything is fetched or read."""
+    checks = {"hf-hub:": hf_hub_repo, "hf-file:": hf_file_parts, "tiny:": tiny_name, "open_clip:": _open_clip_parts}
+    for prefix, check in checks.items():
+        if source.startswith(prefix):
+            check(source)
 
 
 def _hub_model_weights(repo: str) -> Path:
@@ -87,12 +141,15 @@ def _hub_model_weights(repo: str) -> Path:
     return hub_file(repo, "open_clip_pytorch_model.bin")
 
 
+def _open_clip_parts(source: str) -> tuple[str, str]:
+    arch, _, tag = source.removeprefix("open_clip:").partition("/")
+    if not arch or not tag or "/" in tag:
+        raise _malformed(source, "open_clip:ARCH/TAG", "open_clip:ViT-B-32/laion2b_s34b_b79k")
+    return arch, tag
+
+
 def _split_open_clip(source: str) -> tuple[str, str]:
-    body = source.removeprefix("open_clip:")
-    if "/" not in body:
-        raise BenchError(f"malformed open_clip source {source!r}: write open_clip:ARCH/TAG, "
-                         "e.g. open_clip:ViT-B-32/laion2b_s34b_b79k")
-    arch, tag = body.split("/", 1)
+    arch, tag = _open_clip_parts(source)
     if arch not in open_clip.list_models():
         raise BenchError(f"unknown open_clip architecture {arch!r} in {source!r} (open_clip.list_models())")
     if tag not in open_clip.list_pretrained_tags_by_model(arch):
@@ -113,17 +170,16 @@ def is_source(name: str) -> bool:
 
 def spec_for_source(source: str, architecture: str | None = None) -> EncoderSpec:
     """An EncoderSpec for a name that is not in a zoo: a source string or a local file."""
+    check_source_form(source)
     if source.startswith("open_clip:"):
         arch, tag = _split_open_clip(source)
         quick = bool(open_clip.get_pretrained_cfg(arch, tag).get("quick_gelu", False))
         return EncoderSpec(arch, source, quick_gelu=quick)
     if source.startswith("hf-hub:"):
-        hub_file(source.removeprefix("hf-hub:"), "open_clip_config.json")  # fail fast when unavailable
+        hub_file(hf_hub_repo(source), "open_clip_config.json")  # fail fast when unavailable
         return EncoderSpec(architecture=architecture or source, base=source)
     prefixed = source.startswith(("tiny:", "hf-file:"))
-    path = _fetch(source) if prefixed else Path(source).expanduser()
-    if not path.is_file():
-        raise BenchError(f"checkpoint {path} does not exist; check the path (or bench list encoders for zoo names)")
+    path = _fetch(source)
     # A prefixed source stays as written: provenance then names it the same on every machine.
     source = source if prefixed else str(path)
     meta = {**_card_next_to(path), **safetensors_metadata(path)}
@@ -134,17 +190,26 @@ def spec_for_source(source: str, architecture: str | None = None) -> EncoderSpec
     quick = str(meta.get("quick_gelu", "false")).lower() == "true"
     base = meta.get("base")
     if base and base != source:  # a vision tower fine-tuned from `base`
+        check_source_form(base)
         return EncoderSpec(arch, base, vision=source, quick_gelu=quick)
     return EncoderSpec(arch, source, quick_gelu=quick)
+
+
+# The JSON card `bench train` writes beside a checkpoint (and RobustVLM-style cards people write by
+# hand): the loader reads its architecture and base; bench site shows the training recipe.
+CARD = Schema("encoder card", "fix or remove it", optional={"architecture": str, "base": (str, dict), "method": str,
+                                                            "eps_label": str, "command": str, "recipe": dict})
+
+
+def read_card(card: Path) -> dict[str, Any]:
+    """A card, checked: a missing file, bad JSON or UTF-8, or the wrong shape is one line."""
+    return read_json(card, CARD)
 
 
 def _card_next_to(path: Path) -> dict[str, str]:
     for card in (path.with_suffix(".json"), path.parent / "card.json"):
         if card.is_file():
-            try:
-                data = json.loads(card.read_text())
-            except json.JSONDecodeError as err:
-                raise BenchError(f"card {card} is not valid JSON ({err.msg}, line {err.lineno}); fix or remove it")
+            data = read_card(card)
             return {k: str(v) for k, v in data.items() if isinstance(v, (str, bool, int, float))}
     return {}
 
@@ -175,7 +240,7 @@ def build_encoder(spec: EncoderSpec, name: str, device: str | torch.device = "cp
     if not hub_config and spec.architecture not in open_clip.list_models():
         raise BenchError(f"unknown open_clip architecture {spec.architecture!r}; see open_clip.list_models()")
     if hub_config:  # the config comes from the hub (cached by spec_for_source / _fetch)
-        hub_file(spec.architecture.removeprefix("hf-hub:"), "open_clip_config.json")
+        hub_file(hf_hub_repo(spec.architecture), "open_clip_config.json")
     # Fetch before building: a missing download fails in a second, not after a ViT-L is built.
     base_path = None if spec.base == "random" else _fetch(spec.base)
     vision_path = None if spec.vision is None else _fetch(spec.vision)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -93,21 +95,57 @@ def hub_file(repo: str, filename: str) -> Path:
 
 
 def read_state_dict(path: Path) -> dict[str, Tensor]:
-    """A state dict from .safetensors or a pickle (.pt/.pth/.bin), never running code."""
+    """A state dict from .safetensors or a pickle (.pt/.pth/.bin), never running code; its keys
+    are strings and its floating tensors finite (checked once per file and process)."""
     if not path.is_file():
         raise BenchError(f"checkpoint {path} does not exist; check the path")
+    state = _unwrap(_load(path, mmap=False), path)
+    _check_contents(path, state.items())
+    return state
+
+
+def check_readable(path: Path) -> None:
+    """Read every tensor of a checkpoint, one at a time (safetensors) or memory-mapped (pickle),
+    and check it as loading will: a broken file, or broken weights (NaN), are named before any
+    run starts. The pages read stay in the OS cache, so the later load costs little more."""
+    if not path.is_file():
+        raise BenchError(f"checkpoint {path} does not exist; check the path")
+    if _fingerprint(path) in _CHECKED:
+        return
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as f:
+                _check_contents(path, ((k, f.get_tensor(k)) for k in f.keys()))
+        except BenchError:
+            raise
+        except Exception as err:
+            raise _unreadable(path, err) from None
+    else:  # torch.load maps only zip-format pickles (torch >= 1.6); older ones are read whole
+        _check_contents(path, _unwrap(_load(path, mmap=zipfile.is_zipfile(path)), path).items())
+
+
+def _load(path: Path, mmap: bool) -> object:
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
 
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            return load_file(str(path))
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        if "weights_only" in str(err) or "Unsupported global" in str(err):
-            first = "it contains pickled code or objects that are not plain tensors (refused for safety)"
-        raise BenchError(f"cannot read checkpoint {path}: {first[:200]}; re-save it as .safetensors") from None
+        raise _unreadable(path, err) from None
+
+
+def _unreadable(path: Path, err: Exception) -> BenchError:
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if "weights_only" in str(err) or "Unsupported global" in str(err):
+        first = "it contains pickled code or objects that are not plain tensors (refused for safety)"
+    return BenchError(f"cannot read checkpoint {path}: {first[:200]}; re-save it as .safetensors")
+
+
+def _unwrap(state: object, path: Path) -> dict[str, Tensor]:
+    """The tensors of a training checkpoint ({"state_dict": ...}) or of a bare state dict."""
     for key in ("state_dict", "model", "vision_encoder"):
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
             state = state[key]
@@ -116,22 +154,36 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
     return state
 
 
-def check_readable(path: Path) -> None:
-    """Read a checkpoint's header (safetensors) or map its pickle (weights_only): cheap, and it
-    fails the way loading would, so a broken file is named before any run starts."""
-    if not path.is_file():
-        raise BenchError(f"checkpoint {path} does not exist; check the path")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors import safe_open
+# (path, size, mtime) of the files whose contents passed _check_contents in this process
+_CHECKED: set[tuple[str, int, int]] = set()
 
-            with safe_open(str(path), framework="pt") as f:
-                f.keys()
-        else:
-            torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise BenchError(f"cannot read checkpoint {path}: {first[:200]}; re-save it as .safetensors") from None
+
+def _fingerprint(path: Path) -> tuple[str, int, int]:
+    stat = path.stat()
+    return str(path.resolve()), stat.st_size, stat.st_mtime_ns
+
+
+def _check_contents(path: Path, items: Iterable[tuple[object, Tensor]]) -> None:
+    """String keys and finite floating tensors, or one line naming the first bad entry.
+
+    A NaN weight makes every embedding NaN: every prediction is then the same class and an
+    attack 'succeeds' or 'fails' for no reason, so such numbers must never be recorded. One
+    isfinite pass per tensor, once per file (a file already checked is skipped)."""
+    fingerprint = _fingerprint(path)
+    if fingerprint in _CHECKED:
+        return
+    count = 0
+    for key, tensor in items:
+        count += 1
+        if not isinstance(key, str):
+            raise BenchError(f"checkpoint {path} has a key that is not a string ({key!r}); a state dict maps "
+                             "parameter names to tensors: save model.state_dict()")
+        if (tensor.is_floating_point() or tensor.is_complex()) and not bool(torch.isfinite(tensor).all()):
+            raise BenchError(f"checkpoint {path} holds NaN or infinite values (first in tensor {key!r}); the "
+                             "weights are broken: re-export them, or use an earlier checkpoint")
+    if count == 0:
+        raise BenchError(f"checkpoint {path} holds no tensors; save model.state_dict()")
+    _CHECKED.add(fingerprint)
 
 
 def safetensors_metadata(path: Path) -> dict[str, str]:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from benchutil.fileio import atomic_write
+
 
 def preview(world: Path, out: Path, n: int = 8) -> Path:
     caps = json.loads((world / "captions" / "dataset_tiny.json").read_text())["images"][:n]
@@ -34,7 +36,7 @@ def preview(world: Path, out: Path, n: int = 8) -> Path:
         qa = f"Q: {q['question']}\nA: {vqa_a[q['question_id']]['multiple_choice_answer']}"
         draw.multiline_text((tile_w + 64 * scale + 10, y + 4), _wrap(qa, 24), fill="black", font=font)
     out.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(out)
+    atomic_write(out, lambda tmp: canvas.save(tmp, format="PNG"))
     return out
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.arguments import user_path
 from bench.encoders.load import TINY_WEIGHTS, EncoderSpec
 from bench.tiny import world
 from benchutil.errors import BenchError
@@ -22,7 +23,7 @@ _VERIFIED: set[Path] = set()
 
 def world_root(flag: str | None = None, seed: int = 0) -> Path:
     """The tiny world: generated on first use (progress bar), reused once its manifest verifies."""
-    root = Path(flag).expanduser() if flag else bench_home() / f"tiny-world-v{world.VERSION}-seed{seed}"
+    root = user_path(flag, "--data-root") if flag else bench_home() / f"tiny-world-v{world.VERSION}-seed{seed}"
     if root in _VERIFIED:
         return root
     _VERIFIED.add(_checked_world(root, bool(flag), seed))
@@ -37,7 +38,7 @@ def _checked_world(root: Path, users: bool, seed: int) -> Path:
         return root
     if world.verify(root):
         return root
-    world.write_world(root, seed=seed)
+    world.write_world(root, seed=seed, hint="free space, or set BENCH_HOME to a folder on a larger disk")
     return root
 
 

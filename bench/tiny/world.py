@@ -26,6 +26,7 @@ from tqdm import tqdm
 from bench.tiny import language
 from bench.tiny.scenes import COLOURS, COUNT_WORDS, SHAPES, render, sample_scene
 from benchutil.errors import BenchError
+from benchutil.fileio import OUT_HINT, disk_errors
 
 VERSION = 1
 # dataset -> {class folder: class name}, and its prompt templates
@@ -204,26 +205,28 @@ def _remove_abandoned(folder: Path) -> None:
             continue  # not named by us, or another user's living process
 
 
-def write_world(out: Path, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+def write_world(out: Path, seed: int = 0, progress: bool = True, hint: str = OUT_HINT) -> dict[str, Any]:
     """Generate everything into out; returns the manifest.
 
-    The world is written next to out and renamed into place, so a killed generation never
-    looks complete. An existing out is replaced only when `is_replaceable` says so.
+    The world is written next to out and renamed into place, so a killed generation (or a
+    full disk: one line naming out, with `hint` saying how to make room) never looks complete.
+    An existing out is replaced only when `is_replaceable` says so.
     """
     if not is_replaceable(out):
         raise BenchError(f"{out} exists and is not a tiny world (it holds files this project did not write); "
                          "refusing to replace it: give an empty or new folder")
     out = out.resolve()  # `--out .`: the temporary folder must be a sibling, not a child
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned(out.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{_TEMP_PREFIX}{os.getpid()}-", dir=out.parent))
-    try:
-        manifest = _generate(tmp / "world", seed, progress)
-        if out.exists():
-            out.rename(tmp / "old")
-        (tmp / "world").rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with disk_errors(out, hint):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned(out.parent)
+        tmp = Path(tempfile.mkdtemp(prefix=f"{_TEMP_PREFIX}{os.getpid()}-", dir=out.parent))
+        try:
+            manifest = _generate(tmp / "world", seed, progress)
+            if out.exists():
+                out.rename(tmp / "old")
+            (tmp / "world").rename(out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return manifest
 
 
@@ -232,12 +235,14 @@ def manifest_digest(manifest: dict[str, Any]) -> str:
 
 
 def verify(root: Path) -> bool:
-    """True when root holds a complete world whose files match its manifest."""
+    """True when root holds a complete world whose files match its manifest (a manifest that
+    is not a JSON object of this version, e.g. truncated or edited, is no world)."""
     path = root / "manifest.json"
     if not path.is_file():
         return False
     try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
         return False
-    return manifest.get("version") == VERSION and manifest.get("files") == file_hashes(root)
+    return (isinstance(manifest, dict) and manifest.get("version") == VERSION
+            and manifest.get("files") == file_hashes(root))

@@ -55,7 +55,7 @@ class LabelledImages:
 
 
 def read_training_images(folders: list[tuple[str, Path]]) -> LabelledImages:
-    datasets = [read_image_folder(root, name) for name, root in folders]
+    datasets = [read_image_folder(root, name, user_folder=True) for name, root in folders]  # --data: the user's own
     rows = [(i, j) for i, d in enumerate(datasets) for j in range(len(d.ids))]
     return LabelledImages(datasets, rows)
 
