@@ -62,4 +62,4 @@ def test_compare_refuses_other_samples_and_unknown_names(tmp_path, capsys):
     assert main(["compare", str(runs), "--encoders", "sim-clip-4,far-4"]) == 2
     assert "did you mean 'fare-4'" in capsys.readouterr().err
     assert main(["compare", str(runs), "--encoders", "sim-clip-4"]) == 2
-    assert "needs two names" in capsys.readouterr().err
+    assert "needs two different names" in capsys.readouterr().err
