@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.arguments import user_path
+from bench.encoders import Encoder
 from bench.encoders.load import EncoderSpec
 from bench.encoders.zoo import paper_zoo
 from bench.tiny.suite import (
@@ -20,6 +20,7 @@ from bench.tiny.suite import (
 )
 from bench.vlm import VLMSpec, paper_vlms, tiny_vlms
 from benchutil.errors import BenchError, unknown
+from benchutil.paths import user_path
 from benchutil.registry import Registry
 from tasks.base import Task
 from tasks.datasets import DATASETS, DatasetSpec
@@ -168,3 +169,39 @@ def load_task(suite: Suite, name: str, data_root: str | None) -> Task:
     spec = suite.datasets.get(name)
     return ZeroShotTask(spec.value.read(spec.name, suite.data_root(data_root)), suite.zero_shot_member_args,
                         spec.value.native_resolution)
+
+
+def resolve_encoder(name_or_path: str, suite: str | None = None, arch: str | None = None,
+                    base: str | None = None) -> tuple[EncoderSpec, str]:
+    """(what to load, the name to record) for a zoo name, an open_clip tag, a hub id or a path.
+
+    base: the model a vision-only checkpoint was fine-tuned from (a zoo name or a source);
+    its text tower (and architecture, unless `arch` says otherwise) completes the checkpoint.
+    """
+    from bench.encoders.load import is_source, spec_for_source, with_architecture, with_base
+
+    zoo = get_suite(suite).encoders
+    if name_or_path in zoo:
+        if base is not None:
+            raise BenchError(f"--base applies to checkpoint files; {name_or_path!r} is a zoo encoder with its own base")
+        entry = zoo.get(name_or_path)
+        return with_architecture(entry.value, arch), entry.name
+    if not is_source(name_or_path):
+        raise unknown("encoder", name_or_path, zoo.names(), " (bench list encoders, or give a checkpoint path)")
+    if base is None:
+        return spec_for_source(name_or_path, arch), name_or_path
+    base_spec, _ = resolve_encoder(base, suite, arch)
+    return with_base(spec_for_source(name_or_path, arch or base_spec.architecture), base_spec), name_or_path
+
+
+def load_encoder(name_or_path: str, suite: str | None = None, device: str = "cpu",
+                 arch: str | None = None, base: str | None = None) -> Encoder:
+    """An encoder from the suite's zoo, an open_clip tag, a hub id or a checkpoint file.
+
+    Returns a pixel-space model ([0,1] NCHW in, normalisation inside) with encode_image,
+    encode_text, tokenizer, image_size and provenance (source, sha256).
+    """
+    from bench.encoders.load import build_encoder
+
+    spec, name = resolve_encoder(name_or_path, suite, arch, base)
+    return build_encoder(spec, name, device)

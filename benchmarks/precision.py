@@ -13,8 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.cli import main as bench_main
-from bench.leaderboard import accuracy_table, load_samples
+from bench.cli.main import main as bench_main
+from bench.report.leaderboard import accuracy_table, load_samples
 from benchmarks.common import environment, print_table, write_json
 
 

@@ -18,9 +18,9 @@ import torch
 
 from attacks import worst_case
 from bench import load_encoder
-from bench.cli import main as bench_main
-from bench.eps import parse_eps_list
-from bench.runner import batch_seed
+from bench.cli.main import main as bench_main
+from bench.run.eps import parse_eps_list
+from bench.run.runner import batch_seed
 from bench.suites import get_suite, load_task
 from benchmarks.common import environment, print_table, write_json
 from tests import bench_fixtures as fx

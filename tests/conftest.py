@@ -42,7 +42,7 @@ def every_record_the_tests_write_holds_the_invariants(tmp_path_factory):
     catches one written around it. The bad-input tests' hand-made folders (no versions; corrupt or
     contradicting on purpose) are not checked."""
     yield
-    from bench.store import CONFIG, read_config, read_run_records
+    from bench.run.store import CONFIG, read_config, read_run_records
     from benchutil.errors import BenchError
     from tasks.record_checks import violations
 

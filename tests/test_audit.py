@@ -7,7 +7,7 @@ from torch import nn
 
 from attacks import worst_case
 from attacks.table import TABLE
-from bench.audit import audit_cell
+from bench.report.audit import audit_cell
 from tests import victims
 
 pytest.importorskip("torchattacks")
@@ -83,7 +83,7 @@ def test_an_honest_model_passes(data):
 def test_bench_audit_reports_every_check_per_encoder_and_task(tmp_path, capsys):
     import json
 
-    from bench.cli import main
+    from bench.cli.main import main
 
     runs = tmp_path / "runs"
     assert main(["run", "--suite", "tiny", "--encoder", "clip,fare-4", "--task", "tiny-shape", "--attack", "aa",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main
+from bench.cli.main import main
 from tests import bench_fixtures as fx
 
 
@@ -72,7 +72,8 @@ BAD_RUNS = [
 ]
 # what each bad run folder's error names
 BAD_RUN_MESSAGES = {
-    "bad-config": "run config", "bad-records": "line 2 is not valid JSON", "config-list": "is a list, not a JSON object",
+    "bad-config": "run config", "bad-records": "line 2 is not valid JSON",
+    "config-list": "is a list, not a JSON object",
     "config-no-task": "has no 'task'", "config-eps-string": "'eps' = \"4/255\", which is not a finite number",
     "config-bad-utf8": "not UTF-8", "records-empty-object": "line 2 has no 'id'", "records-list": "line 2 is a list",
     "records-null": "line 2 is null", "records-string-score": "'clean_score' = \"100\"",
@@ -151,8 +152,9 @@ CASES: list[tuple[list[str], str]] = [
         ("--eps", "0", "clean training"), ("--inner-step-size", "abc", "malformed eps"),
         ("--method", "far", "did you mean 'fare'"), ("--device", "cpux", "unknown --device"),
         ("--device", "cuda", "CUDA is not available"), ("--betas", "0.9", "not two numbers"),
-        ("--betas", "a,b", "not two numbers"), ("--betas", "nan,0.9", "finite"), ("--save-dtype", "x", "invalid choice"),
-        ("--anchor", "x", "invalid choice"), ("--suite", "papr", "invalid choice"), ("--base", "sim-clp", "did you mean"),
+        ("--betas", "a,b", "not two numbers"), ("--betas", "nan,0.9", "finite"),
+        ("--save-dtype", "x", "invalid choice"), ("--anchor", "x", "invalid choice"),
+        ("--suite", "papr", "invalid choice"), ("--base", "sim-clp", "did you mean"),
         ("--base", "missing.pt", "does not exist"), ("--data", "/no/such", "does not exist"),
         ("--inner-steps", "0", "positive integer"), ("--holdout", "0", "positive integer"),
         ("--checkpoint-every", "0", "positive integer"))],
@@ -189,8 +191,9 @@ CASES: list[tuple[list[str], str]] = [
     (["audit", "{root}/mine", "--n-samples", "0"], "positive"),
     # bench reproduce
     (["reproduce", "{root}/no-manifest"], "reproduce.json does not exist"),
-    (["reproduce", "{root}/bad-manifest"], "malformed reproduce manifest"), (["reproduce", "{out}", "--tolerance", "nan"], "finite"),
-    (["reproduce", "{out}", "--tolerance=-1"], "must be >= 0"), (["reproduce", "{out}", "--n-samples", "0"], "positive"),
+    (["reproduce", "{root}/bad-manifest"], "malformed reproduce manifest"),
+    (["reproduce", "{out}", "--tolerance", "nan"], "finite"), (["reproduce", "{out}", "--tolerance=-1"], "must be >= 0"),
+    (["reproduce", "{out}", "--n-samples", "0"], "positive"),
     (["reproduce", "results/tiny", "--encoders", "clp"], "did you mean 'clip'"),
     (["reproduce", "results/tiny", "--tasks", "tiny-shap"], "did you mean 'tiny-shape'"),
     # bench list
@@ -199,21 +202,29 @@ CASES: list[tuple[list[str], str]] = [
 ]
 
 
-@pytest.mark.parametrize("argv, message", CASES, ids=[" ".join(a)[:60] for a, _ in CASES])
-def test_bad_input_is_one_line_exit_2_nothing_written(files, tmp_path, capsys, argv, message):
-    out = tmp_path / "out"
-    values = {**files, "out": str(out)}
-
-    def fill(text: str) -> str:  # placeholders only: JSON braces stay as they are
+def filler(values: dict[str, str]):
+    """Replaces {placeholders} with the fixture's paths; JSON braces stay as they are."""
+    def fill(text: str) -> str:
         for key, value in values.items():
             text = text.replace("{" + key + "}", value)
         return text
 
+    return fill
+
+
+def assert_one_line_exit_2(argv: list[str], message: str, fill, capsys) -> None:
+    """The CLI on a bad input: exit code 2, one line on stderr matching `message`, no traceback."""
     code = main([fill(a) for a in argv])
     err = capsys.readouterr().err
     assert code == 2, err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert re.search(fill(message), err), err
+
+
+@pytest.mark.parametrize("argv, message", CASES, ids=[" ".join(a)[:60] for a, _ in CASES])
+def test_bad_input_is_one_line_exit_2_nothing_written(files, tmp_path, capsys, argv, message):
+    out = tmp_path / "out"
+    assert_one_line_exit_2(argv, message, filler({**files, "out": str(out)}), capsys)
     assert not out.exists()
 
 

@@ -17,8 +17,9 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from bench.cli import main
+from bench.cli.main import main
 from tests import bench_fixtures as fx
+from tests.test_bad_inputs import assert_one_line_exit_2, filler
 from tests.test_clip_benchmark import make_wds
 
 SHARD_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT",
@@ -207,22 +208,12 @@ def _case_id(argv: list[str], env: dict[str, str]) -> str:
 @pytest.mark.parametrize("argv, message, env", CASES, ids=[_case_id(a, e) for a, _, e in CASES])
 def test_bad_input_is_one_line_exit_2_nothing_written(files, tmp_path, capsys, monkeypatch, argv, message, env):
     out = tmp_path / "out"
-    values = {**files, "out": str(out)}
-
-    def fill(text: str) -> str:  # placeholders only: JSON braces stay as they are
-        for key, value in values.items():
-            text = text.replace("{" + key + "}", value)
-        return text
-
+    fill = filler({**files, "out": str(out)})
     for name in SHARD_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, fill(value))
-    code = main([fill(a) for a in argv])
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
-    assert re.search(fill(message), err), err
+    assert_one_line_exit_2(argv, message, fill, capsys)
     assert not out.exists() and not Path(f"{out}.jpg").exists()
 
 
@@ -231,8 +222,8 @@ def test_the_new_matrix_covers_every_defect_class():
 
 
 def test_every_shipped_tiny_weight_and_the_test_checkpoints_pass_the_weight_checks(tmp_path):
-    from bench.encoders.load import TINY_WEIGHTS
     from bench.encoders.weights import check_readable, read_state_dict
+    from bench.tiny import WEIGHTS as TINY_WEIGHTS
 
     shipped = sorted(TINY_WEIGHTS.glob("*.safetensors"))
     assert len(shipped) >= 8
@@ -259,7 +250,7 @@ def test_a_checkpoint_rewritten_with_nan_after_a_check_is_checked_again(tmp_path
 
 
 def test_local_rank_and_a_strided_slurm_array_are_read_or_refused():
-    from bench.sharding import Shard, detect_shard, shard_device
+    from bench.run.sharding import Shard, detect_shard, shard_device
     from benchutil.errors import BenchError
 
     assert shard_device("cuda", {"LOCAL_RANK": "3"}) == "cuda:3" and shard_device("cpu", {"LOCAL_RANK": "x"}) == "cpu"
@@ -277,7 +268,7 @@ def test_local_rank_and_a_strided_slurm_array_are_read_or_refused():
 
 def test_names_with_dollars_are_drawn_literally_by_plot_and_site(files, tmp_path, capsys):
     """An encoder, task and class named like mathtext: bench plot and bench site draw them as text."""
-    from bench.plotting import eps_figure, label_eps_axes
+    from bench.report.plotting import eps_figure, label_eps_axes
 
     name = r"mathtext$\frac$"
     data = tmp_path / name

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main
+from bench.cli.main import main
 from tests import bench_fixtures as fx
 
 ROOT = Path(__file__).resolve().parent.parent

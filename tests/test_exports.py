@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from bench.cli import main
+from bench.cli.main import main
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.cli import main
-from bench.intervals import CellIntervals
-from bench.leaderboard import ACCURACY, cell_samples, load_samples
-from bench.statistics import percentile_interval, resample_counts, sign_flip_p, weighted_means
+from bench.cli.main import main
+from bench.report.intervals import CellIntervals
+from bench.report.leaderboard import ACCURACY, cell_samples, load_samples
+from bench.report.statistics import percentile_interval, resample_counts, sign_flip_p, weighted_means
 from tasks.cider_resampling import CiderResampler
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 
 from attacks import worst_case
-from bench.cli import main
-from bench.leaderboard import accuracy_table
+from bench.cli.main import main
+from bench.report.leaderboard import accuracy_table
 from bench.suites import get_suite, load_task
 from tests import bench_fixtures as fx
 

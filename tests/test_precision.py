@@ -8,7 +8,7 @@ import torch
 
 from attacks import worst_case
 from attacks.precision import PRECISIONS, AttackPrecision, autocast
-from bench.cli import main
+from bench.cli.main import main
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp32"])

@@ -13,8 +13,8 @@ from PIL import Image
 from torch import nn
 
 from attacks import worst_case
-from bench.cli import main
-from bench.store import CONFIG, RunDir, read_run_records
+from bench.cli.main import main
+from bench.run.store import CONFIG, RunDir, read_run_records
 from tasks.record_checks import RecordInvariantError, violations
 
 SOUND = {"id": "a", "clean_score": 100.0, "adv_score": 0.0, "winner": "apgd-ce", "linf": 0.01, "l2": 0.5,

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from bench.cli import main
-from bench.store import RECORDS
+from bench.cli.main import main
+from bench.run.store import RECORDS
 from tests import bench_fixtures as fx
 
 

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from attacks.core import attack_mode
 from attacks.pgd import run_pgd
 from bench import load_encoder
-from bench.cli import main
+from bench.cli.main import main
 from bench.train.methods import Batch, MethodObjective, ZeroShotHead, make_method
 from bench.train.robust import VisionTower
 from tests import bench_fixtures as fx

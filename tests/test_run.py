@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.cli import main
-from bench.store import RunDir, read_records
+from bench.cli.main import main
+from bench.run.store import RunDir, read_records
 from tests import bench_fixtures as fx
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,7 +119,7 @@ def test_leaderboard_and_plot(world, tmp_path, capsys):
     clean, robust = map(float, csv[1].split(",")[1:])
     assert 0 <= robust <= clean <= 100
     # the 4/255 cell is the worst case over aa and pgd, per sample
-    from bench.leaderboard import load_samples
+    from bench.report.leaderboard import load_samples
 
     samples = load_samples(out)
     attacked = samples[samples["eps"] > 0].pivot_table(index="id", columns="attack", values="adv")

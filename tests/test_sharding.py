@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main
-from bench.progress import Progress
-from bench.sharding import Shard, detect_shard, parse_shard
-from bench.store import read_run_records
+from bench.cli.main import main
+from bench.run.progress import Progress
+from bench.run.sharding import Shard, detect_shard, parse_shard
+from bench.run.store import read_run_records
 from benchutil.errors import BenchError
 from tests import bench_fixtures as fx
 

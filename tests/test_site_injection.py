@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bench.cli import main
-from bench.runner import slug
+from bench.cli.main import main
+from bench.run.runner import slug
 from tests.test_site import ROOT, chromium, pytestmark  # noqa: F401 (pytestmark: test_site's skip)
 
 RUNS = ROOT / "results" / "tiny" / "runs"

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.cli import main
-from bench.statistics import mcnemar_exact, paired, wilson
+from bench.cli.main import main
+from bench.report.statistics import mcnemar_exact, paired, wilson
 
 ROOT = Path(__file__).resolve().parent.parent
 

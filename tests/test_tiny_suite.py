@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from bench import load_encoder
-from bench.evaluate import clean_accuracy
+from bench.run.evaluate import clean_accuracy
 from bench.suites import get_suite, load_task
-from bench.tiny.suite import WEIGHTS
+from bench.tiny import WEIGHTS
 
 ROOT = Path(__file__).resolve().parent.parent
 CARD = json.loads((WEIGHTS / "clip.json").read_text())

@@ -108,7 +108,7 @@ def test_readers_name_file_and_record_on_bad_input(tmp_path):
 
 
 def test_bench_data_never_deletes_a_users_folder(tmp_path, monkeypatch, capsys):
-    from bench.cli import main
+    from bench.cli.main import main
 
     precious = tmp_path / "mine"
     precious.mkdir()

@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from bench import load_encoder
-from bench.cli import main
-from bench.evaluate import clean_accuracy
+from bench.cli.main import main
+from bench.run.evaluate import clean_accuracy
 from bench.suites import get_suite, load_task
-from bench.tiny.suite import ROBUST_METHODS, WEIGHTS
+from bench.tiny import WEIGHTS
+from bench.tiny.suite import ROBUST_METHODS
 
 ROOT = Path(__file__).resolve().parent.parent
 ZOO = [f"{method}-{eps}" for method in ROBUST_METHODS for eps in (2, 4)]
@@ -55,7 +56,7 @@ def test_committed_vlm_cells_reproduce_on_a_subset(capsys):
 
 
 def test_cider_tasks_keep_the_committed_sample_count():
-    from bench.reproduce import read_manifest, select
+    from bench.cli.reproduce import read_manifest, select
 
     settings = read_manifest(ROOT / "results" / "tiny")["run"]
     chosen = select(settings, "clip", "tiny-shape,tiny-captions,tiny-vqa", 5, {"tiny-captions"})

@@ -10,8 +10,8 @@ import torch
 
 from attacks import run_apgd
 from attacks.table import TABLE
-from bench.cli import main
-from bench.store import RECORDS, read_records
+from bench.cli.main import main
+from bench.run.store import RECORDS, read_records
 from bench.suites import get_suite, load_task
 from bench.vlm import load_vlm
 from tasks.base import AttackSettings
@@ -158,7 +158,7 @@ def test_the_robustvlm_refinement_only_adds_a_pass(vlm, vqa):
 
 
 def test_robustvlm_attacks_vlms_in_float16_on_cuda_and_everything_else_in_float32():
-    from bench.commands import default_precision
+    from bench.cli.commands import default_precision
 
     assert default_precision(None, "robustvlm", True, "cuda:0") == "fp16"
     assert default_precision(None, "robustvlm", False, "cuda:0") == "fp32"  # zero-shot: AutoAttack in float32
@@ -167,7 +167,7 @@ def test_robustvlm_attacks_vlms_in_float16_on_cuda_and_everything_else_in_float3
 
 
 def test_protocol_is_recorded_and_robustvlm_targets_run_10000_steps(tmp_path):
-    from bench.commands import default_steps
+    from bench.cli.commands import default_steps
 
     assert default_steps(None, "please reset your password", "robustvlm") == 10000
     assert default_steps(None, None, "robustvlm") == default_steps(None, "x", "strict") == 100
@@ -180,7 +180,7 @@ def test_protocol_is_recorded_and_robustvlm_targets_run_10000_steps(tmp_path):
 def test_the_language_model_is_loaded_once_for_all_encoders(tmp_path, monkeypatch):
     """Two encoders on a VLM task: one VLM load, the second encoder swapped in, and the records of
     each encoder are those of running it alone."""
-    import bench.commands as commands
+    import bench.cli.commands as commands
 
     loads = []
     real = commands.load_vlm

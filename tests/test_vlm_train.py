@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from bench.cli import main
+from bench.cli.main import main
 from tests import bench_fixtures as fx
 
 ROOT = Path(__file__).resolve().parent.parent

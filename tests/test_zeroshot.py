@@ -3,8 +3,8 @@ import torch
 import torch.nn.functional as F
 
 from bench import load_encoder
-from bench.cli import main
-from bench.store import read_records
+from bench.cli.main import main
+from bench.run.store import read_records
 from bench.suites import get_suite, load_task
 from tests import bench_fixtures as fx
 

@@ -23,7 +23,6 @@ import open_clip
 import torch
 from torch import Tensor, nn
 
-from bench.arguments import user_path
 from bench.encoders.base import Encoder, Provenance
 from bench.encoders.weights import (
     hub_file,
@@ -31,14 +30,35 @@ from bench.encoders.weights import (
     safetensors_metadata,
     weights_sha256,
 )
-from bench.tiny.tokenizer import WordTokenizer
 from benchutil.errors import BenchError
+from benchutil.paths import user_path
 from benchutil.schema import Schema, read_json
 
 # The project's own open_clip architectures (tiny models for tests and the tiny suite).
 open_clip.add_model_config(Path(__file__).resolve().parent.parent / "model_configs")
 
-TINY_WEIGHTS = Path(__file__).resolve().parent.parent / "tiny" / "weights"
+# What other packages register with the loader, so that it never reaches into them: the tiny
+# suite registers its shipped weights folder (sources 'tiny:NAME') and its word-level tokenizer for
+# the 'tiny-clip' architecture (bench/tiny/__init__.py).
+SHIPPED: dict[str, Path] = {}  # source prefix ('tiny:') -> the folder its NAME.safetensors files are in
+TOKENIZERS: dict[str, Callable[[], Callable[[list[str]], Tensor]]] = {}  # architecture -> tokenizer factory
+
+
+def register_shipped_weights(prefix: str, folder: Path) -> None:
+    SHIPPED[prefix] = folder
+
+
+def register_tokenizer(architecture: str, factory: Callable[[], Callable[[list[str]], Tensor]]) -> None:
+    TOKENIZERS[architecture] = factory
+
+
+def shipped_file(source: str, suffix: str = ".safetensors") -> Path:
+    """'tiny:NAME' -> the registered folder's NAME<suffix> (NAME is checked: never a path out of it)."""
+    prefix = source.split(":", 1)[0] + ":"
+    if prefix not in SHIPPED:
+        raise BenchError(f"no weights are registered for {prefix!r} sources; import the package that ships them "
+                         "(bench.tiny for tiny:NAME)")
+    return SHIPPED[prefix] / f"{tiny_name(source)}{suffix}"
 DEFAULT_MEAN = open_clip.OPENAI_DATASET_MEAN
 DEFAULT_STD = open_clip.OPENAI_DATASET_STD
 
@@ -67,7 +87,7 @@ def _fetch(source: str) -> Path:
         repo, filename = hub.rstrip("/").rsplit("/", 1) if not hub.endswith("/") else (hub.rstrip("/"), "")
         return hub_file(repo, filename) if filename else _hub_model_weights(repo)
     if source.startswith("tiny:"):
-        path = TINY_WEIGHTS / f"{tiny_name(source)}.safetensors"
+        path = shipped_file(source)
         if not path.is_file():
             raise BenchError(f"no shipped tiny weights {source!r} ({path}); reinstall the package")
         return path
@@ -292,8 +312,8 @@ def _quiet_random_init() -> Iterator[None]:
 
 
 def _tokenizer(architecture: str) -> Callable[[list[str]], Tensor]:
-    if architecture == "tiny-clip":  # the tiny world's word-level vocabulary
-        return WordTokenizer()
+    if architecture in TOKENIZERS:  # e.g. the tiny world's word-level vocabulary (bench.tiny)
+        return TOKENIZERS[architecture]()
     return open_clip.get_tokenizer(architecture)
 
 

@@ -3,16 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.arguments import user_path
-from bench.encoders.load import TINY_WEIGHTS, EncoderSpec
+from bench.encoders.load import EncoderSpec
 from bench.tiny import world
 from benchutil.errors import BenchError
-from benchutil.paths import bench_home
+from benchutil.paths import bench_home, user_path
 from benchutil.registry import Registry
 from tasks.datasets import DatasetSpec
 from tasks.vlm_datasets import VLMTaskSpec
 
-WEIGHTS = TINY_WEIGHTS
 CLASSIFICATION_TASKS = tuple(world.CLASSIFICATION)
 ROBUST_METHODS = {"tecoa": "TeCoA", "fare": "FARE", "sim-clip": "Sim-CLIP"}
 

@@ -1,1 +1,3 @@
-"""bench train: contrastive pre-training of the tiny CLIP (and, later, adversarial fine-tuning)."""
+"""bench train: the tiny CLIP, tiny-llava and the robust fine-tunes (FARE, TeCoA, Sim-CLIP), on CPU or DDP.
+May import bench.run, bench.suites and the model packages; never bench.report or bench.cli.
+"""

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 import bench.encoders.load  # noqa: F401  (registers the tiny-clip open_clip config)
 from bench.encoders.base import Encoder, Provenance
-from bench.environment import git_commit, versions
+from bench.run.environment import git_commit, versions
 from bench.tiny.tokenizer import WordTokenizer
 from bench.train import loop
 from bench.train.checkpoint import save_weights, write_card

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from bench.devices import check_device
+from bench.run.devices import check_device
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from attacks.core import attack_mode
 from attacks.objectives import Evaluation
 from attacks.pgd import run_pgd
 from bench.encoders.base import Encoder
-from bench.environment import git_commit, versions
+from bench.run.environment import git_commit, versions
 from bench.train import distributed, loop
 from bench.train.checkpoint import save_weights, write_card
 from bench.train.images import (

@@ -15,8 +15,8 @@ import torch
 from torch import Tensor, nn
 
 from bench.encoders.weights import weights_sha256
-from bench.environment import git_commit, versions
-from bench.evaluate import clean_vlm_score, constant_output_score
+from bench.run.environment import git_commit, versions
+from bench.run.evaluate import clean_vlm_score, constant_output_score
 from bench.suites import get_suite, load_task
 from bench.train import loop
 from bench.train.checkpoint import write_card

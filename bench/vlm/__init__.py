@@ -2,7 +2,8 @@
 
 Every VLM implements tasks.contracts.VLM (generate, loss, target_logits, batched; images
 [N, 3, S, S] in [0, 1] at the encoder's resolution) and registers its loader for a suite
-beside its code (bench.vlm.registry.register_vlm).
+beside its code (bench.vlm.registry.register_vlm). May import bench.tiny and bench.encoders (and
+tasks/ for the VLM contract); never bench.suites, bench.run or above.
 """
 from __future__ import annotations
 

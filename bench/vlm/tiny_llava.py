@@ -12,8 +12,8 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from bench.encoders.load import TINY_WEIGHTS
 from bench.encoders.weights import save_safetensors, weights_sha256
+from bench.tiny import WEIGHTS as TINY_WEIGHTS
 from bench.tiny.tokenizer import vocabulary
 from bench.vlm.projected import ProjectedVLM, Prompts
 from bench.vlm.registry import register_vlm

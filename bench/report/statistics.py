@@ -4,7 +4,7 @@ a paired bootstrap for the difference).
 
 Everything is computed from the per-sample records; nothing is re-run. A bootstrap resample is a
 row of counts (how often each sample is drawn), so a metric whose weights depend on the whole
-set (CIDEr's idf) can re-score each resample (bench.intervals).
+set (CIDEr's idf) can re-score each resample (bench.report.intervals).
 """
 from __future__ import annotations
 

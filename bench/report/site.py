@@ -29,10 +29,10 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from bench.examples import EXAMPLES
-from bench.leaderboard import ACCURACY, accuracy_table, cell_samples, load_samples, task_column, threat_label
-from bench.runner import slug
-from bench.store import finished_runs, no_finished_runs
+from bench.report.leaderboard import ACCURACY, accuracy_table, cell_samples, load_samples, task_column, threat_label
+from bench.run.examples import EXAMPLES
+from bench.run.runner import slug
+from bench.run.store import finished_runs, no_finished_runs
 from benchutil.errors import BenchError
 from benchutil.fileio import atomic_write, atomic_write_text
 
@@ -60,7 +60,7 @@ class Run:
 @dataclass(frozen=True)
 class Column:
     name: str  # as in bench leaderboard's table
-    eps_label: str  # the column's threat ("clean", "Linf 4/255", bench.leaderboard.threat_label)
+    eps_label: str  # the column's threat ("clean", "Linf 4/255", bench.report.leaderboard.threat_label)
     task: str | None  # None: the zero-shot average
     kind: str  # "classification" | "average" | "captioning" | "vqa"
 
@@ -213,12 +213,12 @@ def _index_cell(table: pd.DataFrame, cells: dict, run_of: dict[tuple[str, str, s
 
 def training_card(provenance: dict[str, Any]) -> dict[str, Any] | None:
     """The card `bench train` wrote for the encoder's weights, where there is one."""
-    from bench.encoders.load import TINY_WEIGHTS, read_card
+    from bench.encoders.load import read_card, shipped_file
 
     found = None
     for part in str(provenance.get("source", "")).split(" + "):
         part = part.strip()
-        candidates = ([TINY_WEIGHTS / f"{part.removeprefix('tiny:')}.json"] if part.startswith("tiny:")
+        candidates = ([shipped_file(part, ".json")] if part.startswith("tiny:")
                       else [Path(part).with_name("card.json"), Path(part).with_suffix(".json")])
         for path in candidates:
             if path.is_file():
@@ -235,7 +235,7 @@ def robust_plot_svg(table: pd.DataFrame, encoder: str, cols: list[Column], sampl
     import matplotlib
     import matplotlib.pyplot as plt
 
-    from bench.plotting import eps_figure, eps_in_255, label_eps_axes, on_eps_axis
+    from bench.report.plotting import eps_figure, eps_in_255, label_eps_axes, on_eps_axis
 
     radius = eps_in_255(samples)
     fig, ax = eps_figure((5.5, 3.4))

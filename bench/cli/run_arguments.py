@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.arguments import finite_float, non_negative_int, positive_int, worker_count
+from bench.cli.arguments import finite_float, non_negative_int, positive_int, worker_count
 
 EXAMPLES = """examples:
   bench run --encoder clip --attack aa --eps 0,2/255,4/255 --task imagenet --data-root /data

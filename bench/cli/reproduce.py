@@ -15,9 +15,9 @@ from typing import Any
 
 import pandas as pd
 
-from bench import run_arguments
-from bench.arguments import Parser, non_negative_float, positive_int
-from bench.leaderboard import accuracy_table, load_samples
+from bench.cli import run_arguments
+from bench.cli.arguments import Parser, non_negative_float, positive_int
+from bench.report.leaderboard import accuracy_table, load_samples
 from benchutil.errors import BenchError, unknown
 from benchutil.schema import Schema, read_json
 
@@ -93,7 +93,7 @@ def run_namespace(settings: dict[str, Any], out: Path, command_line: list[str]) 
     return args
 
 
-LEGACY = "legacy-protocol"  # bench.leaderboard.threat_label's mark of runs older than protocol names
+LEGACY = "legacy-protocol"  # bench.report.leaderboard.threat_label's mark of runs older than protocol names
 
 
 def matched_to_fresh(committed: pd.DataFrame, fresh: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -137,7 +137,7 @@ def compare(committed: pd.DataFrame, fresh: pd.DataFrame, tolerance: float) -> l
 
 
 def reproduce_command(args: argparse.Namespace, home: Path) -> int:
-    from bench.commands import (
+    from bench.cli.commands import (
         run_command,  # torch and the models: only when reproducing
     )
 

@@ -12,7 +12,7 @@ from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from bench.arguments import (
+from bench.cli.arguments import (
     float_pair,
     non_negative_float,
     non_negative_int,
@@ -97,7 +97,7 @@ def train_command(args: argparse.Namespace) -> None:
         raise BenchError(f"bench train --method {args.method} is not available for --suite {args.suite}: "
                          "clip and vlm are tiny only; sim-clip, fare and tecoa train on either suite")
     if args.out is None:
-        from bench.eps import eps_label, parse_eps
+        from bench.run.eps import eps_label, parse_eps
 
         tags = {"clip": "tiny-clip", "vlm": "tiny-llava"}
         tag = tags.get(args.method) or f"{args.method}-{eps_label(parse_eps(args.eps)).split('/')[0]}"
@@ -108,9 +108,9 @@ def train_command(args: argparse.Namespace) -> None:
 
 
 def _train_robust(args: argparse.Namespace, settings: dict[str, Any]) -> None:
-    from bench import resolve_encoder
     from bench.encoders.load import build_encoder
-    from bench.eps import eps_label, parse_eps
+    from bench.run.eps import eps_label, parse_eps
+    from bench.suites import resolve_encoder
     from bench.train import distributed
     from bench.train.images import read_training_images
     from bench.train.robust import CARD_FILE, WEIGHTS_FILE, RobustRecipe, train_robust
@@ -149,9 +149,8 @@ def _train_robust(args: argparse.Namespace, settings: dict[str, Any]) -> None:
 
 def _tiny_clean_accuracy(weights: str) -> dict[str, float]:
     """Clean zero-shot accuracy of the saved weights on every tiny test set, as `bench run` measures it."""
-    from bench import load_encoder
-    from bench.evaluate import clean_accuracy
-    from bench.suites import get_suite, load_task
+    from bench.run.evaluate import clean_accuracy
+    from bench.suites import get_suite, load_encoder, load_task
     from bench.tiny.suite import CLASSIFICATION_TASKS
 
     encoder, suite = load_encoder(weights, "tiny"), get_suite("tiny")
@@ -181,7 +180,7 @@ def _train_tiny_clip(args: argparse.Namespace, settings: dict[str, Any]) -> None
 
 
 def _train_tiny_vlm(args: argparse.Namespace, settings: dict[str, Any]) -> None:
-    from bench import load_encoder
+    from bench.suites import load_encoder
     from bench.tiny.suite import world_root
     from bench.train.checkpoint import write_card
     from bench.train.vlm import (

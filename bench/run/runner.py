@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from attacks.table import AttackEntry
-from bench.environment import git_commit, versions
-from bench.examples import ExampleWriter
-from bench.exports import write_run_results
-from bench.loading import prefetch
-from bench.progress import Progress
-from bench.sharding import Shard
-from bench.store import RunDir, read_run_records
+from bench.run.environment import git_commit, versions
+from bench.run.examples import ExampleWriter
+from bench.run.loading import prefetch
+from bench.run.progress import Progress
+from bench.run.results_file import write_run_results
+from bench.run.sharding import Shard
+from bench.run.store import RunDir, read_run_records
 from tasks.base import AttackSettings, Models, Task, Victim
 
 # Fields that define a run: same values, same records. The command line is not one of them.
@@ -123,7 +123,7 @@ def run_batches(path: Path, config: dict[str, Any], identity: tuple[str, ...], s
 
     A batch with any unfinished sample runs whole, so a resumed run's records are those of an
     uninterrupted one; only the missing ones are appended. A shard runs its own batches only.
-    Batches are loaded ahead by `workers` processes (bench.loading).
+    Batches are loaded ahead by `workers` processes (bench.run.loading).
     """
     store = RunDir(path, config, identity, shard)
     try:

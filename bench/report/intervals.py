@@ -17,9 +17,9 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from bench.statistics import RESAMPLES, percentile_interval, resample_counts, weighted_means, wilson
+from bench.report.statistics import RESAMPLES, percentile_interval, resample_counts, weighted_means, wilson
 
-Cell = tuple[str, str, str]  # (threat, task column, encoder): a leaderboard cell (bench.leaderboard)
+Cell = tuple[str, str, str]  # (threat, task column, encoder): a leaderboard cell (bench.report.leaderboard)
 Rescore = Callable[[np.ndarray], np.ndarray]  # resample counts (B, n) -> per-sample scores (B, n)
 NO_INTERVAL = (float("nan"), float("nan"))
 

@@ -4,14 +4,14 @@ sign-flip test for CIDEr and VQA accuracy). Refuses cells whose sample sets diff
 test needs the same samples).
 
 Both encoders are scored on the same resamples; for CIDEr every resample is re-scored with its
-own idf (bench.intervals), so the references are read from the task's data."""
+own idf (bench.report.intervals), so the references are read from the task's data."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from bench.intervals import CellIntervals
-from bench.leaderboard import ACCURACY, cell_samples, load_samples
-from bench.statistics import paired, resample_counts
+from bench.report.intervals import CellIntervals
+from bench.report.leaderboard import ACCURACY, cell_samples, load_samples
+from bench.report.statistics import paired, resample_counts
 from benchutil.errors import BenchError, require_known
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.eps import NORM_LABELS, eps_label
-from bench.intervals import Cell, CellIntervals
-from bench.store import finished_runs, no_finished_runs
+from bench.report.intervals import Cell, CellIntervals
+from bench.run.eps import NORM_LABELS, eps_label
+from bench.run.store import finished_runs, no_finished_runs
 from benchutil.errors import BenchError, require_known
 from benchutil.fileio import atomic_write, atomic_write_text, disk_errors
 
@@ -106,7 +106,7 @@ def accuracy_table(samples: pd.DataFrame, ci: bool = False, data_root: str | Non
     """Rows = encoders; per threat (clean first, then by eps): classification tasks, their 'avg', then
     VLM columns; a column for each (task, threat) with at least one cell.
 
-    ci: each cell and average is followed by its 95% interval ('... lo', '... hi'; bench.intervals:
+    ci: each cell and average is followed by its 95% interval ('... lo', '... hi'; bench.report.intervals:
     Wilson for accuracies, bootstraps for CIDEr, VQA accuracy and averages) and its number of
     samples ('... n'; an average's is the sum over its tasks). CIDEr's re-scores
     the task's references, read with `data_root` (the paper suite's; the tiny suite needs none).
@@ -175,7 +175,7 @@ def leaderboard_command(results: list[Path], fmt: str, out: Path | None, cards: 
                         tasks: list[str] | None = None) -> None:
     """Render the table of results folders (or of an aggregate JSON written by --format json),
     optionally of some encoders and task columns only."""
-    from bench.exports import aggregate, encoder_cards, read_aggregate
+    from bench.report.exports import aggregate, encoder_cards, read_aggregate
 
     if len(results) == 1 and results[0].is_file() and results[0].suffix == ".json":
         if encoders or tasks:
@@ -204,7 +204,7 @@ def leaderboard_command(results: list[Path], fmt: str, out: Path | None, cards: 
 
 
 def plot_command(results: list[Path], out: Path | None) -> None:
-    from bench.plotting import eps_figure, eps_in_255, label_eps_axes, on_eps_axis
+    from bench.report.plotting import eps_figure, eps_in_255, label_eps_axes, on_eps_axis
 
     samples = load_samples(results)
     table = accuracy_table(samples)

@@ -19,9 +19,9 @@ from torch import Tensor
 from attacks import run_apgd, worst_case
 from attacks.objectives import ClassifierObjective
 from attacks.table import TABLE
-from bench.leaderboard import ACCURACY
-from bench.progress import Progress
-from bench.store import finished_runs
+from bench.report.leaderboard import ACCURACY
+from bench.run.progress import Progress
+from bench.run.store import finished_runs
 from benchutil.errors import BenchError, require_known
 from benchutil.fileio import atomic_write, write_json_atomic
 
@@ -135,10 +135,9 @@ def _input_gradients(model: Any, x: Tensor, y: Tensor) -> Tensor:
 
 def audit_command(results: Path, suite_name: str, n: int, out: Path | None, device: str, data_root: str | None,
                   queries: int = SQUARE_QUERIES, encoders: list[str] | None = None) -> list[Check]:
-    from bench import resolve_encoder
-    from bench.devices import check_device
     from bench.encoders.load import build_encoder
-    from bench.suites import get_suite, load_task
+    from bench.run.devices import check_device
+    from bench.suites import get_suite, load_task, resolve_encoder
 
     suite = get_suite(suite_name)
     device = check_device(device)

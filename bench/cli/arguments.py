@@ -5,7 +5,6 @@ import argparse
 import json
 import math
 import os
-from pathlib import Path
 from typing import NoReturn, TypeVar
 
 from benchutil.errors import BenchError
@@ -79,15 +78,6 @@ def float_pair(text: str) -> tuple[float, float]:
     if not all(math.isfinite(v) for v in (first, second)):
         raise argparse.ArgumentTypeError(f"{text!r} must be finite numbers")
     return first, second
-
-
-def user_path(text: str, what: str) -> Path:
-    """A path the user wrote, '~' expanded; '~name' of no such user is one line, not a RuntimeError."""
-    try:
-        return Path(text).expanduser()
-    except RuntimeError:
-        raise BenchError(f"{what} {text}: cannot expand '~' (no such user or no home folder); write the full path"
-                         ) from None
 
 
 MAX_JSON_DEPTH = 8  # attack arguments are flat numbers (a list at most); deeper is a mistake or an attack

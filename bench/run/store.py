@@ -2,7 +2,7 @@
 
 Records are appended with flush + fsync after each batch, so a killed run loses at most
 the batch in flight; a torn last line (killed mid-write) is cut off on the next open. A run
-evaluated in shards (bench.sharding) has one records file per shard,
+evaluated in shards (bench.run.sharding) has one records file per shard,
 records.shard-I-of-N.jsonl; readers take the union of every records file of the folder.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bench.sharding import Shard
+from bench.run.sharding import Shard
 from benchutil.errors import BenchError
 from benchutil.fileio import append_synced, write_json_atomic
 from benchutil.schema import Number, Schema, parse_json, read_json

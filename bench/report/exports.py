@@ -1,6 +1,7 @@
-"""Results in the shapes researchers already read: CLIP_benchmark's per-run results.json, one
-aggregate JSON per results folder (lm-evaluation-harness style: config + per-task metrics,
-which `bench leaderboard` reads back), and a RobustBench-style card per encoder.
+"""Results in the shapes researchers already read: one aggregate JSON per results folder
+(lm-evaluation-harness style: config + per-task metrics, which `bench leaderboard` reads back) and a
+RobustBench-style card per encoder. (CLIP_benchmark's per-run results.json is the runner's:
+bench.run.results_file.)
 """
 from __future__ import annotations
 
@@ -9,35 +10,12 @@ from typing import Any
 
 import pandas as pd
 
-from bench.environment import git_commit, versions
-from bench.eps import NORM_LABELS
+from bench.run.environment import git_commit, versions
+from bench.run.eps import NORM_LABELS
 from benchutil.fileio import write_json_atomic
 from benchutil.schema import Number, Schema, read_json
 
 AGGREGATE_FORMAT = "robust-vlm-bench aggregate v1"
-# What each metric is called in CLIP_benchmark's results.json (accuracies as fractions there).
-_METRIC_KEYS = {"accuracy %": ("acc1", 0.01), "CIDEr": ("cider", 1.0), "VQA acc": ("vqa_accuracy", 0.01)}
-
-
-def run_results(config: dict[str, Any], n: int, clean: float, robust: float) -> dict[str, Any]:
-    """CLIP_benchmark's results.json for one run (dataset, model, pretrained, task, metrics),
-    with the attack that produced the robust number beside it."""
-    key, scale = _METRIC_KEYS.get(config["metric"], (config["metric"], 1.0))
-    provenance = config.get("provenance", {})
-    return {"dataset": config["task"], "model": provenance.get("architecture", config["encoder"]),
-            "pretrained": provenance.get("source", config["encoder"]), "encoder": config["encoder"],
-            "task": "zeroshot_classification" if config.get("task_kind") == "zero-shot classification"
-            else config.get("task_kind"), "language": "en",
-            "metrics": {key: robust * scale, f"clean_{key}": clean * scale, "n_samples": n},
-            "attack": {"name": config["attack"], "members": config.get("attack_members"), "eps": config["eps"],
-                       "norm": config["norm"], "steps": config["steps"]},
-            "vlm": config.get("vlm")}
-
-
-def write_run_results(run: Path, config: dict[str, Any], n: int, clean: float, robust: float) -> None:
-    write_json_atomic(run / "results.json", run_results(config, n, clean, robust))
-
-
 def aggregate(table: pd.DataFrame, samples: pd.DataFrame, source: list[Path]) -> dict[str, Any]:
     """lm-eval's shape: the configuration, then per encoder every cell of the leaderboard."""
     attacks = sorted(set(samples.loc[samples["eps"] > 0, "attack"]))

@@ -10,9 +10,12 @@ import os
 import sys
 from pathlib import Path
 
-from bench import commands_train, commands_world, leaderboard, reproduce, run_arguments
-from bench.arguments import Parser, positive_int
-from bench.run_arguments import EXAMPLES
+from bench.cli import reproduce, run_arguments
+from bench.cli import train as commands_train
+from bench.cli import world as commands_world
+from bench.cli.arguments import Parser, positive_int
+from bench.cli.run_arguments import EXAMPLES
+from bench.report import leaderboard
 from benchutil.errors import BenchError
 from benchutil.fileio import is_disk_full
 
@@ -106,9 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     args.command_line = ["bench", *(sys.argv[1:] if argv is None else argv)]  # recorded in configs and cards
     try:
         if args.command in ("run", "list"):
-            from bench import (
-                commands,  # torch and the models: only when a command needs them
-            )
+            from bench.cli import commands  # torch and the models: only when a command needs them
             from bench.tiny.suite import bench_home
 
             if args.command == "run":
@@ -127,18 +128,18 @@ def main(argv: list[str] | None = None) -> int:
 
             return reproduce.reproduce_command(args, bench_home())
         elif args.command == "compare":
-            from bench.compare import compare_command
+            from bench.report.compare import compare_command
 
             compare_command(args.results, args.encoders, args.task, args.eps, args.data_root)
         elif args.command == "plot":
             leaderboard.plot_command(args.results, args.out)
         elif args.command == "audit":
-            from bench.audit import audit_command
+            from bench.report.audit import audit_command
 
             audit_command(args.results, args.suite or "tiny", args.n_samples, args.out, args.device, args.data_root,
                           args.queries, names(args.encoders))
         elif args.command == "site":
-            from bench.site import site_command
+            from bench.report.site import site_command
 
             site_command(args.results, args.out, args.data_root)
     except Exception as err:

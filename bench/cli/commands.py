@@ -9,16 +9,15 @@ import pandas as pd
 import torch
 
 from attacks.table import TABLE, AttackEntry
-from bench import resolve_encoder
-from bench.arguments import parse_attack_args
-from bench.attack_names import checked_arguments, listing, resolve_attack
-from bench.devices import check_device
+from bench.cli.arguments import parse_attack_args
 from bench.encoders.load import SOURCE_PREFIXES, EncoderSpec, build_encoder
 from bench.encoders.weights import check_readable
-from bench.eps import parse_eps_list
-from bench.loading import default_workers
-from bench.runner import RunPlan, RunResult, execute
-from bench.sharding import detect_shard, shard_device
+from bench.run.attack_names import checked_arguments, listing, resolve_attack
+from bench.run.devices import check_device
+from bench.run.eps import parse_eps_list
+from bench.run.loading import default_workers
+from bench.run.runner import RunPlan, RunResult, execute
+from bench.run.sharding import detect_shard, shard_device
 from bench.suites import (
     SUITES,
     Suite,
@@ -26,6 +25,7 @@ from bench.suites import (
     expand_tasks,
     get_suite,
     load_task,
+    resolve_encoder,
 )
 from bench.vlm import check_vlm_name, load_vlm
 from benchutil.errors import BenchError
