@@ -158,7 +158,7 @@ CASES: list[tuple[list[str], str, dict[str, str]]] = [
     (_run("--encoder", "{model},{root}/inf.pt"), "inf.pt holds NaN", {}),
     (_run("--encoder", "{root}/int-keys.pt"), r"has a key that is not a string \(7\)", {}),
     (_run("--encoder", "{root}/empty.pt"), "holds no tensors", {}),
-    (_run("--encoder", "{root}/list-card.pt"), "list-card.json is not a JSON object", {}),
+    (_run("--encoder", "{root}/list-card.pt"), "list-card.json is a list, not a JSON object", {}),
     # 5. --attack-args nested without end, or repeating a key
     *[(_run("--attack", "apgd", "--attack-args", args), message, {}) for args, message in (
         ("[" * 100000, "nested too deeply"), ('{"a":' * 100000, "nested too deeply"),

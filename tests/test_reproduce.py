@@ -44,10 +44,14 @@ def test_a_changed_record_is_a_mismatch_with_the_cell_printed(committed, tmp_pat
     shutil.copytree(results, changed)
     records = next(p for p in (changed / "runs").rglob(RECORDS) if "2-255" in p.parent.name)
     lines = records.read_text().splitlines()
-    first = json.loads(lines[0])
-    first["robust"] = not first["robust"]
-    first["adv_score"] = 100.0 - first["adv_score"]  # the record core the tables read
-    records.write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    # a robust sample recorded as broken instead (consistently, with a perturbation and another
+    # prediction: the readers refuse a record that contradicts itself)
+    k = next(k for k, line in enumerate(lines) if json.loads(line)["robust"])
+    changed_record = json.loads(lines[k])
+    changed_record.update(robust=False, adv_score=0.0, adv_pred=changed_record["label"] + 1, winner="apgd-ce",
+                          linf=1 / 255, l2=0.1)
+    lines[k] = json.dumps(changed_record)
+    records.write_text("\n".join(lines) + "\n")
     assert main(["reproduce", str(changed)]) == 1
     out = capsys.readouterr().out
     assert "MISMATCH" in out and f"{model} | " in out and "2/255: committed" in out

@@ -213,6 +213,7 @@ def _index_cell(table: pd.DataFrame, cells: dict, run_of: dict[tuple[str, str, s
 
 def training_card(provenance: dict[str, Any]) -> dict[str, Any] | None:
     """The card `bench train` wrote for the encoder's weights, where there is one."""
+    import bench.suites  # noqa: F401  (every suite's shipped weights registered with the loader: tiny:NAME)
     from bench.encoders.load import read_card, shipped_file
 
     found = None
