@@ -1,20 +1,19 @@
 """Reading the JSON files of the captioning and VQA formats with errors that name file and record."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from benchutil import schema
 from benchutil.errors import BenchError
 
 
 def read_json(path: Path, what: str) -> Any:
+    """A data file of the captioning / VQA formats: missing, not UTF-8 or not JSON is one line
+    (benchutil.schema's reader, with the data root named)."""
     if not path.is_file():
         raise BenchError(f"{what} file {path} does not exist; check --data-root")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise BenchError(f"{what} file {path} is not valid JSON ({err}); re-download or regenerate it") from None
+    return schema.read_json(path, what=f"{what} file")
 
 
 def field(record: dict, key: str, kind: type | tuple[type, ...], path: Path, where: str) -> Any:
