@@ -24,6 +24,7 @@ from benchutil.paths import user_path
 from benchutil.registry import Registry
 from tasks.base import Task
 from tasks.datasets import DATASETS, DatasetSpec
+from tasks.target_seeds import TARGETED_SAMPLES
 from tasks.imagefolder import read_image_folder
 from tasks.vlm_datasets import VLM_DATASETS, VLMTaskSpec
 from tasks.zeroshot import ZeroShotTask
@@ -51,6 +52,8 @@ class Suite:
     samples_per_task: dict[str, int] = field(default_factory=dict)  # exceptions to the defaults
     # The zero-shot protocol's per-member attack defaults (recorded in every run's config).
     zero_shot_member_args: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Captioning / VQA under --target: how many samples (None: as untargeted).
+    default_targeted_samples: int | None = None
 
     def task_names(self) -> list[str]:
         return [*self.datasets.names(), *self.vlm_datasets.names()]
@@ -58,10 +61,12 @@ class Suite:
     def is_vlm_task(self, name: str) -> bool:
         return name in self.vlm_datasets
 
-    def default_samples(self, task: str) -> int:
+    def default_samples(self, task: str, target: str | None = None) -> int:
         task = self.datasets.resolve(task)  # aliases (imagenet -> imagenet1k)
         if task in self.samples_per_task:
             return self.samples_per_task[task]
+        if self.is_vlm_task(task) and target is not None and self.default_targeted_samples is not None:
+            return self.default_targeted_samples
         return self.default_vlm_samples if self.is_vlm_task(task) else self.default_n_samples
 
 
@@ -101,7 +106,8 @@ SUITES.add("tiny", Suite("tiny", tiny_zoo(), tiny_datasets(), CLASSIFICATION_TAS
 SUITES.add("paper", Suite("paper", paper_zoo(), DATASETS, ("imagenet1k",), 1000, configured_data_root,
                           VLM_DATASETS, paper_vlms, "llava-1.5-7b", 500, default_protocol="robustvlm",
                           samples_per_task={"imagenet1k": 5000},
-                          zero_shot_member_args={"apgd-ce": {"restarts": 5}}),
+                          zero_shot_member_args={"apgd-ce": {"restarts": 5}},
+                          default_targeted_samples=TARGETED_SAMPLES),
            "full scale (GPU): ViT-L/14 zoo from the hub, ImageNet + CLIP_benchmark datasets, COCO, Flickr30k, "
            "VQAv2, TextVQA and LLaVA-1.5-7B")
 DEFAULT_SUITE = "tiny"

@@ -34,7 +34,7 @@ class AttackSettings:
     target: str | None = None  # VLM tasks: push the output towards this string
     early_stop: float | None = None  # VLM tasks: stop attacking a sample at this score (optimistic)
     evaluated: tuple[str, ...] = ()  # the run's sample set (CIDEr's idf depends on it)
-    refine: bool = False  # VLM tasks, --protocol robustvlm: a last APGD pass from the best point so far
+    protocol: str = "strict"  # VLM tasks: strict | robustvlm | simclip (tasks.vlm_attack.VLM_PROTOCOLS)
     precision: str = "fp32"  # what the attack computes in (attacks.precision); results are judged in fp32
     sample_seeds: tuple[int, ...] = ()  # one per sample of the batch (the runner derives them from the ids)
     # Called with (id, clean image, recorded adversarial image) for every recorded sample
@@ -46,6 +46,11 @@ class AttackSettings:
         """What our attack cores draw random starts from: each sample's own seed where the
         runner gave them (so results do not depend on the batch size), else the batch seed."""
         return SampleSeeds(self.sample_seeds) if self.sample_seeds else self.seed
+
+    @property
+    def refine(self) -> bool:
+        """RobustVLM's protocol: a last APGD pass from the best point so far (tasks.vlm_attack)."""
+        return self.protocol == "robustvlm"
 
     @property
     def attacking(self) -> bool:

@@ -11,6 +11,16 @@ success = the target contained in the output.
 APGD runs with RobustVLM's settings here (no random start, initial step eps), unless
 --attack-args says otherwise. All samples of a batch are attacked together (RobustVLM
 runs one at a time); the cores are the classification ones, on another objective.
+
+Three protocols (bench run --protocol; docs/protocol.md):
+* strict: the passes above; a score of 0 is no longer attacked (exact).
+* robustvlm: RobustVLM's `vlm_eval/run_evaluation.py` ensemble: after the untargeted APGD
+  passes, one more APGD pass in float32 on every sample still attacked, from its best point
+  so far on the string that found it (the clean image and the first string where no pass
+  lowered the score), and its early stops.
+* simclip: the Sim-CLIP scripts' `--attack apgd` (speedlab-git/SimCLIP `vlm_eval/run_evaluation.py`,
+  attack list `[(attack_str, 'none', 'clean', 0)]`): ONE APGD pass on the first string, and the
+  adversarial output is the score, even where it scores above the clean one.
 """
 from __future__ import annotations
 
@@ -34,6 +44,8 @@ from tasks.token_losses import mean_token_margin
 # RobustVLM's APGD for VLMs: start at x, first step = eps (attack_vlm in its eval code).
 # Applies to every core that is APGD underneath (apgd, and cw's margin steps).
 APGD_VLM_DEFAULTS: dict[str, Any] = {"random_start": False, "initial_step": 1.0}
+# The attack entry Sim-CLIP's protocol runs: its scripts' single untargeted APGD pass.
+SIMCLIP_ATTACK = "apgd"
 # Arguments of the classic L2 CW (tanh space, Adam, search over c): they have no meaning on an LM.
 CLASSIC_CW_ONLY = ("c", "binary_search_steps", "lr", "abort_early")
 
@@ -69,6 +81,9 @@ def check_vlm_attack(settings: AttackSettings) -> None:
         raise ValueError(f"--attack {entry.name} attacks classifiers only; on captioning / VQA use apgd, pgd, cw or aa")
     if any(m.loss == "dlr" and not m.targeted for m in entry.members):
         raise ValueError(f"--attack {entry.name} needs class logits (DLR); on captioning / VQA use apgd, pgd, cw or aa")
+    if settings.protocol == "simclip" and entry.name != SIMCLIP_ATTACK:
+        raise ValueError(f"--protocol simclip is Sim-CLIP's single APGD pass; use --attack {SIMCLIP_ATTACK} (or "
+                         f"another --protocol for --attack {entry.name})")
     classic = [k for k in CLASSIC_CW_ONLY if k in settings.args]
     if classic:
         raise ValueError(f"--attack-args {classic[0]!r} belongs to the classic L2 CW on classifiers; on captioning / "
@@ -101,13 +116,14 @@ Pass = tuple[str, list[str], list[bool], bool]  # (label, string per row, row ta
 
 
 def _passes(member: Member, refs: list[list[str]], extra_targets: tuple[str, ...], n: int,
-            target: str | None) -> list[Pass]:
+            target: str | None, protocol: str) -> list[Pass]:
     if target is not None:
         return [(f"{member.name}:target", [target] * n, [True] * n, True)]
     if member.targeted:
         return [(f"{member.name}:towards:{t}", [t] * n, [True] * n, True) for t in extra_targets]
+    strings = 1 if protocol == "simclip" else max(map(len, refs))  # Sim-CLIP attacks the first string only
     return [(f"{member.name}:ref-{k}", [p[k] if k < len(p) else "" for p in refs], [k < len(p) for p in refs], False)
-            for k in range(max(map(len, refs)))]
+            for k in range(strings)]
 
 
 def _mask(rows: list[int], x: Tensor) -> Tensor:
@@ -131,6 +147,7 @@ def attack_batch(vlm: VLM, task: Any, ids: list[str], x: Tensor, s: AttackSettin
     worst_out, worst, winner, x_worst = dict(clean_out), dict(clean), ["clean"] * len(ids), x.clone()
     hit = None if s.target is None else [s.target.lower() in clean_out[i].lower() for i in ids]
     floor = 0.0 if s.early_stop is None else s.early_stop
+    single_pass = s.protocol == "simclip"
 
     def consider(x_adv: Tensor, rows: list[int], label: str) -> None:
         # A pass that left a sample's image as it was gives it no new candidate: its output is the
@@ -147,35 +164,43 @@ def attack_batch(vlm: VLM, task: Any, ids: list[str], x: Tensor, s: AttackSettin
                 if not hit[r]:
                     hit[r] = s.target.lower() in outputs[i].lower()  # type: ignore[union-attr]
                     worst[i], worst_out[i], winner[r], x_worst[r] = scores[i], outputs[i], label, x_adv[r]
-            elif scores[i] < worst[i]:
+            elif scores[i] < worst[i] or single_pass:  # Sim-CLIP scores the adversarial output, whatever it is
                 worst[i], worst_out[i], winner[r], x_worst[r] = scores[i], outputs[i], label, x_adv[r]
 
     current = s  # the settings the passes run with; float32 once the float32 stage has begun
     with attack_mode(vlm), ExitStack() as float32_stage:  # type: ignore[arg-type]
         for member in s.entry.members if s.attacking else ():
             for label, strings, has, towards in _passes(member, task.attack_targets(ids), task.extra_targets,
-                                                        len(ids), s.target):
+                                                        len(ids), s.target, s.protocol):
                 # A score at its minimum (0) cannot fall further: skipping it is exact; --early-stop
                 # raises the floor and makes the score optimistic (recorded in the run config).
-                rows = [r for r in everyone if has[r] and (not hit[r] if hit is not None else worst[ids[r]] > floor)]
+                # Sim-CLIP's single pass attacks every sample.
+                rows = [r for r in everyone if has[r] and (single_pass or (not hit[r] if hit is not None else
+                                                                          worst[ids[r]] > floor))]
                 if not rows:
                     continue
                 consider(_run_core(vlm, member, x, prompts, strings, towards, _mask(rows, x), current, label), rows,
                          label)
-            final = s.refine or s.precision in LOW_PRECISIONS
+            final = s.refine or (s.precision in LOW_PRECISIONS and not single_pass)
             if final and s.target is None and not member.targeted and _is_apgd(member):
                 # RobustVLM's last caption / answer pass ("prev-best"): APGD again from each sample's
                 # best perturbation so far, on the string whose pass found it, in float32 (RobustVLM
                 # reloads the model in fp32 for it). A low-precision attack always ends with it.
+                # Its clean pass records the clean image and the first string for every sample, so
+                # a sample no pass has lowered is refined too, from x on its first string. After
+                # float32 passes that refinement would repeat the first pass exactly (same start,
+                # string, steps and precision): it is skipped, with the same result.
                 refs, prefix = task.attack_targets(ids), f"{member.name}:ref-"
-                won = {r: int(winner[r][len(prefix):]) for r in everyone if winner[r].startswith(prefix)}
-                rows = [r for r in won if worst[ids[r]] > floor]
+                from_clean = s.precision != "fp32"
+                string_of = {r: int(winner[r][len(prefix):]) if winner[r].startswith(prefix) else 0
+                             for r in everyone if refs[r] and (from_clean or winner[r].startswith(prefix))}
+                rows = [r for r in string_of if worst[ids[r]] > floor]
                 # From here on the VLM computes in float32 (RobustVLM's switch to its float32 model
                 # for the refinement and the VQA pushes after it), and it stays so to the end.
                 float32_stage.enter_context(float32_weights(vlm))  # type: ignore[arg-type]
                 current = replace(s, precision="fp32")
                 if rows:
-                    strings = [refs[r][won[r]] if r in won else "" for r in everyone]
+                    strings = [refs[r][string_of[r]] if r in string_of else "" for r in everyone]
                     label = f"{member.name}:refine"
                     x_adv = _run_core(vlm, member, x, prompts, strings, False, _mask(rows, x), current, label,
                                       x_worst.clone())

@@ -19,6 +19,7 @@ from benchutil.errors import BenchError
 from tasks.base import AttackSettings, Models, Record, Victim
 from tasks.demonstrations import for_sample
 from tasks.imagefolder import check_images, load_image
+from tasks.target_seeds import target_selection_seed
 from tasks.vlm_attack import attack_batch, check_vlm_attack
 
 
@@ -99,6 +100,13 @@ class VLMTask:
             return [ids[int(k)] for k in chosen]
         random.Random(seed).shuffle(ids)
         return ids if n is None else ids[:n]
+
+    def select_for_target(self, target: str) -> None:
+        """A targeted run's samples: RobustVLM selects them with the target's own seed
+        (tasks.target_seeds); only datasets that select as RobustVLM does follow it."""
+        if self.selection_seed is not None:
+            self.selection_seed = target_selection_seed(target, self.selection_seed)
+            self.settings = {**self.settings, "selection_seed": self.selection_seed}
 
     def postprocess(self, text: str) -> str:
         """The reference's cleaning of a generated text (none here; the task kinds define it)."""

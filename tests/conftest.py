@@ -56,5 +56,6 @@ def every_record_the_tests_write_holds_the_invariants(tmp_path_factory):
         if "versions" not in config:
             continue
         broken += [(config_path.parent, r["id"], v) for r in records for v in violations(r, config["eps"],
-                                                                                          config["norm"])]
+                                                                                          config["norm"],
+                                                                                          config.get("protocol"))]
     assert not broken, broken[:5]

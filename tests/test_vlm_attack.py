@@ -151,7 +151,7 @@ def test_the_robustvlm_refinement_only_adds_a_pass(vlm, vqa):
     ids = vqa.sample_ids(4, 0)
     x = vqa.load(ids, 64)
     strict = attack_batch(vlm, vqa, ids, x, VLMAttack(EPS, 4, 0, attack="apgd"), vqa.scorer(ids))
-    refined_settings = AttackSettings(TABLE["apgd"], EPS, "linf", 4, 0, refine=True)
+    refined_settings = AttackSettings(TABLE["apgd"], EPS, "linf", 4, 0, protocol="robustvlm")
     refined = attack_batch(vlm, vqa, ids, x, refined_settings, vqa.scorer(ids))
     assert all(r["adv_score"] <= s["adv_score"] for r, s in zip(refined, strict))
     assert all(r["winner"] in ("clean", "apgd-ce:refine") or r["winner"].startswith("apgd-ce:ref-") for r in refined)
@@ -202,17 +202,17 @@ def test_a_low_precision_vlm_attack_always_ends_with_the_float32_refinement(vlm)
     ids = captions.sample_ids(3, 0)
     x = captions.load(ids, 64)
 
-    def run(precision, refine):
+    def run(precision, protocol):
         passes = []
 
         def scorer(outputs):
             passes.append(len(outputs))
             return captions.scorer(ids)(outputs)
 
-        settings = AttackSettings(TABLE["apgd"], EPS, "linf", 2, 0, refine=refine, precision=precision)
+        settings = AttackSettings(TABLE["apgd"], EPS, "linf", 2, 0, protocol=protocol, precision=precision)
         return attack_batch(vlm, captions, ids, x, settings, scorer), len(passes)
 
-    (fp32, fp32_passes), (bf16, bf16_passes), (refined, _) = run("fp32", False), run("bf16", False), run("bf16", True)
+    (fp32, fp32_passes), (bf16, bf16_passes), (refined, _) = run("fp32", "strict"), run("bf16", "strict"), run("bf16", "robustvlm")
     assert bf16_passes == fp32_passes + 1
     assert bf16 == refined
     assert all(r["adv_score"] <= r["clean_score"] for r in bf16)

@@ -30,6 +30,7 @@ from bench.suites import (
 from bench.vlm import check_vlm_name, load_vlm
 from benchutil.errors import BenchError
 from tasks.base import AttackSettings, Task
+from tasks.vlm_task import VLMTask
 
 
 def _split(text: str, what: str) -> list[str]:
@@ -63,12 +64,15 @@ def default_steps(steps: int | None, target: str | None, protocol: str) -> int:
     return steps or (10000 if target is not None and protocol == "robustvlm" else 100)
 
 
-def default_precision(precision: str | None, protocol: str, vlm_task: bool, device: str) -> str:
-    """RobustVLM attacks VLMs with the model in float16 (its float32 stage follows); on CUDA the
-    robustvlm protocol does the same. Everything else computes in float32 unless told."""
+def default_precision(precision: str | None, protocol: str, vlm_task: bool, device: str,
+                      target: str | None = None) -> str:
+    """RobustVLM attacks VLMs with the model in float16 (its float32 stage follows), and so do the
+    Sim-CLIP scripts (`--precision float16`); on CUDA those protocols do the same. Everything else
+    computes in float32 unless told."""
     if precision is not None:
         return precision
-    return "fp16" if protocol == "robustvlm" and vlm_task and device.startswith("cuda") else "fp32"
+    half = protocol in ("robustvlm", "simclip") and target is None  # the targeted script runs in float32
+    return "fp16" if half and vlm_task and device.startswith("cuda") else "fp32"
 
 
 class LoadedModels:
@@ -95,7 +99,8 @@ class LoadedModels:
 
 def _check_attack(tasks: list[Task], entry: AttackEntry, args: argparse.Namespace, attack_args: dict) -> None:
     """Every task accepts the attack and its options, or one line names the first that does not."""
-    probe = AttackSettings(entry, 1.0, args.norm, 1, args.seed, attack_args, args.target, args.early_stop)
+    probe = AttackSettings(entry, 1.0, args.norm, 1, args.seed, attack_args, args.target, args.early_stop,
+                           protocol=args.protocol or get_suite(args.suite).default_protocol)
     for task in tasks:
         try:
             task.check_attack(probe)
@@ -122,9 +127,13 @@ def run_command(args: argparse.Namespace, home: Path) -> list[RunResult]:
     device = check_device(shard_device(check_device(args.device)))
     _check_out(args.out)
     tasks = [load_task(suite, name, args.data_root) for name in task_names]  # data errors before any work
+    if args.target is not None:
+        for task in tasks:
+            if isinstance(task, VLMTask):
+                task.select_for_target(args.target)
     _check_attack(tasks, entry, args, attack_args)
     for task in tasks:  # every sample the runs will read opens
-        ids = task.sample_ids(args.n_samples or suite.default_samples(task.name), args.seed)
+        ids = task.sample_ids(args.n_samples or suite.default_samples(task.name, args.target), args.seed)
         if args.n_samples is not None and len(ids) < args.n_samples:  # never fewer than asked, silently
             raise BenchError(f"--n-samples {args.n_samples} is more than the {len(ids)} samples of {task.name}; ask "
                              f"for at most {len(ids)}, or leave --n-samples out for the suite's default")
@@ -139,14 +148,15 @@ def run_command(args: argparse.Namespace, home: Path) -> list[RunResult]:
         if args.target is not None and uses_vlm:
             models.vlm().codec.check(args.target, "--target")
         for task in tasks:
-            n_samples = args.n_samples or suite.default_samples(task.name)
+            n_samples = args.n_samples or suite.default_samples(task.name, args.target)
             early_stop = args.early_stop
             if early_stop is None and protocol == "robustvlm":
                 early_stop = task.robustvlm_early_stop
             for label, eps in eps_values:
                 plan = RunPlan(enc_name, task.name, args.attack, eps, label, steps, args.seed, n_samples,
                                args.batch_size, args.norm, attack_args, args.target, early_stop, protocol,
-                               default_precision(args.precision, protocol, suite.is_vlm_task(task.name), device),
+                               default_precision(args.precision, protocol, suite.is_vlm_task(task.name), device,
+                                                 args.target),
                                args.save_examples)
                 results.append(execute(plan, models, task, entry if eps else TABLE["none"], args.out,
                                        home / "cache", device, args.command_line, shard, workers))

@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from bench.cli.arguments import finite_float, non_negative_int, positive_int, worker_count
+from tasks.protocols import VLM_PROTOCOLS
 
 EXAMPLES = """examples:
   bench run --encoder clip --attack aa --eps 0,2/255,4/255 --task imagenet --data-root /data
@@ -89,11 +90,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                           "amplified) in its examples/ folder; bench site shows them")
     run.add_argument("--precision", default=None, choices=["fp32", "tf32", "bf16", "fp16"],
                      help="what attacks compute in (autocast for bf16 / fp16; TF32 matmuls on CUDA for tf32); "
-                          "default fp32, and fp16 for captioning / VQA under --protocol robustvlm on CUDA (as "
-                          "RobustVLM). bf16 / fp16 attacks end with a float32 stage, and every recorded point is "
-                          "re-scored in fp32, so a low precision can only miss attacks")
-    run.add_argument("--protocol", default=None, choices=["robustvlm", "strict"],
+                          "default fp32, and fp16 for captioning / VQA under --protocol robustvlm / simclip on "
+                          "CUDA (as the references). bf16 / fp16 attacks end with a float32 stage (not under "
+                          "simclip, whose single pass has none), and every recorded point is re-scored in fp32")
+    run.add_argument("--protocol", default=None, choices=list(VLM_PROTOCOLS),
                      help="captioning / VQA attack protocol (suite default: paper robustvlm, tiny strict). "
-                          "robustvlm = RobustVLM's: a last APGD pass from the best perturbation on the winning "
-                          "string, its early stops (COCO CIDEr < 10, Flickr30k < 2), 10000 steps for --target. "
-                          "strict = no refinement, no early stop beyond score 0")
+                          "robustvlm = RobustVLM's: a last float32 APGD pass on every sample from its best "
+                          "perturbation on the winning string (the first string where none won), its early stops "
+                          "(COCO CIDEr < 10, Flickr30k < 2), 10000 steps for --target. "
+                          "strict = no refinement, no early stop beyond score 0. "
+                          "simclip = the Sim-CLIP paper's: one APGD pass on the first string (--attack apgd), "
+                          "scoring the adversarial output as it is")

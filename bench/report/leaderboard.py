@@ -23,6 +23,7 @@ from bench.run.eps import NORM_LABELS, eps_label
 from bench.run.store import finished_runs, no_finished_runs
 from benchutil.errors import BenchError, require_known
 from benchutil.fileio import atomic_write, atomic_write_text, disk_errors
+from tasks.protocols import VLM_PROTOCOLS
 
 ACCURACY = "accuracy %"
 # The papers average zero-shot accuracy over CLIP_benchmark's 13 datasets; ImageNet is a
@@ -30,7 +31,7 @@ ACCURACY = "accuracy %"
 OUTSIDE_AVERAGE = frozenset({"imagenet1k", "imagenet"})
 
 
-DEFAULT_PRECISION, DEFAULT_PROTOCOL, PROTOCOLS = "fp32", "strict", ("strict", "robustvlm")
+DEFAULT_PRECISION, DEFAULT_PROTOCOL, PROTOCOLS = "fp32", "strict", VLM_PROTOCOLS
 
 
 def task_column(config: dict) -> str:

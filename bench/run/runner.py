@@ -44,7 +44,7 @@ class RunPlan:
     attack_args: dict[str, Any] = field(default_factory=dict)
     target: str | None = None  # targeted VLM attack: the string pushed towards
     early_stop: float | None = None  # VLM: stop attacking a sample at this score (optimistic)
-    protocol: str = "strict"  # VLM: robustvlm adds the refinement pass (bench run --protocol)
+    protocol: str = "strict"  # VLM: strict | robustvlm | simclip (bench run --protocol)
     precision: str = "fp32"  # what attacks compute in (bench run --precision)
     save_examples: int = 0  # keep the first K samples as pictures (not part of the run's identity)
 
@@ -159,7 +159,7 @@ def execute(plan: RunPlan, models: Models, task: Task, entry: AttackEntry, out: 
 
     def records_for(k: int, ids: list[str], batch: Any) -> list[dict[str, Any]]:
         settings = AttackSettings(entry, plan.eps, plan.norm, plan.steps, batch_seed(plan.seed, k), plan.attack_args,
-                                  plan.target, plan.early_stop, tuple(sample_ids), plan.protocol == "robustvlm",
+                                  plan.target, plan.early_stop, tuple(sample_ids), plan.protocol,
                                   plan.precision, tuple(sample_seed(plan.seed, i) for i in ids), examples)
         return task.attack(victim.model, ids, batch, settings)
 

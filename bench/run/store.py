@@ -83,7 +83,7 @@ def finished_runs(folders: list[Path]) -> list[tuple[Path, dict[str, Any], list[
             config = read_config(config_path)
             records = read_run_records(config_path.parent)
             for record in records:
-                broken = violations(record, float(config["eps"]), config["norm"])
+                broken = violations(record, float(config["eps"]), config["norm"], config.get("protocol"))
                 if broken:
                     raise BenchError(f"{config_path.parent}: record {record['id']!r} contradicts itself "
                                      f"({broken[0]}); delete its run folder and re-run it")
@@ -102,7 +102,7 @@ class RunDir:
     def __init__(self, path: Path, config: dict[str, Any], identity_keys: tuple[str, ...],
                  shard: Shard = Shard(0, 1)) -> None:
         self.path, self.records = path, path / records_file(shard)
-        self.eps, self.norm = float(config["eps"]), str(config["norm"])
+        self.eps, self.norm, self.protocol = float(config["eps"]), str(config["norm"]), config.get("protocol")
         lock = LOCK if shard.alone else f"{LOCK}.shard-{shard.index}-of-{shard.count}"
         try:
             path.mkdir(parents=True, exist_ok=True)
@@ -143,7 +143,7 @@ class RunDir:
     def append(self, records: list[dict[str, Any]]) -> None:
         if not records:
             return
-        check_records(records, self.eps, self.norm)  # a record that contradicts itself is never written
+        check_records(records, self.eps, self.norm, self.protocol)  # a record that contradicts itself is never written
         # one write, fsynced; a full disk cuts the file back to whole lines and is one line
         append_synced(self.records, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
 
