@@ -106,11 +106,12 @@ def test_vision_tokens_are_the_last_blocks_patch_outputs_without_ln_post(parts):
 
 
 def test_the_loss_counts_the_answer_tokens_but_not_endofchunk(vlm):
-    """RobustVLM's get_label: everything up to the prompt's last ':' and <|endofchunk|> are -100."""
+    """RobustVLM's get_label: everything up to the string's last ':' and <|endofchunk|> are -100
+    (checked against a transcription of RobustVLM's code in tests/test_flamingo_reference.py)."""
     x = torch.rand(1, 3, 32, 32)
-    _, labels = vlm.target_logits(x, PROMPTS[1:], ["red"])
+    _, labels = vlm.target_logits(x, PROMPTS[1:], ["red: circle"])
     counted = labels[labels != -100].tolist()
-    assert counted == vlm.tokenizer(" red", add_special_tokens=False)["input_ids"]
+    assert counted == vlm.tokenizer("red circle", add_special_tokens=False)["input_ids"]  # the colon is removed
     assert vlm.flamingo.eoc_token_id not in counted
 
 
@@ -121,19 +122,92 @@ def test_another_encoder_reuses_the_loaded_flamingo(vlm):
     assert swapped.sha256 == vlm.sha256
 
 
-def test_a_half_precision_flamingo_computes_in_float32_inside_the_float32_stage(parts):
-    """RobustVLM's float32 stage on a bf16-loaded Flamingo: inside, the loss is that of the
-    same weights held in float32; after, the weights are the bf16 ones, bit for bit."""
-    from attacks.precision import float32_weights
+def test_each_part_is_loaded_in_robustvlms_dtype():
+    """RobustVLM casts the whole model, vision encoder included, to float16 (of_eval_model_adv.py
+    EvalModelAdv.__init__ with bash/of_eval_9B.sh's --precision float16); CPU keeps float32;
+    the bf16 layout is this project's earlier one."""
+    from bench.vlm.flamingo import load_dtypes
+
+    half, full, bf16 = torch.float16, torch.float32, torch.bfloat16
+    for device in ("cuda", "cuda:1"):
+        assert load_dtypes(device) == {"vision_encoder": half, "perceiver": half, "lang_encoder": half}
+        assert load_dtypes(device, "bf16") == {"vision_encoder": full, "perceiver": bf16, "lang_encoder": bf16}
+    for layout in ("fp16", "bf16"):
+        assert load_dtypes("cpu", layout) == {"vision_encoder": full, "perceiver": full, "lang_encoder": full}
+    with pytest.raises(ValueError, match="layout"):
+        load_dtypes("cuda", "fp8")
+
+
+@pytest.mark.parametrize(("name", "layout"), [("open-flamingo-9b", "fp16"), ("open-flamingo-9b-bf16", "bf16")])
+def test_the_paper_loaders_ask_for_their_layout(monkeypatch, name, layout):
+    from bench.vlm import flamingo, paper_vlms
+    from bench.vlm.flamingo import load_dtypes
+
+    asked = {}
+
+    class Built:
+        def to(self, device):
+            asked["device"] = device
+            return self
+
+        def eval(self):
+            return self
+
+    def build(encoder, lang, checkpoint, every, vlm_name, dtypes):
+        asked.update(lang=lang, every=every, dtypes=dtypes)
+        return Built()
+
+    monkeypatch.setattr(flamingo, "hub_file", lambda repo, file: f"{repo}/{file}")
+    monkeypatch.setattr(flamingo, "build_flamingo", build)
+    paper_vlms().get(name).value.load(None, "cuda", name)
+    assert asked == {"lang": "anas-awadalla/mpt-7b", "every": 4, "dtypes": load_dtypes("cuda", layout), "device": "cuda"}
+
+
+@pytest.fixture(scope="module")
+def half(parts):
+    """The float16 layout (what CUDA loads), built on the CPU."""
+    from bench.vlm.flamingo import load_dtypes
 
     encoder, lang, checkpoint, _ = parts
-    half = build_flamingo(encoder, str(lang), checkpoint, 1, "open-flamingo-test").eval()
-    half.flamingo.lang_encoder.to(torch.bfloat16)
-    half.flamingo.perceiver.to(torch.bfloat16)
+    return build_flamingo(encoder, str(lang), checkpoint, 1, "open-flamingo-test", load_dtypes("cuda")).eval()
+
+
+def floating(module: torch.nn.Module) -> list[torch.Tensor]:
+    return [t for t in [*module.parameters(), *module.buffers()] if t.is_floating_point()]
+
+
+def test_the_float16_layout_casts_every_part_but_not_the_shared_encoder(half, parts):
+    encoder, _, _, state = parts
+    flamingo = half.flamingo
+    assert {t.dtype for t in floating(flamingo.lang_encoder)} == {torch.float16}  # gated cross-attention too
+    assert {t.dtype for t in floating(flamingo.perceiver)} == {torch.float16}
+    assert flamingo.vision_encoder.tower() is flamingo.vision_encoder.low and flamingo.vision_encoder.dtype == torch.float16
+    assert {t.dtype for t in floating(encoder)} == {torch.float32} and flamingo.vision_encoder.visual is encoder.visual
+    loaded = flamingo.state_dict()  # the checkpoint's weights, rounded once to float16
+    assert all(torch.equal(loaded[k], state[k].half()) for k in state if "perceiver" in k or "gated_cross_attn" in k)
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    loss = half.loss(x, PROMPTS, ["a red circle", "red"])
+    loss.sum().backward()
+    assert x.grad.dtype == torch.float32 and bool(x.grad.isfinite().all()) and float(x.grad.abs().sum()) > 0
+    other = build_encoder(EncoderSpec("tiny-vit-test", "random"), "other")
+    assert half.with_encoder(other).flamingo.vision_encoder.dtype == torch.float16
+    half.with_encoder(encoder)  # the fixture's own encoder back in
+
+
+def test_a_half_precision_flamingo_computes_in_float32_inside_the_float32_stage(half):
+    """RobustVLM's float32 stage on the float16-loaded Flamingo: inside, the loss is that of the
+    same (rounded) language side and perceiver held in float32, around the encoder's own float32
+    weights (RobustVLM reloads those; the float16 copy's are rounded); after, the weights are the
+    float16 ones, bit for bit."""
+    from attacks.precision import float32_weights
+
     before = {k: v.clone() for k, v in half.flamingo.state_dict().items()}
     up = copy.deepcopy(half).float()  # the same rounded weights (and rotary buffers), held in float32
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with float32_weights(half):
+        tokens = half.flamingo.vision_encoder
+        assert tokens.tower() is tokens.visual and tokens.dtype == torch.float32
         inside = half.loss(x, PROMPTS, ["a red circle", "red"])
     assert torch.equal(inside, up.loss(x, PROMPTS, ["a red circle", "red"]))
     assert all(torch.equal(half.flamingo.state_dict()[k], v) for k, v in before.items())
+    assert half.flamingo.vision_encoder.tower() is half.flamingo.vision_encoder.low
