@@ -3,15 +3,25 @@ names, class names and templates (the clip_benchmark package).
 
 RobustVLM evaluates zero-shot robustness with its copy of CLIP_benchmark's `cli.py` on the
 webdataset versions (CLIP_benchmark/bash/run_benchmark_adv.sh: `--dataset_root
-https://huggingface.co/datasets/clip-benchmark/wds_{dataset_cleaned}`, the datasets of
-CLIP_benchmark/benchmark/datasets.txt), and evaluates the first n samples of the stream after
-`dataset.shuffle(10000, initial=10000, rng=random.Random(0))` (cli.py, `--seed` 0).
+https://huggingface.co/datasets/clip-benchmark/wds_{dataset_cleaned}`, `--batch_size 50`, the
+datasets of CLIP_benchmark/benchmark/datasets.txt). cli.py `run` shuffles the stream with
+`dataset.shuffle(10000, initial=10000, rng=random.Random(args.seed))` (`--seed` 0) and reads it
+through `DataLoader(dataset.batched(args.batch_size), batch_size=None, num_workers=args.num_workers)`
+(`--num_workers` 4); zeroshot_classification.py `run_classification` evaluates the first n
+samples the loader yields. So four worker processes each read every fourth shard
+(webdataset's split_by_worker), each shuffles its own stream with its own copy of
+Random(0), cuts it into batches of 50 (the last one partial), and the loader takes one batch
+from each worker in turn, dropping a worker once it has no more (torch's DataLoader with an
+IterableDataset). Every dataset with more than one shard is read in that order, not as one
+stream.
 
 A local copy of such a repository (`git clone https://huggingface.co/datasets/clip-benchmark/
-wds_vtab-cifar10 DATA_ROOT/wds_vtab-cifar10`) is read with the package's own builder
-(`clip_benchmark.datasets.builder.build_dataset("wds/...")`), the shuffle is replayed, and the
-selected samples are stored once as lossless PNGs under the cache, so every run, shard and
-worker reads the same pixels by file name.
+wds_vtab-cifar10 DATA_ROOT/wds_vtab-cifar10`) gives its class names and templates through the
+package's own builder (`clip_benchmark.datasets.builder.build_dataset("wds/...")`). The order is
+replayed on sample positions (webdataset's shuffle draws depend only on how many samples its
+buffer holds, not on what they are), so only the selected samples are decoded, with the
+builder's decoder, and they are stored once as lossless PNGs under the cache: every run, shard
+and worker reads the same pixels by file name.
 """
 from __future__ import annotations
 
@@ -23,8 +33,9 @@ import shutil
 import tarfile
 import tempfile
 import warnings
+from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from benchutil.errors import BenchError
 from benchutil.fileio import atomic_write, atomic_write_text, disk_errors, is_disk_full
@@ -33,6 +44,19 @@ from tasks.imagefolder import ClassificationData, check_templates, numbered_line
 
 SHUFFLE_BUFFER = 10000  # cli.py: dataset.shuffle(10000, initial=10000, rng=random.Random(args.seed))
 SHUFFLE_SEED = 0  # cli.py --seed default
+# cli.py's DataLoader: --num_workers default 4 (run_benchmark_adv.sh leaves it), and with n_samples
+# `assert args.batch_size == 50, "Otherwise we get different samples"` (RobustVLM issue #29).
+# The reference's order, whatever our own --workers or --batch-size say.
+REFERENCE_WORKERS = 4
+REFERENCE_BATCH_SIZE = 50
+# builder.py build_wds_dataset: `.decode(ImageHandler("pil", extensions=[...]))`, then
+# `.to_tuple([...], "cls")` (the first of these present is the image)
+BUILDER_IMAGE_EXTENSIONS = ["webp", "png", "jpg", "jpeg"]
+# How a selection was read, stored in selection.json: a cache made another way (the single
+# stream of earlier versions) is not this selection and is made again.
+READ_ORDER = {"buffer": SHUFFLE_BUFFER, "initial": SHUFFLE_BUFFER, "seed": SHUFFLE_SEED,
+              "workers": REFERENCE_WORKERS, "batch_size": REFERENCE_BATCH_SIZE}
+T = TypeVar("T")
 
 # Our dataset name -> CLIP_benchmark's (RobustVLM's CLIP_benchmark/benchmark/datasets.txt, without "wds/").
 PAPER_DATASETS = {
@@ -84,31 +108,101 @@ def _lookup(table: dict[str, Any], name: str, fallback: str | None) -> Any:
     return next((table[k] for k in keys if k in table), None)
 
 
+def worker_shards(nshards: int, workers: int = REFERENCE_WORKERS) -> list[list[int]]:
+    """The shards each DataLoader worker reads: webdataset's split_by_worker gives worker w the
+    shards w, w + workers, ... (an islice of the shard list); a worker beyond the last shard gets none."""
+    return [list(range(w, nshards, workers)) for w in range(workers)]
+
+
+def shuffled_positions(length: int) -> Iterator[int]:
+    """The order in which cli.py's shuffle emits a stream of `length` samples, as positions.
+
+    webdataset's shuffle itself runs on the positions 0..length-1 with a fresh Random(seed),
+    as each worker process starts from its own copy of the one in cli.py: its draws depend
+    only on how full its buffer is, so the positions come out as the samples would."""
+    import webdataset
+
+    shuffle = webdataset.shuffle(SHUFFLE_BUFFER, initial=SHUFFLE_BUFFER, rng=random.Random(SHUFFLE_SEED))
+    return iter(shuffle(iter(range(length))))
+
+
+def _shuffled_stream(stream: list[T]) -> Iterator[T]:
+    """One worker's samples in the order its shuffle emits them."""
+    return (stream[p] for p in shuffled_positions(len(stream)))
+
+
+def batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive batches of `size`, the last one partial (webdataset's batched, partial=True)."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def round_robin(streams: list[Iterator[T]]) -> Iterator[T]:
+    """One item from each stream in turn, a stream dropped once it ends: how torch's DataLoader
+    interleaves the batches of its workers over an IterableDataset (tasks go to the workers in
+    turn; a worker that reports its end gets no more, the others keep their turns)."""
+    active = list(streams)
+    while active:
+        for stream in list(active):
+            item = next(stream, None)
+            if item is None:
+                active.remove(stream)
+            else:
+                yield item
+
+
+def reference_order(shard_sizes: list[int], n: int) -> list[tuple[int, int]]:
+    """(shard, index in the shard) of the first n samples cli.py evaluates, in its order, for a
+    test split whose shards hold shard_sizes samples: each worker's shards in turn, shuffled,
+    in batches of REFERENCE_BATCH_SIZE, the workers' batches interleaved."""
+    streams = [batches(_shuffled_stream([(shard, k) for shard in shards for k in range(shard_sizes[shard])]),
+                       REFERENCE_BATCH_SIZE) for shards in worker_shards(len(shard_sizes))]
+    order: list[tuple[int, int]] = []
+    for batch in round_robin(streams):
+        if len(order) >= n:
+            break
+        order += batch
+    return order[:n]
+
+
 CACHE_HINT = "free space, or set BENCH_HOME to a folder on a larger disk"
 LFS_POINTER = b"version https://git-lfs"  # what `git clone` without git-lfs leaves instead of a shard
+READ_ERRORS = (OSError, ValueError, KeyError, tarfile.TarError)  # a corrupt shard or sample
 
 
 class WebDatasetSelection:
-    """The first n samples of a CLIP_benchmark webdataset's shuffled test stream, as PNG files."""
+    """The first n samples cli.py evaluates from a CLIP_benchmark webdataset's test split (its
+    4-worker, batch-50 order), as PNG files."""
+
+    kind = "clip_benchmark-wds"  # recorded in a run's task_settings
 
     def __init__(self, name: str, benchmark_name: str, folder: Path, cache: Path | None = None) -> None:
         self.name, self.benchmark_name, self.folder = name, benchmark_name, folder
-        self.cache = cache or bench_home() / "clip_benchmark" / f"{folder.name}-seed{SHUFFLE_SEED}"
+        # the read order is in the name, so a cache of another order is never taken for this one
+        self.cache = cache or bench_home() / "clip_benchmark" / (
+            f"{folder.name}-seed{SHUFFLE_SEED}-workers{REFERENCE_WORKERS}-batch{REFERENCE_BATCH_SIZE}")
         for needed in ("test/nshards.txt", "classnames.txt", "zeroshot_classification_templates.txt"):
             if not (folder / needed).is_file():
                 raise BenchError(f"{folder / needed} is missing: {folder} is not a CLIP_benchmark webdataset "
                                  f"copy; {fetch_hint(benchmark_name, folder.parent)}")
-        self._check_files()
+        self.nshards = self._check_files()
 
-    def _check_files(self) -> None:
-        """What the builder reads, checked first: it raises bare ValueErrors or reads garbage."""
+    def _check_files(self) -> int:
+        """What the builder reads, checked first: it raises bare ValueErrors or reads garbage.
+        Returns the number of shards."""
         nshards_file = self.folder / "test" / "nshards.txt"
         text = " ".join(read_lines(nshards_file, "shard count"))
         if not text.isdigit() or int(text) < 1:
             raise BenchError(f"{nshards_file} must hold the number of shards (a positive integer), not {text[:20]!r}; "
                              f"re-fetch the dataset: {fetch_hint(self.benchmark_name, self.folder.parent)}")
         for k in range(int(text)):
-            shard = self.folder / "test" / f"{k}.tar"
+            shard = self._shard(k)
             if not shard.is_file():
                 raise BenchError(f"{shard} is missing ({nshards_file} says {text} shards); "
                                  f"re-fetch the dataset: {fetch_hint(self.benchmark_name, self.folder.parent)}")
@@ -120,6 +214,10 @@ class WebDatasetSelection:
         templates_file = self.folder / "zeroshot_classification_templates.txt"
         templates = self._builder_lines(templates_file, "templates")
         check_templates([(number, positional([t])[0]) for number, t in templates], str(templates_file))
+        return int(text)
+
+    def _shard(self, k: int) -> Path:
+        return self.folder / "test" / f"{k}.tar"  # the builder's test/{0..nshards-1}.tar
 
     def _builder_lines(self, path: Path, what: str) -> list[tuple[int, str]]:
         """(line number, text) of a file the builder reads line by line; it keeps a blank line as a
@@ -153,15 +251,15 @@ class WebDatasetSelection:
             stream = build_dataset(f"wds/{self.benchmark_name}", root=str(self.folder), split="test",
                                    download=False)
         classnames, templates = list(stream.classes), positional(list(stream.templates))
-        shuffled = stream.shuffle(SHUFFLE_BUFFER, initial=SHUFFLE_BUFFER, rng=random.Random(SHUFFLE_SEED))
+        order = reference_order(self._shard_sizes(), n)
         with disk_errors(self.cache.parent, CACHE_HINT):
             self.cache.parent.mkdir(parents=True, exist_ok=True)
             work = Path(tempfile.mkdtemp(dir=self.cache.parent, prefix=f".{self.cache.name}."))
             try:
-                labels = self._store_samples(shuffled, n, len(classnames), work)
+                labels = self._store_samples(order, len(classnames), work)
                 selection = {"source": str(self.folder), "benchmark_name": self.benchmark_name, "labels": labels,
                              "complete": len(labels) < n, "classnames": classnames, "templates": templates,
-                             "shuffle": {"buffer": SHUFFLE_BUFFER, "initial": SHUFFLE_BUFFER, "seed": SHUFFLE_SEED}}
+                             "order": READ_ORDER}
                 (work / "selection.json").write_text(json.dumps(selection))
                 if self.cache.exists():
                     shutil.rmtree(self.cache)  # ours: a smaller selection, replaced by its extension
@@ -171,32 +269,85 @@ class WebDatasetSelection:
                 raise
         return selection
 
-    def _store_samples(self, shuffled: Any, n: int, n_classes: int, work: Path) -> list[int]:
-        """The first n samples as PNGs in work; their labels, each a class of classnames.txt."""
-        labels: list[int] = []
-        samples = iter(shuffled)
-        while len(labels) < n:
+    def _read_error(self, err: Exception) -> BenchError:
+        return BenchError(f"cannot read the webdataset {self.folder} ({type(err).__name__}: {str(err)[:80]}); "
+                          f"re-fetch it: {fetch_hint(self.benchmark_name, self.folder.parent)}")
+
+    def _raw_samples(self, k: int) -> Generator[dict[str, Any], None, None]:
+        """Shard k's samples undecoded, its files grouped into samples by webdataset's own tar reader
+        (the builder's WebDataset reads a shard the same way)."""
+        import webdataset
+
+        return webdataset.tarfile_to_samples()(iter([{"url": str(self._shard(k))}]))
+
+    def _shard_sizes(self) -> list[int]:
+        """How many samples each shard holds (each shard read once, nothing decoded)."""
+        sizes = []
+        for k in range(self.nshards):
             try:
-                image, label = next(samples)
-            except StopIteration:
-                break
-            except (OSError, ValueError, KeyError, tarfile.TarError) as err:  # a corrupt shard or sample
+                with contextlib.closing(self._raw_samples(k)) as samples:
+                    sizes.append(sum(1 for _ in samples))
+            except READ_ERRORS as err:
                 if is_disk_full(err):
                     raise
-                raise BenchError(f"cannot read the webdataset {self.folder} ({type(err).__name__}: "
-                                 f"{str(err)[:80]}); re-fetch it: {fetch_hint(self.benchmark_name, self.folder.parent)}"
-                                 ) from None
-            if not 0 <= int(label) < n_classes:
-                raise BenchError(f"{self.folder}: sample {len(labels)} of the stream has label {int(label)}, but "
+                raise self._read_error(err) from None
+        return sizes
+
+    def _chosen(self, order: list[tuple[int, int]]) -> Iterator[tuple[int, Any, int]]:
+        """(rank in the selection, image, label) of each selected sample, shard by shard; a shard is
+        read up to its last selected sample, and only selected samples are decoded."""
+        wanted: dict[int, dict[int, int]] = {}
+        for rank, (shard, k) in enumerate(order):
+            wanted.setdefault(shard, {})[k] = rank
+        for shard in sorted(wanted):
+            ranks, last = wanted[shard], max(wanted[shard])
+            with contextlib.closing(self._raw_samples(shard)) as samples:
+                for k, raw in enumerate(samples):
+                    if k in ranks:
+                        yield (ranks[k], *_decode(raw))
+                    if k == last:
+                        break
+
+    def _store_samples(self, order: list[tuple[int, int]], n_classes: int, work: Path) -> list[int]:
+        """The selected samples as PNGs in work, named by their rank; their labels, each a class of
+        classnames.txt."""
+        labels: dict[int, int] = {}
+        samples = self._chosen(order)
+        while True:
+            try:
+                rank, image, label = next(samples)
+            except StopIteration:
+                break
+            except READ_ERRORS as err:
+                if is_disk_full(err):
+                    raise
+                raise self._read_error(err) from None
+            if not 0 <= label < n_classes:
+                raise BenchError(f"{self.folder}: sample {rank} of the selection has label {label}, but "
                                  f"classnames.txt names {n_classes} classes; re-fetch the dataset")
-            image.convert("RGB").save(work / f"{len(labels):06d}.png")
-            labels.append(int(label))
-        return labels
+            image.convert("RGB").save(work / f"{rank:06d}.png")
+            labels[rank] = label
+        if len(labels) != len(order):  # a shard holds fewer samples than it did a moment ago
+            raise BenchError(f"{self.folder} changed while its samples were being selected; run again once "
+                             "it is complete")
+        return [labels[rank] for rank in range(len(order))]
+
+
+def _decode(raw: dict[str, Any]) -> tuple[Any, int]:
+    """(PIL image, label) of one undecoded sample, as the builder's stream yields it (builder.py
+    build_wds_dataset: `.decode(ImageHandler("pil", extensions=...))`, `.to_tuple([...], "cls")`)."""
+    import webdataset
+
+    decoder = webdataset.autodecode.Decoder(
+        [webdataset.autodecode.ImageHandler("pil", extensions=BUILDER_IMAGE_EXTENSIONS)])
+    image, label = next(iter(webdataset.to_tuple(BUILDER_IMAGE_EXTENSIONS, "cls")(iter([decoder(raw)]))))
+    return image, int(label)
 
 
 def _stored_selection(manifest: Path, folder: Path) -> dict[str, Any] | None:
-    """The cached selection of `folder`, or None when there is none, it is unreadable, or it was
-    made from another copy (the cache is named by the copy's folder name only): it is made again."""
+    """The cached selection of `folder`, or None when there is none, it is unreadable, it was
+    made from another copy (the cache is named by the copy's folder name only) or in another
+    order (READ_ORDER): it is made again."""
     try:
         selection = json.loads(manifest.read_text())
     except (OSError, ValueError):  # absent, truncated or not UTF-8
@@ -204,7 +355,7 @@ def _stored_selection(manifest: Path, folder: Path) -> dict[str, Any] | None:
     keys = {"labels": list, "complete": bool, "classnames": list, "templates": list}
     if not isinstance(selection, dict) or not all(isinstance(selection.get(k), t) for k, t in keys.items()):
         return None
-    return selection if selection.get("source") == str(folder) else None
+    return selection if selection.get("source") == str(folder) and selection.get("order") == READ_ORDER else None
 
 
 class TorchvisionSelection:
@@ -214,6 +365,8 @@ class TorchvisionSelection:
     The papers' fork of CLIP_benchmark only selects samples from webdatasets (cli.py calls
     `dataset.shuffle`, which torchvision datasets lack), so there is no reference order here.
     """
+
+    kind = "torchvision"  # recorded in a run's task_settings
 
     def __init__(self, name: str, builder_name: str, root: Path, cache: Path | None = None) -> None:
         from clip_benchmark.datasets.builder import build_dataset

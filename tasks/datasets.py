@@ -14,7 +14,9 @@ read from, in this order:
   templates and, where it ships them, class names. A dataset whose class names the package
   does not ship (they come from torchvision's dataset files) needs classnames.txt.
 
-ImageNet uses the 1000 class names and 80 OpenAI templates built into open_clip.
+ImageNet uses the 1000 class names and 80 OpenAI templates built into open_clip, and its
+samples are RobustBench's fixed list of 5000 validation images, in order
+(tasks/robustbench_imagenet.py).
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from tasks.clip_benchmark import (
     wds_folder,
 )
 from tasks.imagefolder import ClassificationData, read_image_folder
+from tasks.robustbench_imagenet import RobustBenchImageNet
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,8 @@ class DatasetSpec:
     benchmark_name: str | None = None  # CLIP_benchmark's name: its webdataset copy and package files
     torchvision_name: str | None = None  # the CLIP_benchmark builder's name for torchvision's layout
 
-    def read(self, name: str, data_root: Path) -> ClassificationData | WebDatasetSelection | TorchvisionSelection:
+    def read(self, name: str, data_root: Path) -> (ClassificationData | WebDatasetSelection | TorchvisionSelection
+                                                   | RobustBenchImageNet):
         if self.benchmark_name is not None and wds_folder(data_root, self.benchmark_name).is_dir():
             return WebDatasetSelection(name, self.benchmark_name, wds_folder(data_root, self.benchmark_name))
         root = data_root / self.folder
@@ -57,7 +61,7 @@ class DatasetSpec:
             import open_clip
 
             templates = [t("{}") for t in open_clip.OPENAI_IMAGENET_TEMPLATES]
-            return read_image_folder(root, name, list(open_clip.IMAGENET_CLASSNAMES), templates)
+            return RobustBenchImageNet(name, root, list(open_clip.IMAGENET_CLASSNAMES), templates)
         if self.benchmark_name is None:
             return read_image_folder(root, name, require_files=True)
         classnames = None if (root / "classnames.txt").is_file() else package_classnames(self.benchmark_name)
@@ -74,7 +78,8 @@ class DatasetSpec:
 
 DATASETS: Registry[DatasetSpec] = Registry("task")
 DATASETS.add("imagenet1k", DatasetSpec("imagenet/val", builtin_names="imagenet"),
-             "ImageNet-1k validation (50k images in val/<wnid>/), OpenAI's 1000 names + 80 templates",
+             "ImageNet-1k validation (50k images in val/<wnid>/; RobustBench's 5000 in its order), OpenAI's "
+             "1000 names + 80 templates",
              aliases=("imagenet",))
 _ABOUT = {
     "cifar10": "CIFAR-10 test", "stl10": "STL-10 test", "cifar100": "CIFAR-100 test", "cars": "Stanford Cars test",

@@ -151,9 +151,24 @@ def read_image_folder(root: Path, name: str, classnames: list[str] | None = None
     return ClassificationData(name, root, ids, labels, list(classnames), checked)
 
 
+def resize_and_crop(im: Image.Image, size: int) -> Image.Image:
+    """torchvision's Resize(size, bicubic) then CenterCrop(size), pixel for pixel: open_clip's eval
+    transform, which the papers apply (RobustVLM's CLIP_eval/clip_robustbench.py and CLIP_benchmark's
+    cli.py use the model's transform without its Normalize). torchvision truncates the longer side
+    (int(size * long / short)) and rounds the crop offset (round((side - size) / 2)); rounding the
+    one and flooring the other moves most non-square images by a pixel."""
+    w, h = im.size
+    long_side = int(size * max(w, h) / min(w, h))
+    new_w, new_h = (size, long_side) if w <= h else (long_side, size)
+    if (new_w, new_h) != (w, h):
+        im = im.resize((new_w, new_h), Image.BICUBIC)
+    left, top = int(round((new_w - size) / 2.0)), int(round((new_h - size) / 2.0))
+    return im.crop((left, top, left + size, top + size))
+
+
 def load_image(path: Path, size: int | None, pad_colour: tuple[int, int, int] | None = None) -> Tensor:
-    """RGB in [0,1], shorter side resized to `size` (bicubic), centre-cropped: CLIP's preprocessing.
-    size None: the image as stored (its native resolution).
+    """RGB in [0,1], shorter side resized to `size` (bicubic), centre-cropped: CLIP's preprocessing
+    (resize_and_crop). size None: the image as stored (its native resolution).
 
     pad_colour: first pad the image to a square of this colour, centred (LLaVA-1.5's
     `image_aspect_ratio = "pad"`, llava/mm_utils.py expand2square), so nothing is cropped.
@@ -167,12 +182,7 @@ def load_image(path: Path, size: int | None, pad_colour: tuple[int, int, int] | 
                 square.paste(im, ((side - im.size[0]) // 2, (side - im.size[1]) // 2))
                 im = square
             if size is not None:
-                w, h = im.size
-                scale = size / min(w, h)
-                im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
-                w, h = im.size
-                left, top = (w - size) // 2, (h - size) // 2
-                im = im.crop((left, top, left + size, top + size))
+                im = resize_and_crop(im, size)
             arr = np.asarray(im, dtype=np.float32) / 255.0
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as err:
         raise BenchError(f"cannot read image {path}: {type(err).__name__}; the file is missing or corrupt") from None

@@ -25,8 +25,12 @@ from benchutil.fileio import atomic_write
 from tasks.base import AttackSettings, Models, Record, Victim, core_records
 from tasks.clip_benchmark import TorchvisionSelection, WebDatasetSelection
 from tasks.imagefolder import ClassificationData, check_images, load_batch
+from tasks.robustbench_imagenet import RobustBenchImageNet
 
 LOGIT_SCALE = 100.0
+# Datasets that make their own samples on first use; each names itself in `kind`, a run's
+# task_settings["selection"].
+SELECTIONS = (WebDatasetSelection, TorchvisionSelection, RobustBenchImageNet)
 
 
 class TextImageEncoder(Protocol):
@@ -79,7 +83,7 @@ class ZeroShotTask:
     metric = "accuracy %"
     robustvlm_early_stop = None  # AutoAttack drops broken samples by itself
 
-    def __init__(self, data: ClassificationData | WebDatasetSelection | TorchvisionSelection,
+    def __init__(self, data: ClassificationData | WebDatasetSelection | TorchvisionSelection | RobustBenchImageNet,
                  member_args: dict[str, dict[str, Any]] | None = None, native_resolution: bool = False) -> None:
         # Defaults for single attack members, e.g. {"apgd-ce": {"restarts": 5}}: the protocol of
         # a suite, recorded with every run (the user's --attack-args still win).
@@ -89,11 +93,11 @@ class ZeroShotTask:
         if native_resolution:
             self.settings["native_resolution"] = True
         self.name = data.name
-        # A CLIP_benchmark webdataset selects its own samples (the reference's shuffle), on first use.
-        self.selection = data if isinstance(data, (WebDatasetSelection, TorchvisionSelection)) else None
+        # A CLIP_benchmark webdataset, torchvision's layout or RobustBench's ImageNet list selects its
+        # own samples (the reference's where there is one), on first use.
+        self.selection = data if isinstance(data, SELECTIONS) else None
         if self.selection is not None:
-            self.settings["selection"] = ("clip_benchmark-wds" if isinstance(data, WebDatasetSelection)
-                                          else "torchvision")
+            self.settings["selection"] = self.selection.kind
         else:
             self._use(data)  # type: ignore[arg-type]
 
