@@ -42,7 +42,8 @@ class CaptioningTask(VLMTask):
         return text.split("Output", 1)[0].replace('"', "")
 
     def attack_targets(self, ids: list[str]) -> list[list[str]]:
-        return [self.items[i].references[: self.max_references] for i in ids]
+        items = [self.items[i] for i in ids]
+        return [(it.attacked if it.attacked is not None else it.references)[: self.max_references] for it in items]
 
     def references(self, ids: list[str]) -> dict[str, list[str]]:
         """Every reference caption of each sample (CIDEr's; the attack uses the first max_references)."""

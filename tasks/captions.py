@@ -13,7 +13,10 @@ from tasks.jsonfiles import field, read_json
 class CaptionItem:
     id: str  # cocoid when present, else the file stem (Flickr30k)
     image: Path
-    references: list[str]
+    references: list[str]  # what CIDEr scores against
+    # What the untargeted passes attack, when not the references: RobustVLM attacks the Karpathy
+    # file's sentences[k].raw (eval_datasets.py CaptionDataset) and scores COCO against the COCO API.
+    attacked: list[str] | None = None
 
 
 def read_karpathy(path: Path, image_root: Path, split: str) -> list[CaptionItem]:

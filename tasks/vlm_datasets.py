@@ -65,7 +65,7 @@ def _coco(name: str, root: Path) -> CaptioningTask:
     karpathy = root / "coco" / "dataset_coco.json"
     items = read_karpathy(karpathy, root / "coco", "test")
     refs = coco_references(root / "coco" / "annotations" / "captions_val2014.json", [it.id for it in items])
-    task = CaptioningTask(name, [replace(it, references=refs[it.id]) for it in items],
+    task = CaptioningTask(name, [replace(it, references=refs[it.id], attacked=it.references) for it in items],
                           caption_tokens=PAPER_CAPTION_TOKENS)
     return paper(with_caption_demonstrations(task, karpathy), early_stop=10.0)  # cider_threshold["coco"]
 
