@@ -65,7 +65,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--norm", default="linf", choices=["linf", "l2"])
     run.add_argument("--steps", type=positive_int, default=None,
                      help="attack iterations (default 100; 10000 for --target under --protocol robustvlm)")
-    run.add_argument("--n-samples", type=positive_int, default=None, help="samples per dataset (suite default)")
+    run.add_argument("--n-samples", type=positive_int, default=None,
+                     help="samples per dataset (suite default; the paper suite's --target runs: 25, as RobustVLM)")
     run.add_argument("--seed", type=int, default=0, help="seed of the sample subset and of the attacks")
     run.add_argument("--batch-size", type=positive_int, default=32)
     run.add_argument("--device", default="auto",
