@@ -40,7 +40,7 @@ def one_config(arch: str, method: str, batch_size: int, checkpointing: bool, dev
     x = torch.rand(batch_size, 3, encoder.image_size, encoder.image_size, generator=generator).to(device)
     batch = Batch(x, torch.randint(0, classes, (batch_size,), generator=generator).to(device),
                   torch.ones(batch_size, classes, dtype=torch.bool, device=device))
-    autocast = autocast_for(device)
+    autocast = autocast_for(device, "bf16" if device.type == "cuda" else "fp32")  # `bench train --precision bf16`
     chosen = make_method(method, "frozen", frozen, head)
 
     def train_step(seed: int) -> None:  # what bench train's loop does per step

@@ -27,15 +27,18 @@ TRAIN_DESCRIPTION = """Train the encoders a suite ranks.
   --method fare       ||f(x') - f0(x)||^2 to the frozen original embedding (Schlarmann et al.)
   --method tecoa      cross-entropy of the zero-shot head on x' (Mao et al.)
   --method sim-clip   negative cosine between clean and adversarial embeddings; --anchor
-                      frozen (default: the public code, anchors on the frozen original) or
-                      shared (the paper's siamese pass through the encoder being trained)
+                      script (paper default: the public script's loss on the frozen original),
+                      frozen (tiny default: the same value, twice the gradient) or shared (the
+                      paper's siamese pass through the encoder being trained)
   --method vlm        tiny-llava (tiny suite): LLaVA's recipe on the tiny world's captions, VQA
                       and TextVQA; --base is the frozen vision tower, projector + LM learn
 
-The inner attack is PGD (--inner-steps, --inner-step-size, random start) on the method's own
-loss. Robust methods write OUT/vision.safetensors (the vision tower; load it anywhere with
---encoder OUT/vision.safetensors) and OUT/card.json (method, eps, base, data, recipe, seed,
-commit, held-out metrics). Checkpoints are atomic; --resume continues at the exact step.
+The inner attack (--inner-steps, --inner-step-size, random start) maximises the method's loss
+(--inner-loss): --inner-attack robustvlm is RobustVLM's sign-momentum PGD (--inner-momentum;
+paper default), pgd the project's PGD (tiny default). Training runs in fp32 unless --precision
+bf16. Robust methods write OUT/vision.safetensors (the vision tower; load it anywhere with
+--encoder OUT/vision.safetensors) and OUT/card.json (method, eps, suite, base, data, the whole
+recipe, seed, commit, held-out metrics). Checkpoints are atomic; --resume continues at the exact step.
 Multi-GPU (or multi-process CPU with gloo): torchrun --nproc_per_node=N -m bench train ...
 """
 
@@ -49,7 +52,7 @@ EXAMPLES = """examples:
       --data /data/imagenet/train --device cuda --out runs/fare-2
 """
 
-COMMON = {"save_dtype": "float32", "eval_every": 50}
+COMMON = {"save_dtype": "float32", "eval_every": 50, "precision": "fp32", "inner_momentum": 0.9}
 TINY_TRAIN_SPLITS = "tiny"  # --data tiny: the tiny world's classification train splits
 
 
@@ -77,8 +80,8 @@ def _trainers() -> dict[str, Trainer]:
 def _training_folders(data: str | None, suite: str) -> list[tuple[str, Path]]:
     if data is None:
         if suite != "tiny":
-            raise BenchError("--suite paper needs --data: the ImageNet train folder (root/<class>/<image>, "
-                             "with classnames.txt and templates.txt)")
+            raise BenchError("--suite paper needs --data: the ImageNet train folder (root/<wnid>/<image>; "
+                             "another folder needs classnames.txt)")
         data = TINY_TRAIN_SPLITS
     if data == TINY_TRAIN_SPLITS:
         from bench.tiny.suite import CLASSIFICATION_TASKS, world_root
@@ -118,14 +121,19 @@ def _train_robust(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     eps = parse_eps(args.eps)
     if eps == 0:
         raise BenchError("--eps 0 is clean training; adversarial fine-tuning needs eps > 0, e.g. 4/255")
+    if args.inner_momentum is not None and settings["inner_attack"] != "robustvlm":
+        raise BenchError(f"--inner-momentum belongs to --inner-attack robustvlm; this run's inner attack is "
+                         f"{settings['inner_attack']} (add --inner-attack robustvlm or drop --inner-momentum)")
     recipe = RobustRecipe(method=args.method, eps=eps, steps=settings["steps"], batch_size=settings["batch_size"],
                           lr=settings["lr"], wd=settings["wd"], warmup=settings["warmup"],
                           inner_steps=args.inner_steps, inner_step_size=parse_eps(args.inner_step_size),
-                          anchor=args.anchor, seed=args.seed, checkpoint_every=args.checkpoint_every,
+                          anchor=settings["anchor"], seed=args.seed, checkpoint_every=args.checkpoint_every,
                           eval_every=settings["eval_every"], holdout=args.holdout,
                           grad_checkpointing=args.grad_checkpointing, save_dtype=settings["save_dtype"],
                           betas=tuple(settings.get("betas", (0.9, 0.95))), decay_all=settings.get("decay_all", False),
-                          inner_loss=settings.get("inner_loss", "method"))
+                          inner_loss=settings.get("inner_loss", "method"), inner_attack=settings["inner_attack"],
+                          inner_momentum=settings["inner_momentum"], schedule=settings["schedule"],
+                          precision=settings["precision"])
     spec, name = resolve_encoder(args.base, args.suite)
     data = read_training_images(_training_folders(args.data, args.suite))  # data errors before the model
     procs = distributed.start(args.device)
@@ -139,6 +147,7 @@ def _train_robust(args: argparse.Namespace, settings: dict[str, Any]) -> None:
         distributed.stop(procs)
     if card is not None:
         card["eps_label"] = eps_label(eps)
+        card["suite"] = args.suite  # whose defaults filled the recipe (every value is in card["recipe"])
         if args.suite == "tiny":
             card["clean_zero_shot_accuracy"] = _tiny_clean_accuracy(str(args.out / WEIGHTS_FILE))
         from bench.train.checkpoint import write_card
@@ -219,7 +228,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--warmup", type=non_negative_int, default=None, help="linear warmup steps, then cosine")
     train.add_argument("--inner-steps", type=positive_int, default=10, help="PGD steps of the inner attack")
     train.add_argument("--inner-step-size", default="1/255", help="PGD step of the inner attack")
-    train.add_argument("--anchor", default="frozen", choices=["frozen", "shared"], help="Sim-CLIP anchor")
+    train.add_argument("--anchor", default=None, choices=["frozen", "script", "shared"],
+                       help="Sim-CLIP: script (paper default: the public script's two-term loss on the frozen "
+                            "original), frozen (tiny default: its single term, twice the gradient), shared (paper)")
+    train.add_argument("--inner-attack", default=None, choices=["robustvlm", "pgd"],
+                       help="robustvlm: RobustVLM's PGD with sign momentum (paper default); pgd: the project's "
+                            "PGD (tiny default)")
+    train.add_argument("--inner-momentum", default=None, type=non_negative_float,
+                       help="momentum of --inner-attack robustvlm (RobustVLM's 0.9)")
     train.add_argument("--inner-loss", default=None, choices=["method", "l2"],
                        help="what the inner PGD maximises: the method's own loss, or FARE's L2 to the reference "
                             "embedding (the Sim-CLIP script's; paper default for sim-clip)")
@@ -228,6 +244,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--decay-all", default=None, action=argparse.BooleanOptionalAction,
                        help="weight decay on every parameter (paper default, RobustVLM's) instead of sparing "
                             "norms, biases and embeddings")
+    train.add_argument("--schedule", default=None, choices=["robustvlm", "ours"],
+                       help="warmup + cosine: robustvlm runs step 0 at the base lr as RobustVLM's scheduler does "
+                            "(paper default); ours sets the lr of step k before it, from step 0 (tiny default)")
+    train.add_argument("--precision", default=None, choices=["fp32", "bf16"],
+                       help="fp32 (default, as the reference) or bf16 autocast for every forward")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", type=Path, default=None, help="output folder (default runs/train/METHOD[-EPS])")
     train.add_argument("--checkpoint-every", type=positive_int, default=250, help="steps between resumable checkpoints")
@@ -235,7 +256,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--holdout", type=positive_int, default=64, help="images kept out of training for the monitor")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     train.add_argument("--device", default="auto",
-                       help="auto (CUDA when present) | cpu | cuda (bf16 autocast) | cuda:N")
+                       help="auto (CUDA when present) | cpu | cuda | cuda:N")
     train.add_argument("--grad-checkpointing", action="store_true", help="trade compute for memory (ViT-L)")
     train.add_argument("--workers", type=non_negative_int, default=0, help="data-loading processes")
     train.add_argument("--save-dtype", default=None, choices=["float32", "float16", "bfloat16"],

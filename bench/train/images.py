@@ -4,6 +4,16 @@ The paper recipes fine-tune on ImageNet's train split (an image folder); the tin
 the tiny world's classification train splits. Several folders keep their own class lists:
 a sample is scored only against the classes of its own dataset (the others are masked).
 
+Class names and templates (TeCoA's loss and every method's held-out monitor use them): a
+folder's classnames.txt / templates.txt when present. Without classnames.txt, a folder whose
+class folders are exactly ImageNet-1k's 1000 wnids gets OpenAI's ImageNet names (open_clip's
+IMAGENET_CLASSNAMES, the list RobustVLM's IMAGENET_1K_CLASS_ID_TO_LABEL holds, in sorted-wnid
+order); any other folder is refused. Without templates.txt, RobustVLM's single template
+"This is a photo of a {}" (adversarial_training_clip.py, --template std).
+
+Images are read as RobustVLM reads them (tasks/imagefolder.py load_image): RGB, then torchvision's
+Resize(size, bicubic) and CenterCrop(size), pixel for pixel, then [0, 1].
+
 Which images a step sees is a pure function of (seed, step): resuming at step k replays
 exactly the batches an uninterrupted run would, with no sampler state to save, and every
 DDP rank derives the same global batch and takes its own slice.
@@ -12,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -22,11 +32,19 @@ from torch.utils.data import Dataset
 from benchutil.errors import BenchError
 from tasks.imagefolder import ClassificationData, load_image, read_image_folder
 
+ROBUSTVLM_TEMPLATE = "This is a photo of a {}"  # RobustVLM's --template std: no full stop
+# sha256 of the 1000 ImageNet-1k wnids, sorted, joined by newlines (tests check it against
+# clip_benchmark's list): a folder is ImageNet-1k's when its class folders hash to it.
+IMAGENET_WNIDS_SHA256 = "385e0240499426c022b773be1ae4da780f057b89c9694c7f47199f62746b6edd"
+NAMES_FROM_FILE = "classnames.txt"
+NAMES_FROM_OPENCLIP = "open_clip IMAGENET_CLASSNAMES (OpenAI's ImageNet names; RobustVLM's)"
+
 
 @dataclass(frozen=True)
 class LabelledImages:
     datasets: list[ClassificationData]
     rows: list[tuple[int, int]]  # (dataset index, position in that dataset's ids)
+    names_from: list[str] = field(default_factory=list)  # per dataset: where its class names came from
 
     @property
     def offsets(self) -> list[int]:
@@ -53,11 +71,41 @@ class LabelledImages:
         return " + ".join(f"{d.name} ({sum(1 for r in self.rows if r[0] == i)} images)"
                           for i, d in enumerate(self.datasets))
 
+    def provenance(self) -> dict[str, dict[str, object]]:
+        """Per dataset, for the card: where its class names came from and its templates."""
+        return {d.name: {"class_names": source, "templates": d.templates}
+                for d, source in zip(self.datasets, self.names_from)}
+
+
+def is_imagenet_1k(class_folders: list[str]) -> bool:
+    """Whether sorted class-folder names are exactly ImageNet-1k's 1000 wnids."""
+    return (len(class_folders) == 1000
+            and hashlib.sha256("\n".join(class_folders).encode()).hexdigest() == IMAGENET_WNIDS_SHA256)
+
+
+def _training_folder(name: str, root: Path) -> tuple[ClassificationData, str]:
+    """One --data folder with its class names and templates (module docstring), and their source."""
+    if not root.is_dir():  # read_image_folder names the problem
+        return read_image_folder(root, name, user_folder=True), NAMES_FROM_FILE
+    templates = None if (root / "templates.txt").is_file() else [ROBUSTVLM_TEMPLATE]
+    if (root / "classnames.txt").is_file():
+        return read_image_folder(root, name, templates=templates, user_folder=True), NAMES_FROM_FILE
+    folders = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not is_imagenet_1k(folders):
+        raise BenchError(f"{root / 'classnames.txt'} is missing: training data needs one class name per class "
+                         "folder, in sorted folder order (only ImageNet-1k's 1000 wnid folders get OpenAI's names "
+                         "without it)")
+    import open_clip
+
+    return (read_image_folder(root, name, list(open_clip.IMAGENET_CLASSNAMES), templates, user_folder=True),
+            NAMES_FROM_OPENCLIP)
+
 
 def read_training_images(folders: list[tuple[str, Path]]) -> LabelledImages:
-    datasets = [read_image_folder(root, name, user_folder=True) for name, root in folders]  # --data: the user's own
+    read = [_training_folder(name, root) for name, root in folders]  # --data: the user's own
+    datasets = [d for d, _ in read]
     rows = [(i, j) for i, d in enumerate(datasets) for j in range(len(d.ids))]
-    return LabelledImages(datasets, rows)
+    return LabelledImages(datasets, rows, [source for _, source in read])
 
 
 class ImageRows(Dataset):

@@ -51,6 +51,7 @@ class Job:
     log_every: int = 100
     main: bool = True  # this process writes checkpoints and shows progress (rank 0)
     barrier: Callable[[], None] = lambda: None  # all processes meet after a checkpoint
+    schedule: str = "ours"  # bench.train.optim.lr_at: "robustvlm" runs step 0 at the base lr
 
 
 @dataclass
@@ -85,7 +86,7 @@ def run(job: Job, resume: bool) -> Outcome:
     started = time.perf_counter()
     bar = tqdm(total=job.steps, initial=outcome.start, desc=job.name, disable=None if job.main else True)
     for step in range(outcome.start, job.steps):
-        set_lr(job.optimizer, lr_at(step, job.lr, job.warmup, job.steps))
+        set_lr(job.optimizer, lr_at(step, job.lr, job.warmup, job.steps, job.schedule))
         try:
             loss = job.loss(step)
         except NonFiniteLossError:  # the model's outputs diverged inside an inner attack

@@ -1,15 +1,21 @@
 """The three adversarial fine-tuning methods, each as (inner attack loss, outer training loss).
 
-The inner attack maximises the method's own per-sample loss with the project's PGD (through
-the Objective interface); the outer loss is what the optimiser minimises on the found x'.
+The inner attack (bench/train/inner.py: RobustVLM's sign-momentum PGD or the project's PGD)
+maximises the method's own loss (or FARE's L2, InnerL2) through the Objective interface; the
+outer loss is what the optimiser minimises on the found x'.
 
 * FARE (Schlarmann et al.): ||f(x') - f0(x)||^2 on unnormalised embeddings, summed over
   dimensions, mean over the batch; f0 is the frozen original vision tower.
 * TeCoA (Mao et al.): cross-entropy of 100 * cos(f(x'), class-text weights).
 * Sim-CLIP (Hossain & Imteaj): negative cosine D between the adversarial embedding and an
   anchor. `shared` is the paper: a siamese pass of x and x' through the encoder being
-  trained, 1/2 D(p', sg(p)) + 1/2 D(p, sg(p')). `frozen` is the public code: the anchor is
-  the frozen original encoder's embedding of x, so the loss is D(f(x'), f0(x)).
+  trained, 1/2 D(p', sg(p)) + 1/2 D(p, sg(p')). `script` is the public script
+  (speedlab-git/SimCLIP train/adversarial_training_simclip.py, `train_one_epoch`): the same
+  two-term form with the frozen original's embedding f0(x) in place of p, 1/2 D(f(x'), sg(f0(x)))
+  + 1/2 D(f0(x), sg(f(x'))); f0(x) is a constant there, so the second term carries no gradient:
+  the value is D(f(x'), f0(x)) and the gradient half of its. `frozen` is D(f(x'), f0(x)) itself
+  (the tiny zoo's: same value, twice the gradient; under AdamW that is the script's update with
+  AdamW's eps halved).
 """
 from __future__ import annotations
 
@@ -100,8 +106,9 @@ class Tecoa:
 class SimClip:
     name = "sim-clip"
 
-    def __init__(self, anchor: nn.Module | None) -> None:
+    def __init__(self, anchor: nn.Module | None, script: bool = False) -> None:
         self.anchor = anchor  # None: the paper's shared siamese encoder
+        self.script = script  # the public script's two-term loss on the frozen anchor
 
     def reference(self, tower: nn.Module, batch: Batch) -> Tensor:
         with torch.no_grad():
@@ -114,7 +121,10 @@ class SimClip:
     def train_loss(self, tower: nn.Module, batch: Batch, x_adv: Tensor, reference: Tensor | None) -> Tensor:
         if self.anchor is not None:
             assert reference is not None
-            return negative_cosine(tower(x_adv), reference).mean()
+            adv = tower(x_adv)
+            if self.script:  # the script's halves, in its order; the second has no gradient path
+                return negative_cosine(adv, reference).mean() / 2 + negative_cosine(reference, adv.detach()).mean() / 2
+            return negative_cosine(adv, reference).mean()
         # One forward for both views: DDP needs every trained output in a single pass.
         clean, adv = tower(torch.cat([batch.x, x_adv])).chunk(2)
         return 0.5 * negative_cosine(adv, clean.detach()).mean() + 0.5 * negative_cosine(clean, adv.detach()).mean()
@@ -174,13 +184,17 @@ class MethodSpec:
 
 
 # The tiny zoo's recipe (every method); the paper's are the published ones (FARE / TeCoA:
-# Schlarmann et al.; Sim-CLIP: its script, except lr, which it prints as 1e-3: we keep 1e-5).
+# RobustVLM's README commands; Sim-CLIP: its README's / script's command, lr 1e-3 included).
+# The tiny zoo was trained with the project's PGD, our optimiser and schedule, and the single-term
+# frozen Sim-CLIP loss: its cards' commands retrain it bit for bit, so these stay its defaults.
 TINY = {"steps": 250, "batch_size": 64, "lr": 1e-4, "wd": 1e-4, "warmup": 25, "save_dtype": "float16",
-        "eval_every": 25}
-# RobustVLM's optimiser for the published recipes: torch's AdamW betas, decay on every parameter.
+        "eval_every": 25, "inner_attack": "pgd", "schedule": "ours", "anchor": "frozen"}
+# RobustVLM's recipe (README's FARE / TeCoA commands, train/adversarial_training_clip.py): torch's AdamW
+# betas, decay on every parameter, its sign-momentum inner PGD, open_clip's cosine_lr stepped after
+# each update (step 0 at the base lr); fp32 for every recipe unless --precision bf16.
 PAPER = {"steps": 20000, "batch_size": 128, "lr": 1e-5, "wd": 1e-4, "warmup": 1400, "betas": (0.9, 0.999),
-         "decay_all": True}
-ANCHORS = ("frozen", "shared")
+         "decay_all": True, "inner_attack": "robustvlm", "schedule": "robustvlm", "anchor": "frozen"}
+ANCHORS = ("frozen", "script", "shared")
 
 ROBUST_METHODS: Registry[MethodSpec] = Registry("method")
 ROBUST_METHODS.add("fare", MethodSpec(lambda anchor, frozen, head: Fare(frozen), lambda anchor: True,
@@ -190,12 +204,16 @@ ROBUST_METHODS.add("tecoa", MethodSpec(lambda anchor, frozen, head: Tecoa(head),
                                        {"tiny": TINY, "paper": PAPER}),
                    "TeCoA (Mao et al. 2023): cross-entropy of the zero-shot head on x'")
 ROBUST_METHODS.add("sim-clip",
-                   MethodSpec(lambda anchor, frozen, head: SimClip(frozen if anchor == "frozen" else None),
-                              lambda anchor: anchor == "frozen",
-                              {"tiny": TINY, "paper": {**PAPER, "steps": 10000, "batch_size": 64, "wd": 1e-5,
-                                                       "inner_loss": "l2"}}),  # the script's --attack_loss l2
-                   "Sim-CLIP (Hossain & Imteaj 2024): negative cosine to a frozen (public code) or shared (paper) "
-                   "anchor")
+                   MethodSpec(lambda anchor, frozen, head: SimClip(None if anchor == "shared" else frozen,
+                                                                   script=anchor == "script"),
+                              lambda anchor: anchor != "shared",
+                              # the script's --steps 10000 --batch_size 64 --lr 1e-3 --wd 1e-5 --attack_loss l2
+                              # and its loss (bash/training/simclip_train.sh, the README's command)
+                              {"tiny": TINY, "paper": {**PAPER, "steps": 10000, "batch_size": 64, "lr": 1e-3,
+                                                       "wd": 1e-5,
+                                                       "inner_loss": "l2", "anchor": "script"}}),
+                   "Sim-CLIP (Hossain & Imteaj 2024): negative cosine to the frozen original (public script) or "
+                   "through the shared encoder (paper)")
 
 
 def make_method(name: str, anchor: str, frozen_tower: nn.Module | None, head: ZeroShotHead) -> Method:

@@ -1,9 +1,11 @@
 """Adversarial fine-tuning of a CLIP vision tower: Sim-CLIP, FARE, TeCoA (one loop, three losses).
 
 Per step: the global batch of step k (a pure function of the seed) -> this rank's slice ->
-inner PGD on the method's own loss (random start, every sample runs all steps) -> the
-method's loss on x' -> AdamW with the lr of step k set before the step. Exact resume from
-(weights, optimiser, step): data order and attack seeds depend on the step only.
+the inner attack (bench/train/inner.py: RobustVLM's sign-momentum PGD or the project's PGD;
+random start, every sample runs all steps) on the method's loss -> the method's loss on x' ->
+AdamW with the lr of step k (bench/train/optim.py). fp32 unless the recipe asks for bf16
+autocast. Exact resume from (weights, optimiser, step): data order and attack seeds depend on
+the step only.
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ from bench.train.images import (
     StepBatches,
     split_holdout,
 )
+from bench.train.inner import momentum_pgd, uniform_start
 from bench.train.methods import (
     ROBUST_METHODS,
     Batch,
@@ -60,7 +63,7 @@ class RobustRecipe:
     warmup: int
     inner_steps: int = 10
     inner_step_size: float = 1 / 255
-    anchor: str = "frozen"  # Sim-CLIP only
+    anchor: str = "frozen"  # Sim-CLIP only: frozen | script | shared (bench/train/methods.py)
     seed: int = 0
     checkpoint_every: int = 250
     eval_every: int = 50
@@ -72,6 +75,12 @@ class RobustRecipe:
     betas: tuple[float, float] = (0.9, 0.95)
     decay_all: bool = False
     inner_loss: str = "method"  # the inner attack's loss: the method's own, or "l2" (FARE's; Sim-CLIP's script)
+    # The inner attack: "robustvlm" (RobustVLM's train/pgd_train.py, sign momentum `inner_momentum`)
+    # or "pgd" (the project's; the tiny zoo's). The dataclass defaults are the tiny zoo's recipe.
+    inner_attack: str = "pgd"
+    inner_momentum: float = 0.9
+    schedule: str = "ours"  # "robustvlm": step 0 at the base lr, as RobustVLM's scheduler runs (optim.py)
+    precision: str = "fp32"  # "bf16": bf16 autocast for every forward (the reference trains in fp32)
 
 
 class VisionTower(nn.Module):
@@ -96,8 +105,16 @@ class Monitor:
     clean_adv_cosine: float = float("nan")
 
 
-def autocast_for(device: torch.device) -> Callable[[], AbstractContextManager]:
-    return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+PRECISIONS = ("fp32", "bf16")
+
+
+def autocast_for(device: torch.device, precision: str) -> Callable[[], AbstractContextManager]:
+    """The forwards' precision: "fp32" (no autocast) or "bf16" (autocast, on CUDA and on a CPU);
+    `bench train` passes its recipe's (fp32 unless --precision bf16)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: one of {', '.join(PRECISIONS)}")
+    enabled = precision == "bf16"
+    return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 def _head(encoder: Encoder, data: LabelledImages, device: torch.device) -> tuple[ZeroShotHead, Tensor]:
@@ -125,8 +142,8 @@ class HeldOutObjective:
         self.tower, self.head, self.held, self.autocast = tower, head, held, autocast
 
     def logits(self, x: Tensor, idx: Tensor) -> Tensor:
-        with self.autocast():
-            return self.head.logits(self.tower(x), self.held.allowed[idx])
+        with self.autocast():  # float32 logits: CPU autocast leaves them (and their CE) in bf16
+            return self.head.logits(self.tower(x), self.held.allowed[idx]).float()
 
     def __call__(self, x: Tensor, idx: Tensor) -> Evaluation:
         z, labels = self.logits(x, idx), self.held.labels[idx]
@@ -152,16 +169,28 @@ def _attack_seed(seed: int, step: int, rank: int) -> int:
     return (seed * 1_000_003 + step) * 1_009 + rank
 
 
-def adversarial_loss(method: Method, tower: nn.Module, trained: nn.Module, batch: Batch, recipe: RobustRecipe,
-                     seed: int, autocast: Callable[[], AbstractContextManager]) -> Tensor:
-    """Inner PGD on the method's loss (through the unwrapped tower), then the method's loss at x'
-    (through `trained`, the DDP wrapper when there is one): what the optimiser minimises."""
-    reference = method.reference(tower, batch)
+def inner_attack(method: Method, tower: nn.Module, batch: Batch, reference: Tensor | None, recipe: RobustRecipe,
+                 seed: int, autocast: Callable[[], AbstractContextManager]) -> Tensor:
+    """x' of the recipe's inner attack on the method's attack loss: RobustVLM's sign-momentum PGD
+    on the batch-mean loss, or the project's PGD (bench/train/inner.py)."""
     with attack_mode(tower):
         objective = MethodObjective(method, tower, batch, reference, autocast)
-        x_adv = run_pgd(objective, batch.x, eps=recipe.eps, steps=recipe.inner_steps,
-                        step_size=recipe.inner_step_size, seed=seed, stop_on_success=False,
-                        name=f"{recipe.method} inner pgd").x_adv
+        if recipe.inner_attack == "robustvlm":
+            every = torch.arange(batch.x.shape[0], device=batch.x.device)
+            return momentum_pgd(lambda x: objective(x, every).loss.mean(), batch.x,
+                                uniform_start(batch.x, recipe.eps, seed), eps=recipe.eps, steps=recipe.inner_steps,
+                                step_size=recipe.inner_step_size, momentum=recipe.inner_momentum)
+        return run_pgd(objective, batch.x, eps=recipe.eps, steps=recipe.inner_steps,
+                       step_size=recipe.inner_step_size, seed=seed, stop_on_success=False,
+                       name=f"{recipe.method} inner pgd").x_adv
+
+
+def adversarial_loss(method: Method, tower: nn.Module, trained: nn.Module, batch: Batch, recipe: RobustRecipe,
+                     seed: int, autocast: Callable[[], AbstractContextManager]) -> Tensor:
+    """The inner attack on the method's loss (through the unwrapped tower), then the method's loss
+    at x' (through `trained`, the DDP wrapper when there is one): what the optimiser minimises."""
+    reference = method.reference(tower, batch)
+    x_adv = inner_attack(method, tower, batch, reference, recipe, seed, autocast)
     with autocast():
         return method.train_loss(trained, batch, x_adv, reference)
 
@@ -176,7 +205,7 @@ def train_robust(encoder: Encoder, base: dict[str, Any], data: LabelledImages, r
     torch.manual_seed(recipe.seed)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True)
-    autocast = autocast_for(device)
+    autocast = autocast_for(device, recipe.precision)
     encoder = encoder.to(device).eval()
     encoder.requires_grad_(False)
     head, allowed = _head(encoder, data, device)  # the text tower is never trained
@@ -219,7 +248,8 @@ def train_robust(encoder: Encoder, base: dict[str, Any], data: LabelledImages, r
     identity = {"recipe": asdict(recipe), "base": base["sha256"], "data": data.identity()}
     job = loop.Job(f"train {recipe.method} eps {recipe.eps:.4f}", out, recipe.steps, recipe.lr, recipe.warmup,
                    recipe.checkpoint_every, tower, optimizer, identity, loss, status=status, loss_format=".4f",
-                   log_every=recipe.eval_every, main=procs.main, barrier=lambda: distributed.barrier(procs))
+                   log_every=recipe.eval_every, main=procs.main, barrier=lambda: distributed.barrier(procs),
+                   schedule=recipe.schedule)
     outcome = loop.run(job, resume)
     if not procs.main:
         return None
@@ -230,9 +260,11 @@ def train_robust(encoder: Encoder, base: dict[str, Any], data: LabelledImages, r
     save_weights(out / WEIGHTS_FILE, tower.visual.state_dict(), metadata, getattr(torch, recipe.save_dtype))
     losses = outcome.losses
     card = {"method": recipe.method, "eps": recipe.eps, "base": base, "data": data.describe(),
+            "class_names_and_templates": data.provenance(),
             "recipe": asdict(recipe), "command": " ".join(command), "processes": procs.world,
-            "device": device.type, "bf16_autocast": device.type == "cuda",
-            "no_weight_decay_on": "norms, biases, class and positional embeddings",
+            "device": device.type, "bf16_autocast": recipe.precision == "bf16",
+            "no_weight_decay_on": "nothing (every parameter)" if recipe.decay_all
+            else "norms, biases, class and positional embeddings",
             "metrics": {"held_out_images": recipe.holdout, **asdict(monitor),
                         "mean_loss_last_50_steps": sum(losses) / len(losses) if losses else None},
             "versions": versions(), "git_commit": git_commit(),
