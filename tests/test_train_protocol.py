@@ -260,6 +260,12 @@ def test_tiny_defaults_keep_the_tiny_zoos_recipe(world, tmp_path):
         ("pgd", "ours", "fp32", "frozen")
 
 
+def _weights_differ(one: Path, other: Path) -> bool:
+    """Whether two training runs saved different vision weights."""
+    a, b = (load_file(str(run / "vision.safetensors")) for run in (one, other))
+    return any(not torch.equal(a[k], b[k]) for k in a)
+
+
 def test_simclip_paper_default_is_the_scripts_loss_and_inner_attack(world, tmp_path):
     folder, checkpoint = world
     assert main(_args(folder, checkpoint, tmp_path / "script", "--method", "sim-clip")) == 0
@@ -267,9 +273,7 @@ def test_simclip_paper_default_is_the_scripts_loss_and_inner_attack(world, tmp_p
     script, single = _card(tmp_path / "script")["recipe"], _card(tmp_path / "single")["recipe"]
     assert (script["anchor"], script["inner_loss"], script["inner_attack"]) == ("script", "l2", "robustvlm")
     assert single["anchor"] == "frozen"
-    a, b = load_file(str(tmp_path / "script" / "vision.safetensors")), load_file(str(tmp_path / "single" /
-                                                                                    "vision.safetensors"))
-    assert any(not torch.equal(a[k], b[k]) for k in a)
+    assert _weights_differ(tmp_path / "script", tmp_path / "single")
 
 
 def test_bf16_is_a_named_option_and_changes_the_run(world, tmp_path):
@@ -279,9 +283,7 @@ def test_bf16_is_a_named_option_and_changes_the_run(world, tmp_path):
     fp32, bf16 = _card(tmp_path / "fp32"), _card(tmp_path / "bf16")
     assert (fp32["recipe"]["precision"], fp32["bf16_autocast"]) == ("fp32", False)
     assert (bf16["recipe"]["precision"], bf16["bf16_autocast"]) == ("bf16", True)
-    a, b = load_file(str(tmp_path / "fp32" / "vision.safetensors")), load_file(str(tmp_path / "bf16" /
-                                                                                  "vision.safetensors"))
-    assert any(not torch.equal(a[k], b[k]) for k in a)
+    assert _weights_differ(tmp_path / "fp32", tmp_path / "bf16")
 
 
 def test_the_project_pgd_and_our_schedule_remain_options(world, tmp_path):
@@ -291,9 +293,7 @@ def test_the_project_pgd_and_our_schedule_remain_options(world, tmp_path):
                       "--schedule", "ours")) == 0
     recipe = _card(tmp_path / "ours")["recipe"]
     assert (recipe["inner_attack"], recipe["schedule"]) == ("pgd", "ours")
-    a, b = load_file(str(tmp_path / "exact" / "vision.safetensors")), load_file(str(tmp_path / "ours" /
-                                                                                   "vision.safetensors"))
-    assert any(not torch.equal(a[k], b[k]) for k in a)
+    assert _weights_differ(tmp_path / "exact", tmp_path / "ours")
 
 
 def test_momentum_without_the_momentum_attack_is_one_line(world, tmp_path, capsys):
