@@ -26,6 +26,7 @@ and worker reads the same pixels by file name.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import random
@@ -333,14 +334,22 @@ class WebDatasetSelection:
         return [labels[rank] for rank in range(len(order))]
 
 
-def _decode(raw: dict[str, Any]) -> tuple[Any, int]:
-    """(PIL image, label) of one undecoded sample, as the builder's stream yields it (builder.py
-    build_wds_dataset: `.decode(ImageHandler("pil", extensions=...))`, `.to_tuple([...], "cls")`)."""
+@functools.cache
+def _builder_decoder() -> Any:
+    """The builder's decoder (builder.py build_wds_dataset: `.decode(ImageHandler("pil", extensions=...))`),
+    made once for every sample of a selection."""
     import webdataset
 
-    decoder = webdataset.autodecode.Decoder(
+    return webdataset.autodecode.Decoder(
         [webdataset.autodecode.ImageHandler("pil", extensions=BUILDER_IMAGE_EXTENSIONS)])
-    image, label = next(iter(webdataset.to_tuple(BUILDER_IMAGE_EXTENSIONS, "cls")(iter([decoder(raw)]))))
+
+
+def _decode(raw: dict[str, Any]) -> tuple[Any, int]:
+    """(PIL image, label) of one undecoded sample, as the builder's stream yields it (its decoder,
+    then `.to_tuple([...], "cls")`)."""
+    import webdataset
+
+    image, label = next(iter(webdataset.to_tuple(BUILDER_IMAGE_EXTENSIONS, "cls")(iter([_builder_decoder()(raw)]))))
     return image, int(label)
 
 

@@ -135,7 +135,7 @@ def _mask(rows: list[int], x: Tensor) -> Tensor:
 def attack_batch(vlm: VLM, task: Any, ids: list[str], x: Tensor, s: AttackSettings,
                  scorer: Any) -> list[Record]:
     """One record per sample: clean and worst-case output and score, the pass that won, norms."""
-    prompts = task.prompts(ids, vlm.prompts)
+    prompts, refs = task.prompts(ids, vlm.prompts), task.attack_targets(ids)
 
     def answer(images: Tensor, rows: list[int]) -> dict[str, str]:
         chosen = [ids[r] for r in rows]
@@ -170,8 +170,8 @@ def attack_batch(vlm: VLM, task: Any, ids: list[str], x: Tensor, s: AttackSettin
     current = s  # the settings the passes run with; float32 once the float32 stage has begun
     with attack_mode(vlm), ExitStack() as float32_stage:  # type: ignore[arg-type]
         for member in s.entry.members if s.attacking else ():
-            for label, strings, has, towards in _passes(member, task.attack_targets(ids), task.extra_targets,
-                                                        len(ids), s.target, s.protocol):
+            for label, strings, has, towards in _passes(member, refs, task.extra_targets, len(ids), s.target,
+                                                        s.protocol):
                 # A score at its minimum (0) cannot fall further: skipping it is exact; --early-stop
                 # raises the floor and makes the score optimistic (recorded in the run config).
                 # Sim-CLIP's single pass attacks every sample.
@@ -190,7 +190,7 @@ def attack_batch(vlm: VLM, task: Any, ids: list[str], x: Tensor, s: AttackSettin
                 # a sample no pass has lowered is refined too, from x on its first string. After
                 # float32 passes that refinement would repeat the first pass exactly (same start,
                 # string, steps and precision): it is skipped, with the same result.
-                refs, prefix = task.attack_targets(ids), f"{member.name}:ref-"
+                prefix = f"{member.name}:ref-"
                 from_clean = s.precision != "fp32"
                 string_of = {r: int(winner[r][len(prefix):]) if winner[r].startswith(prefix) else 0
                              for r in everyone if refs[r] and (from_clean or winner[r].startswith(prefix))}
