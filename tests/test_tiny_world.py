@@ -48,6 +48,22 @@ def test_classification_folders_read_back(tiny_world):
             assert img.shape == (3, 64, 64) and 0 <= float(img.min()) and float(img.max()) <= 1
 
 
+def test_held_out_classification_has_no_train_split_and_no_tiny_model_trains_on_it(tiny_world):
+    from bench.tiny.suite import CLASSIFICATION_TASKS, HELD_OUT_TASKS, training_folders
+
+    root, _ = tiny_world
+    tok, unk = WordTokenizer(), WordTokenizer().index[UNK]
+    for name, classes in world.HELD_OUT.items():
+        assert not (root / "classification" / name / "train").exists()
+        data = read_image_folder(root / "classification" / name / "test", name)
+        assert sorted(data.classnames) == sorted(classes.values())
+        assert Counter(data.labels) == {c: world.PER_CLASS["test"] for c in range(len(classes))}
+        for template in data.templates:  # the prompts are words the tiny CLIP read in its captions
+            assert all(unk not in tok.encode(template.format(c)) for c in data.classnames)
+    assert set(HELD_OUT_TASKS).isdisjoint(CLASSIFICATION_TASKS)
+    assert {name for name, _ in training_folders(root)} == set(CLASSIFICATION_TASKS)
+
+
 def test_captions_read_back_with_five_varied_references(tiny_world):
     root, _ = tiny_world
     for split, n in world.CAPTION_SPLITS.items():

@@ -84,10 +84,9 @@ def _training_folders(data: str | None, suite: str) -> list[tuple[str, Path]]:
                              "another folder needs classnames.txt)")
         data = TINY_TRAIN_SPLITS
     if data == TINY_TRAIN_SPLITS:
-        from bench.tiny.suite import CLASSIFICATION_TASKS, world_root
+        from bench.tiny.suite import training_folders, world_root
 
-        root = world_root(None, 0)
-        return [(name, root / "classification" / name / "train") for name in CLASSIFICATION_TASKS]
+        return training_folders(world_root(None, 0))
     return [(Path(p).name, Path(p).expanduser()) for p in data.split(",")]
 
 

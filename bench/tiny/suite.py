@@ -11,7 +11,8 @@ from benchutil.registry import Registry
 from tasks.datasets import DatasetSpec
 from tasks.vlm_datasets import VLMTaskSpec
 
-CLASSIFICATION_TASKS = tuple(world.CLASSIFICATION)
+CLASSIFICATION_TASKS = tuple(world.CLASSIFICATION)  # the robust tiny encoders train on their train splits
+HELD_OUT_TASKS = tuple(world.HELD_OUT)  # no train split: unseen by every tiny model
 ROBUST_METHODS = {"tecoa": "TeCoA", "fare": "FARE", "sim-clip": "Sim-CLIP"}
 
 
@@ -38,6 +39,11 @@ def _checked_world(root: Path, users: bool, seed: int) -> Path:
         return root
     world.write_world(root, seed=seed, hint="free space, or set BENCH_HOME to a folder on a larger disk")
     return root
+
+
+def training_folders(root: Path) -> list[tuple[str, Path]]:
+    """(dataset, train folder) of what the robust tiny encoders fine-tune on; HELD_OUT_TASKS have none."""
+    return [(name, root / "classification" / name / "train") for name in CLASSIFICATION_TASKS]
 
 
 def tiny_zoo() -> Registry[EncoderSpec]:
@@ -84,4 +90,8 @@ def tiny_datasets() -> Registry[DatasetSpec]:
     for name in CLASSIFICATION_TASKS:
         datasets.add(name, DatasetSpec(f"classification/{name}/test"),
                      f"tiny world zero-shot classification: {what[name]}, {world.PER_CLASS['test']} test images/class")
+    for name in HELD_OUT_TASKS:
+        datasets.add(name, DatasetSpec(f"classification/{name}/test"),
+                     f"tiny world zero-shot classification held out from every tiny model's training: "
+                     f"{len(world.HELD_OUT[name])} backgrounds, {world.PER_CLASS['test']} test images/class")
     return datasets

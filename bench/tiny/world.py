@@ -4,6 +4,7 @@
     captions/dataset_tiny.json + captions/images/<n>.jpg      Karpathy-style (5 refs/image)
     vqa/{questions,annotations}_{train,val}.json + vqa/images/COCO_val2014_<id:012d>.jpg
     textvqa/{questions,annotations}_{train,val}.json + textvqa/train_images/<id>.jpg
+    the datasets of _extra_parts() (each module's docstring gives its layout)
     manifest.json: seed, generator version and the sha256 of every file
 
 Same seed, same Pillow: the same bytes, file for file.
@@ -16,6 +17,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ from bench.tiny.scenes import COLOURS, COUNT_WORDS, SHAPES, render, sample_scene
 from benchutil.errors import BenchError
 from benchutil.fileio import OUT_HINT, disk_errors
 
-VERSION = 1
+VERSION = 2  # 2: VizWiz, OK-VQA, POPE, ScienceQA and held-out classification parts
 # dataset -> {class folder: class name}, and its prompt templates
 CLASSIFICATION: dict[str, dict[str, str]] = {
     "tiny-shape": {s: s for s in SHAPES},
@@ -41,6 +43,14 @@ TEMPLATES = {
     "tiny-count": ["{}.", "a picture of {}.", "there are {}.", "an image with {}."],
 }
 PER_CLASS = {"train": 60, "test": 40}
+# Held-out zero-shot classification: a test split only, so no tiny model trains on its labels
+# (the robust fine-tunes train on CLASSIFICATION's train splits); the papers' claim that
+# supervised adversarial fine-tuning (TeCoA) loses more clean accuracy on datasets it never
+# saw than FARE / Sim-CLIP is checked on it. Backgrounds are named in the clean CLIP's captions.
+HELD_OUT: dict[str, dict[str, str]] = {"tiny-background": {"clutter": "cluttered", "gradient": "smooth",
+                                                          "noise": "noisy"}}
+HELD_OUT_TEMPLATES = {"tiny-background": ["a shape on a {} background.", "a picture of a {} background.",
+                                          "an image with a {} background.", "shapes on a {} background."]}
 CAPTION_SPLITS = {"train": 8000, "val": 200, "test": 200}
 VQA_SPLITS = {"train": 2000, "val": 200}
 TEXTVQA_SPLITS = {"train": 500, "val": 100}
@@ -66,6 +76,25 @@ def _write_json(path: Path, payload: Any) -> None:
     path.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
 
 
+@dataclass(frozen=True)
+class Part:
+    """A dataset of the world written by another module: write(out, seed) yields once per image.
+
+    Each part draws from its own streams (_rng with its own key), so adding one leaves every
+    other file byte-identical."""
+
+    name: str
+    write: Callable[[Path, int], Iterator[None]]
+    n_images: int
+
+
+def _extra_parts() -> list[Part]:
+    """The parts beyond classification, captions, VQA and reading (imported here: they use this module)."""
+    return [
+        Part("held-out classification", _held_out, sum(len(c) for c in HELD_OUT.values()) * PER_CLASS["test"]),
+    ]
+
+
 def _classification(out: Path, seed: int) -> Iterator[None]:
     for name, classes in CLASSIFICATION.items():
         for split, per_class in PER_CLASS.items():
@@ -84,6 +113,19 @@ def _classification(out: Path, seed: int) -> Iterator[None]:
             # classnames.txt follows the sorted order of the class folders (the reader's label order)
             (root / "classnames.txt").write_text("\n".join(classes[f] for f in sorted(classes)) + "\n")
             (root / "templates.txt").write_text("\n".join(TEMPLATES[name]) + "\n")
+
+
+def _held_out(out: Path, seed: int) -> Iterator[None]:
+    for name, classes in HELD_OUT.items():
+        root = out / "classification" / name / "test"
+        for c, folder in enumerate(classes):
+            for i in range(PER_CLASS["test"]):
+                rng = _rng(seed, "held-out", name, c, i)
+                scene = replace(sample_scene(rng, with_word=False), background=folder)
+                _save(render(scene, rng), root / folder / f"{i:04d}.png")
+                yield
+        (root / "classnames.txt").write_text("\n".join(classes[f] for f in sorted(classes)) + "\n")
+        (root / "templates.txt").write_text("\n".join(HELD_OUT_TEMPLATES[name]) + "\n")
 
 
 def _captions(out: Path, seed: int) -> Iterator[None]:
@@ -149,7 +191,7 @@ def _vqa(out: Path, seed: int, reading: bool) -> Iterator[None]:
 def n_items() -> int:
     per = sum(PER_CLASS.values())
     return (sum(len(c) for c in CLASSIFICATION.values()) * per + sum(CAPTION_SPLITS.values())
-            + sum(VQA_SPLITS.values()) + sum(TEXTVQA_SPLITS.values()))
+            + sum(VQA_SPLITS.values()) + sum(TEXTVQA_SPLITS.values()) + sum(p.n_images for p in _extra_parts()))
 
 
 def file_hashes(root: Path) -> dict[str, str]:
@@ -159,7 +201,8 @@ def file_hashes(root: Path) -> dict[str, str]:
 
 def _generate(out: Path, seed: int, progress: bool) -> dict[str, Any]:
     parts: list[Callable[[Path, int], Iterator[None]]] = [
-        _classification, _captions, lambda o, s: _vqa(o, s, reading=False), lambda o, s: _vqa(o, s, reading=True)]
+        _classification, _captions, lambda o, s: _vqa(o, s, reading=False), lambda o, s: _vqa(o, s, reading=True),
+        *(p.write for p in _extra_parts())]
     with tqdm(total=n_items(), desc="tiny world", unit="img", disable=not progress) as bar:
         for part in parts:
             for _ in part(out, seed):
