@@ -109,3 +109,17 @@ def test_help_teaches(capsys):
     text = capsys.readouterr().out
     for word in ("--encoder", "--attack", "--eps", "examples:", "4/255", "resumable"):
         assert word in text
+
+
+def test_a_reader_that_stops_early_gets_no_traceback():
+    """`bench ... | head`: the closed pipe ends the command quietly (exit 0), not with an OSError trace."""
+    reader = subprocess.Popen(["head", "-c", "1"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    # More output than a pipe buffer holds, so the write after `head` exits fails.
+    proc = subprocess.run([sys.executable, "-c", "import sys; from bench.cli.main import main; "
+                           "sys.argv = ['bench', 'list', 'tasks', '--suite', 'paper']\n"
+                           "for _ in range(200): rc = main()\nsys.exit(rc)"],
+                          stdout=reader.stdin, stderr=subprocess.PIPE, text=True, timeout=300)
+    reader.stdin.close()
+    reader.wait()
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+    assert proc.returncode == 0

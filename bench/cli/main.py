@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from bench.cli import paper as commands_paper
 from bench.cli import reproduce, run_arguments
 from bench.cli import train as commands_train
 from bench.cli import world as commands_world
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands_world.add_parser(sub)
     commands_train.add_parser(sub)
     reproduce.add_parser(sub)
+    commands_paper.add_parser(sub)
 
     for name, text in (("leaderboard", "paper-style table of all runs under a results directory"),
                        ("plot", "robust accuracy vs eps, one line per encoder (PNG)")):
@@ -138,19 +140,22 @@ def main(argv: list[str] | None = None) -> int:
 
             audit_command(args.results, args.suite or "tiny", args.n_samples, args.out, args.device, args.data_root,
                           args.queries, names(args.encoders))
+        elif args.command == "paper":
+            commands_paper.paper_command(args)
         elif args.command == "site":
             from bench.report.site import site_command
 
             site_command(args.results, args.out, args.data_root)
+    except BrokenPipeError:  # `bench leaderboard ... | head`: the reader has what it wanted (before
+        # `except Exception`, which would otherwise catch it: BrokenPipeError is an OSError)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
+        return 0
     except Exception as err:
         line = expected_error(err)
         if line is None:
             raise  # unexpected: a bug, shown with its traceback (please report it)
         print(f"error: {line}", file=sys.stderr)
         return 2
-    except BrokenPipeError:  # `bench leaderboard ... | head`: the reader has what it wanted
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
-        return 0
     except KeyboardInterrupt:
         print("interrupted: finished samples are saved; re-run the same command to resume", file=sys.stderr)
         return 130
