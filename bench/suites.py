@@ -14,6 +14,7 @@ from bench.encoders.zoo import paper_zoo
 from bench.tiny.suite import (
     CLASSIFICATION_TASKS,
     tiny_datasets,
+    tiny_retrieval_datasets,
     tiny_vlm_datasets,
     tiny_zoo,
     world_root,
@@ -26,6 +27,8 @@ from tasks.base import Task
 from tasks.datasets import DATASETS, DatasetSpec
 from tasks.target_seeds import TARGETED_SAMPLES
 from tasks.imagefolder import read_image_folder
+from tasks.retrieval import RetrievalTask
+from tasks.retrieval_data import RETRIEVAL_DATASETS, RetrievalSpec
 from tasks.vlm_datasets import VLM_DATASETS, VLMTaskSpec
 from tasks.zeroshot import ZeroShotTask
 
@@ -54,12 +57,17 @@ class Suite:
     zero_shot_member_args: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Captioning / VQA under --target: how many samples (None: as untargeted).
     default_targeted_samples: int | None = None
+    # Zero-shot image-text retrieval (encoder only, no VLM): tasks/retrieval.py.
+    retrieval_datasets: Registry[RetrievalSpec] = field(default_factory=lambda: Registry("task"))
 
     def task_names(self) -> list[str]:
-        return [*self.datasets.names(), *self.vlm_datasets.names()]
+        return [*self.datasets.names(), *self.vlm_datasets.names(), *self.retrieval_datasets.names()]
 
     def is_vlm_task(self, name: str) -> bool:
         return name in self.vlm_datasets
+
+    def is_retrieval_task(self, name: str) -> bool:
+        return name in self.retrieval_datasets
 
     def default_samples(self, task: str, target: str | None = None) -> int:
         task = self.datasets.resolve(task)  # aliases (imagenet -> imagenet1k)
@@ -99,15 +107,20 @@ def _configured_root(config: Path) -> str | None:
 
 SUITES: Registry[Suite] = Registry("suite")
 SUITES.add("tiny", Suite("tiny", tiny_zoo(), tiny_datasets(), CLASSIFICATION_TASKS, 100, world_root,
-                         tiny_vlm_datasets(), tiny_vlms, "tiny-llava", 100),
+                         tiny_vlm_datasets(), tiny_vlms, "tiny-llava", 100,
+                         retrieval_datasets=tiny_retrieval_datasets()),
            "embedded, offline, minutes on a CPU: a generated world of shapes, a tiny CLIP zoo and tiny-llava")
 # RobustVLM's zero-shot protocol (CLIP_benchmark + AutoAttack version="custom"): APGD-CE with
 # AutoAttack's default 5 restarts, then APGD-T; 1000 samples per dataset, 5000 for ImageNet.
+# Retrieval: the whole Karpathy test split, as CLIP_benchmark evaluates it (COCO 5000, Flickr30k 1000).
 SUITES.add("paper", Suite("paper", paper_zoo(), DATASETS, ("imagenet1k",), 1000, configured_data_root,
                           VLM_DATASETS, paper_vlms, "llava-1.5-7b", 500, default_protocol="robustvlm",
-                          samples_per_task={"imagenet1k": 5000},
+                          samples_per_task={"imagenet1k": 5000, "coco-retrieval": 5000,
+                                            # POPE and ScienceQA-IMG: LLaVA's eval scripts score every question
+                                            "pope": 8910, "pope-random": 2910, "pope-popular": 3000,
+                                            "pope-adversarial": 3000, "scienceqa": 2017},
                           zero_shot_member_args={"apgd-ce": {"restarts": 5}},
-                          default_targeted_samples=TARGETED_SAMPLES),
+                          default_targeted_samples=TARGETED_SAMPLES, retrieval_datasets=RETRIEVAL_DATASETS),
            "full scale (GPU): ViT-L/14 zoo from the hub, ImageNet + CLIP_benchmark datasets, COCO, Flickr30k, "
            "VQAv2, TextVQA and LLaVA-1.5-7B")
 DEFAULT_SUITE = "tiny"
@@ -132,13 +145,13 @@ ALL_TASKS = "all"
 
 
 def expand_tasks(suite: Suite, names: list[str] | None) -> list[str]:
-    """No --task: the suite's classification defaults; 'all': every classification and VLM task."""
+    """No --task: the suite's classification defaults; 'all': every classification, VLM and retrieval task."""
     if not names:
         return list(suite.default_tasks)
     out: list[str] = []
+    registries = (suite.datasets, suite.vlm_datasets, suite.retrieval_datasets)
     for name in names:
-        out += [e.name for registry in (suite.datasets, suite.vlm_datasets) for e in registry] if name == ALL_TASKS \
-            else [name]
+        out += [e.name for registry in registries for e in registry] if name == ALL_TASKS else [name]
     return list(dict.fromkeys(out))
 
 
@@ -146,7 +159,7 @@ def check_task_name(suite: Suite, name: str) -> None:
     if name.startswith(FOLDER_PREFIX):
         folder_root(name)
         return
-    if suite.is_vlm_task(name):
+    if suite.is_vlm_task(name) or suite.is_retrieval_task(name):
         return
     if name not in suite.datasets:
         raise unknown("task", name, suite.task_names(), " (bench list tasks)")
@@ -163,7 +176,7 @@ def folder_root(name: str) -> Path:
 
 
 def load_task(suite: Suite, name: str, data_root: str | None) -> Task:
-    """A suite task by name (classification, captioning, VQA), or any image folder as folder:PATH."""
+    """A suite task by name (classification, captioning, VQA, retrieval), or any image folder as folder:PATH."""
     if name.startswith(FOLDER_PREFIX):
         root = folder_root(name)
         # 'folder:.' has no name of its own: the folder's real name names its runs
@@ -172,6 +185,9 @@ def load_task(suite: Suite, name: str, data_root: str | None) -> Task:
     if suite.is_vlm_task(name):
         vlm_spec = suite.vlm_datasets.get(name)
         return vlm_spec.value.read(vlm_spec.name, suite.data_root(data_root))
+    if suite.is_retrieval_task(name):
+        retrieval_spec = suite.retrieval_datasets.get(name)
+        return RetrievalTask(retrieval_spec.value.read(retrieval_spec.name, suite.data_root(data_root)))
     spec = suite.datasets.get(name)
     return ZeroShotTask(spec.value.read(spec.name, suite.data_root(data_root)), suite.zero_shot_member_args,
                         spec.value.native_resolution)

@@ -4,7 +4,9 @@ A task names its samples, loads a batch of them, and attacks a batch into record
 JSON-able dict per sample with the same core fields for every task kind (id, clean and
 adversarial score, the attack that won, the perturbation's norms) plus task-specific
 extras (labels and predictions; outputs and target hits). Leaderboards, summaries and
-statistics read the core only, so a new task kind is one new file.
+statistics read the core only (and, for a task whose cell is an aggregate such as POPE's F1,
+the record fields that aggregate names: tasks/cell_aggregates.py), so a new task kind is one
+new file.
 """
 from __future__ import annotations
 

@@ -2,7 +2,9 @@
 
 Each member of the attack (attacks.table) runs its core on the LM objective, one pass per
 string: untargeted members push away from each ground-truth caption / frequent answer
-(RobustVLM), targeted members towards the task's target strings ("maybe", "Word" on VQA).
+(RobustVLM), targeted members towards the task's target strings ("maybe", "Word" on VQA), or
+towards each sample's own wrong answers where the task names them (POPE, ScienceQA:
+VLMTask.push_targets).
 After each pass the VLM answers on the adversarial image and the lowest-scoring output so
 far is kept per sample (the clean output is the first candidate, so a robust score never
 exceeds the clean one). With --target every member pushes towards that string instead;
@@ -116,9 +118,12 @@ Pass = tuple[str, list[str], list[bool], bool]  # (label, string per row, row ta
 
 
 def _passes(member: Member, refs: list[list[str]], extra_targets: tuple[str, ...], n: int,
-            target: str | None, protocol: str) -> list[Pass]:
+            target: str | None, protocol: str, pushes: list[list[str]] | None = None) -> list[Pass]:
     if target is not None:
         return [(f"{member.name}:target", [target] * n, [True] * n, True)]
+    if member.targeted and pushes is not None:  # each sample's own wrong answers (POPE, ScienceQA)
+        return [(f"{member.name}:towards-{k}", [p[k] if k < len(p) else "" for p in pushes],
+                 [k < len(p) for p in pushes], True) for k in range(max(map(len, pushes), default=0))]
     if member.targeted:
         return [(f"{member.name}:towards:{t}", [t] * n, [True] * n, True) for t in extra_targets]
     strings = 1 if protocol == "simclip" else max(map(len, refs))  # Sim-CLIP attacks the first string only
@@ -136,6 +141,8 @@ def attack_batch(vlm: VLM, task: Any, ids: list[str], x: Tensor, s: AttackSettin
                  scorer: Any) -> list[Record]:
     """One record per sample: clean and worst-case output and score, the pass that won, norms."""
     prompts, refs = task.prompts(ids, vlm.prompts), task.attack_targets(ids)
+    push = getattr(task, "push_targets", None)  # per-sample strings targeted members push towards
+    pushes = push(ids) if push is not None else None
 
     def answer(images: Tensor, rows: list[int]) -> dict[str, str]:
         chosen = [ids[r] for r in rows]
@@ -171,7 +178,7 @@ def attack_batch(vlm: VLM, task: Any, ids: list[str], x: Tensor, s: AttackSettin
     with attack_mode(vlm), ExitStack() as float32_stage:  # type: ignore[arg-type]
         for member in s.entry.members if s.attacking else ():
             for label, strings, has, towards in _passes(member, refs, task.extra_targets, len(ids), s.target,
-                                                        s.protocol):
+                                                        s.protocol, pushes):
                 # A score at its minimum (0) cannot fall further: skipping it is exact; --early-stop
                 # raises the floor and makes the score optimistic (recorded in the run config).
                 # Sim-CLIP's single pass attacks every sample.

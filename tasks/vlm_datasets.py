@@ -4,11 +4,19 @@
     flickr30k/dataset_flickr30k.json (Karpathy) + flickr30k/flickr30k-images/
     vqav2/v2_OpenEnded_mscoco_val2014_questions.json + v2_mscoco_val2014_annotations.json + vqav2/val2014/
     textvqa/val_questions_vqa_format.json + val_annotations_vqa_format.json + textvqa/train_images/
+    vizwiz/val_questions_vqa_format.json + val_annotations_vqa_format.json + vizwiz/val/<image_id>
+        (OpenFlamingo's VizWiz files: image_id is the file name, VizWiz_val_00000000.jpg)
+    okvqa/OpenEnded_mscoco_val2014_questions.json + mscoco_val2014_annotations.json
+        + okvqa/val2014/COCO_val2014_<image_id:012d>.jpg (OK-VQA's own files, COCO val2014 images)
+    pope/llava_pope_test.jsonl + pope/coco/coco_pope_{random,popular,adversarial}.json + coco/val2014/
+    scienceqa/llava_test_CQM-A.json + pid_splits.json + problems.json + scienceqa/test/<id>/image.png
 
 OpenFlamingo's zero-shot prompts also read the training split (text only): the Karpathy
 files' "train" images, vqav2/v2_OpenEnded_mscoco_train2014_questions.json +
 v2_mscoco_train2014_annotations.json, textvqa/train_questions_vqa_format.json +
-train_annotations_vqa_format.json.
+train_annotations_vqa_format.json, vizwiz/train_questions_vqa_format.json +
+train_annotations_vqa_format.json, okvqa/OpenEnded_mscoco_train2014_questions.json +
+mscoco_train2014_annotations.json.
 """
 from __future__ import annotations
 
@@ -19,10 +27,15 @@ from typing import Any, TypeVar
 
 from benchutil.errors import BenchError
 from benchutil.registry import Registry
+from tasks.answer_records import RecordedVQATask, read_answer_records, with_train_demonstrations
 from tasks.answering import VQATask, read_vqa_task
 from tasks.captioning import CaptioningTask, coco_references
 from tasks.captions import read_karpathy
 from tasks.demonstrations import karpathy_train_captions, lazy_pool, vqa_train_pairs
+from tasks.okvqa import NLTK_SEARCH_PATH, OKVQATask, StemmingData
+from tasks.pope import POPE_ANSWER_TOKENS, pope_reader
+from tasks.pope_files import SPLITS as POPE_SPLITS
+from tasks.scienceqa import SCIENCEQA_ANSWER_TOKENS, scienceqa_reader
 from tasks.vlm_task import VLMTask
 
 
@@ -121,3 +134,71 @@ VLM_DATASETS.add("textvqa", VLMTaskSpec(_paper_vqa(
     lambda base, i: base / "train_images" / f"{i}.jpg", answer_tokens=10,
     train=("train_questions_vqa_format.json", "train_annotations_vqa_format.json"))),
     "TextVQA val (VQA format, OpenFlamingo's files); VQA accuracy")
+# RobustVLM's POPE and ScienceQA runs (bash/eval_pope.sh, bash/eval_scienceqa.sh: LLaVA only)
+VLM_DATASETS.add("pope", VLMTaskSpec(pope_reader("pope", "coco/val2014", answer_tokens=POPE_ANSWER_TOKENS)),
+                 "POPE object hallucination on COCO val2014, splits random + popular + adversarial (8910 yes/no "
+                 "questions); mean F1 over the splits")
+for _split in POPE_SPLITS:
+    VLM_DATASETS.add(f"pope-{_split}", VLMTaskSpec(pope_reader("pope", "coco/val2014", (_split,),
+                                                                answer_tokens=POPE_ANSWER_TOKENS)),
+                     f"POPE's {_split} split alone; F1")
+VLM_DATASETS.add("scienceqa", VLMTaskSpec(scienceqa_reader("scienceqa", answer_tokens=SCIENCEQA_ANSWER_TOKENS)),
+                 "ScienceQA-IMG: the test questions with an image (2017 of 4241, LLaVA's llava_test_CQM-A.json); "
+                 "multiple-choice accuracy")
+
+
+# VizWiz and OK-VQA as OpenFlamingo's eval reads them (open_flamingo/scripts/run_eval.sh, eval_datasets.py
+# VQADataset.get_img_path): VizWiz's image_id is the image's file name in vizwiz/val; OK-VQA's is a
+# COCO id, COCO_val2014_<id:012d>.jpg in okvqa/val2014. Both read the same way in the tiny suite.
+VIZWIZ_FILES = ("val_questions_vqa_format.json", "val_annotations_vqa_format.json")
+VIZWIZ_TRAIN = ("train_questions_vqa_format.json", "train_annotations_vqa_format.json")
+OKVQA_FILES = ("OpenEnded_mscoco_val2014_questions.json", "mscoco_val2014_annotations.json")
+OKVQA_TRAIN = ("OpenEnded_mscoco_train2014_questions.json", "mscoco_train2014_annotations.json")
+
+
+def vizwiz_image(base: Path, image_id: int | str) -> Path:
+    if not isinstance(image_id, str):
+        raise BenchError(f"VizWiz image_id {image_id!r} is not a file name; OpenFlamingo's VizWiz files name each "
+                         "image by its file name (VizWiz_val_00000000.jpg)")
+    return base / "val" / image_id
+
+
+def vizwiz_reader(**options: Any) -> Callable[[str, Path], VQATask]:
+    """VizWiz under root/vizwiz; options: VQATask's protocol settings (max_answers, answer_tokens)."""
+    def read(name: str, root: Path) -> VQATask:
+        base = root / "vizwiz"
+        recorded = read_answer_records(base / VIZWIZ_FILES[0], base / VIZWIZ_FILES[1])
+        task = RecordedVQATask(name, recorded, lambda it: vizwiz_image(base, it.image_id), "vizwiz", **options)
+        return with_train_demonstrations(task, base / VIZWIZ_TRAIN[0], base / VIZWIZ_TRAIN[1], FETCH)
+
+    return read
+
+
+def okvqa_reader(stemming: Callable[[Path], StemmingData] = lambda root: NLTK_SEARCH_PATH,
+                 **options: Any) -> Callable[[str, Path], VQATask]:
+    """OK-VQA under root/okvqa; stemming: the nltk data its stemmer uses, given the data root (nltk's
+    search path unless a suite has its own); options: VQATask's protocol settings (max_answers, answer_tokens)."""
+    def read(name: str, root: Path) -> VQATask:
+        base = root / "okvqa"
+        recorded = read_answer_records(base / OKVQA_FILES[0], base / OKVQA_FILES[1])
+        task = OKVQATask(name, recorded,
+                         lambda it: base / "val2014" / f"COCO_val2014_{coco_number(it.image_id):012d}.jpg",
+                         stemming(root), **options)
+        return with_train_demonstrations(task, base / OKVQA_TRAIN[0], base / OKVQA_TRAIN[1], FETCH)
+
+    return read
+
+
+def _paper_recorded(read: Callable[[str, Path], VQATask]) -> Callable[[str, Path], VQATask]:
+    return lambda name, root: paper(read(name, root))
+
+
+# evaluate_vqa's default max_generation_length (5): run_evaluation.py passes none for VizWiz or OK-VQA.
+VLM_DATASETS.add("vizwiz", VLMTaskSpec(_paper_recorded(vizwiz_reader(max_answers=PAPER_VQA["max_answers"],
+                                                                     answer_tokens=5))),
+                 "VizWiz val (OpenFlamingo's VQA-format files, 4319 questions); VQA accuracy as OpenFlamingo's "
+                 "evaluator scores its answer records")
+VLM_DATASETS.add("okvqa", VLMTaskSpec(_paper_recorded(okvqa_reader(max_answers=PAPER_VQA["max_answers"],
+                                                                   answer_tokens=5))),
+                 "OK-VQA val2014 (5046 questions); answers stemmed as OK-VQA's are, then VQA accuracy",
+                 aliases=("ok_vqa",))

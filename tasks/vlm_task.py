@@ -143,6 +143,12 @@ class VLMTask:
         """Per sample, the strings whose likelihood the untargeted attack lowers, one pass each."""
         raise NotImplementedError
 
+    def push_targets(self, ids: list[str]) -> list[list[str]] | None:
+        """Per sample, the strings targeted attack members push towards, one pass each (a yes/no or
+        multiple-choice task: its wrong answers); None: every sample is pushed towards
+        `extra_targets`."""
+        return None
+
     def scorer(self, ids: list[str]) -> Scorer:
         """Scores outputs of any subset of `ids` (the evaluated set, which CIDEr's idf depends on)."""
         raise NotImplementedError

@@ -180,7 +180,7 @@ def list_command(what: str, suite_name: str | None) -> None:
         width = max(len(name) for name, _ in rows)
         print("\n".join(f"{name.ljust(width)}  {about}" for name, about in rows))
         return
-    registries = {"encoders": [suite.encoders], "tasks": [suite.datasets, suite.vlm_datasets],
+    registries = {"encoders": [suite.encoders], "tasks": [suite.datasets, suite.vlm_datasets, suite.retrieval_datasets],
                   "suites": [SUITES], "vlms": [suite.vlms()]}[what]
     entries = [e for registry in registries for e in registry]
     width = max(len(e.name) for e in entries)
@@ -190,6 +190,6 @@ def list_command(what: str, suite_name: str | None) -> None:
         print(f"{entry.name.ljust(width)}  {entry.provenance}{alias_text}")
     if what == "tasks":
         print(f"{'folder:PATH'.ljust(width)}  any image folder PATH/<class>/<image> (+ classnames.txt, templates.txt)")
-        print(f"{'all'.ljust(width)}  every task above (classification, captioning and VQA)")
+        print(f"{'all'.ljust(width)}  every task above (classification, captioning, VQA and retrieval)")
     if what == "vlms":
         print(f"{'llava:PATH'.ljust(width)}  any LLaVA-1.5 checkpoint in the llava-hf format (folder or hub id)")

@@ -1,7 +1,9 @@
 """`bench compare`: two encoders on the same samples, cell by cell: the difference with its 95%
 paired-bootstrap interval and a p-value (McNemar's exact test for accuracies, the paired
 sign-flip test for CIDEr and VQA accuracy). Refuses cells whose sample sets differ (a paired
-test needs the same samples).
+test needs the same samples). A task with a cell aggregate (POPE's mean F1 over splits) is
+compared on that aggregate: a paired bootstrap drawn within each split, and the paired
+randomisation test that swaps each sample's two scores (bench.report.statistics.paired_statistic).
 
 Both encoders are scored on the same resamples; for CIDEr every resample is re-scored with its
 own idf (bench.report.intervals), so the references are read from the task's data."""
@@ -11,7 +13,7 @@ from pathlib import Path
 
 from bench.report.intervals import CellIntervals
 from bench.report.leaderboard import ACCURACY, cell_samples, load_samples
-from bench.report.statistics import paired, resample_counts
+from bench.report.statistics import paired, paired_statistic, resample_counts
 from benchutil.errors import BenchError, require_known
 
 
@@ -44,13 +46,19 @@ def compare_command(results: list[Path], encoders: str, task: str | None, eps: s
     for label, t in keys:
         a, b = cells[(label, t, a_name)], cells[(label, t, b_name)]
         binary = metric[t] == ACCURACY
-        boot = None
-        if metric[t] == "CIDEr":
-            counts = resample_counts(len(a))
-            boot = (intervals.resampled_means((label, t, a_name), counts)
-                    - intervals.resampled_means((label, t, b_name), counts))
-        r = paired(a.values, b.values, binary, difference_of_resamples=boot)
-        test = (f", McNemar p = {r.p_value:.3g} ({r.only_a} right under {a_name} only, {r.only_b} under {b_name} "
-                f"only)" if binary else f", sign-flip p = {r.p_value:.3g}")
+        if intervals.values.aggregate(t) is not None:  # compared on the aggregate itself (POPE's F1)
+            cell_a = (label, t, a_name)
+            r = paired_statistic(a.values, b.values, lambda scores, counts, c=cell_a:
+                                 intervals.values.resampled(c, counts, scores), intervals.values.counts(cell_a))
+            test = f", swap p = {r.p_value:.3g}"
+        else:
+            boot = None
+            if metric[t] == "CIDEr":
+                counts = resample_counts(len(a))
+                boot = (intervals.resampled_means((label, t, a_name), counts)
+                        - intervals.resampled_means((label, t, b_name), counts))
+            r = paired(a.values, b.values, binary, difference_of_resamples=boot)
+            test = (f", McNemar p = {r.p_value:.3g} ({r.only_a} right under {a_name} only, {r.only_b} under "
+                    f"{b_name} only)" if binary else f", sign-flip p = {r.p_value:.3g}")
         print(f"{t} {label} ({metric[t]}, n = {r.n}): {a_name} {r.mean_a:.1f} vs {b_name} {r.mean_b:.1f}, "
               f"difference {r.difference:+.1f} [{r.low:+.1f}, {r.high:+.1f}]{test}")

@@ -6,7 +6,9 @@
   the evaluated set's references (tasks.cider_resampling); this needs the task's references,
   read from its data as `bench run` read them;
 * averages over tasks: each task's samples are resampled on their own (they are separate test
-  sets) and the resampled means averaged.
+  sets) and the resampled means averaged;
+* a cell aggregate (tasks/cell_aggregates.py, POPE's mean F1 over splits): a percentile bootstrap
+  of the aggregate itself, recomputed on every resample, each stratum (split) resampled on its own.
 
 Every bootstrap draws its resamples from a fixed seed, so the same records give the same bounds.
 """
@@ -17,6 +19,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from bench.report.cell_values import CellValues
 from bench.report.statistics import RESAMPLES, percentile_interval, resample_counts, weighted_means, wilson
 
 Cell = tuple[str, str, str]  # (threat, task column, encoder): a leaderboard cell (bench.report.leaderboard)
@@ -43,11 +46,14 @@ class CellIntervals:
         self.accuracy, self.data_root, self.resamples = accuracy, data_root, resamples
         self._rescorers: dict[Cell, Rescore] = {}
         self._loaded: set[str] = set()
+        self.values = CellValues(samples, cells)  # cells whose task names an aggregate (POPE's F1)
 
     def cell(self, cell: Cell) -> tuple[float, float]:
         scores = self.cells.get(cell)
         if scores is None or scores.empty:
             return NO_INTERVAL
+        if self.values.aggregate(cell[1]) is not None:
+            return percentile_interval(self.resampled_means(cell, self.values.counts(cell, self.resamples)))
         if self.metrics[cell[1]] == self.accuracy:
             low, high = wilson(int((scores > 0).sum()), len(scores))
             return 100 * low, 100 * high
@@ -62,7 +68,10 @@ class CellIntervals:
         return percentile_interval(np.mean(means, axis=0))
 
     def resampled_means(self, cell: Cell, counts: np.ndarray) -> np.ndarray:
-        """The cell's mean score in each resample (counts over the cell's samples, in its order)."""
+        """The cell's mean score in each resample (counts over the cell's samples, in its order); for a
+        task with a cell aggregate, the aggregate in each resample."""
+        if self.values.aggregate(cell[1]) is not None:
+            return self.values.resampled(cell, counts)
         scores = self.cells[cell].to_numpy(dtype=np.float64)
         if self.metrics[cell[1]] == "CIDEr":
             scores = self.rescorer(cell)(counts)

@@ -9,7 +9,9 @@ the defaults: 'tiny-shape Linf 4/255', 'coco CIDEr Linf 4/255 robustvlm'). A rob
 the per-sample worst case (lowest score) over every attack run under that threat; targeted
 VLM runs answer another question (did the output contain the target?) and stay out of the
 table. An average over tasks is printed only where every task of it has a cell ('-' marks
-one that misses a task).
+one that misses a task). A task kind whose runs name a cell aggregate (tasks/cell_aggregates.py:
+POPE's mean F1 over its splits) gets that aggregate of the same per-sample scores instead of
+their mean (bench.report.cell_values).
 """
 from __future__ import annotations
 
@@ -18,11 +20,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.report.cell_values import AGGREGATE_COLUMN, CellValues
 from bench.report.intervals import Cell, CellIntervals
 from bench.run.eps import NORM_LABELS, eps_label
 from bench.run.store import finished_runs, no_finished_runs
 from benchutil.errors import BenchError, require_known
 from benchutil.fileio import atomic_write, atomic_write_text, disk_errors
+from tasks.cell_aggregates import aggregate_of, record_facts
 from tasks.protocols import VLM_PROTOCOLS
 
 ACCURACY = "accuracy %"
@@ -66,8 +70,15 @@ def _scores(config: dict, records: list[dict]) -> pd.DataFrame:
     frame = pd.DataFrame(records)
     column = task_column(config)
     outputs = [c for c in ("clean_output", "adv_output") if c in frame]  # VLM runs: the text behind the score
+    aggregate = aggregate_of(config.get("task_settings"))
+    if aggregate is None:
+        return frame[["id", *outputs]].assign(clean=frame["clean_score"], adv=frame["adv_score"],
+                                              metric=config["metric"], task=column)
+    # A cell aggregate reads record fields beside the score (POPE: each sample's label and split).
+    facts = record_facts(records, aggregate, f"run {config['task']} of {config['encoder']}")
     return frame[["id", *outputs]].assign(clean=frame["clean_score"], adv=frame["adv_score"],
-                                          metric=config["metric"], task=column)
+                                          metric=config["metric"], task=column, **facts,
+                                          **{AGGREGATE_COLUMN: aggregate.name})
 
 
 def load_samples(results: Path | list[Path]) -> pd.DataFrame:
@@ -119,12 +130,13 @@ def accuracy_table(samples: pd.DataFrame, ci: bool = False, data_root: str | Non
     encoders = list(dict.fromkeys(samples["encoder"]))
     table = pd.DataFrame(index=pd.Index(encoders, name="encoder"))
     intervals = CellIntervals(samples, cells, metric.to_dict(), ACCURACY, data_root) if ci else None
+    values = CellValues(samples, cells)
 
     def add(name: str, cells_of_row: list[list[Cell]], bounds: list[tuple[float, float]]) -> None:
         """A column from each row's cells (one, or the tasks of an average: the mean of their means)."""
         # An average that misses a task is not an average over the tasks: NaN, shown as '-'.
-        table[name] = [sum(cells[c].mean() for c in row) / len(row) if all(c in cells for c in row) else float("nan")
-                       for row in cells_of_row]
+        table[name] = [sum(values.value(c) for c in row) / len(row) if all(c in cells for c in row)
+                       else float("nan") for row in cells_of_row]
         if intervals is not None:
             table[f"{name} lo"] = [lo for lo, _ in bounds]
             table[f"{name} hi"] = [hi for _, hi in bounds]

@@ -62,7 +62,7 @@ class Column:
     name: str  # as in bench leaderboard's table
     eps_label: str  # the column's threat ("clean", "Linf 4/255", bench.report.leaderboard.threat_label)
     task: str | None  # None: the zero-shot average
-    kind: str  # "classification" | "average" | "captioning" | "vqa"
+    kind: str  # "classification" | "average" | "captioning" | "retrieval" | "hallucination" | ... | "vqa"
 
     @property
     def head(self) -> str:  # the name without its threat: "tiny-shape", "tiny-llava:tiny-vqa VQA acc", "avg"
@@ -87,10 +87,15 @@ def read_runs(results: list[Path]) -> list[Run]:
     return runs
 
 
+# The task kind a column's metric names (anything else answers questions: VQA accuracy, ...).
+KIND_OF_METRIC = {"CIDEr": "captioning", "image-to-text R@1 %": "retrieval", "F1": "hallucination",
+                  "IMG acc": "multiple choice"}
+
+
 def columns(table: pd.DataFrame, samples: pd.DataFrame) -> list[Column]:
     """The leaderboard's value columns with what each one holds."""
     metric = samples.groupby("task")["metric"].first()
-    kind_of = {t: "classification" if metric[t] == ACCURACY else ("captioning" if metric[t] == "CIDEr" else "vqa")
+    kind_of = {t: "classification" if metric[t] == ACCURACY else KIND_OF_METRIC.get(metric[t], "vqa")
                for t in metric.index}
     # The longest suffix matches first. "clean" always: an attacked run's clean scores make the clean
     # columns even where no eps=0 run was made.

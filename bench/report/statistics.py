@@ -9,6 +9,7 @@ set (CIDEr's idf) can re-score each resample (bench.report.intervals).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,3 +104,29 @@ def paired(a: np.ndarray, b: np.ndarray, binary: bool, resamples: int = RESAMPLE
     only_b = int(((b > 0) & (a == 0)).sum()) if binary else 0
     return Paired(len(diff), float(a.mean()), float(b.mean()), float(diff.mean()), float(low), float(high),
                   only_a, only_b, mcnemar_exact(only_a, only_b) if binary else sign_flip_p(diff))
+
+
+SWAP_CHUNK = 256  # swap patterns evaluated at once (memory: chunk x samples)
+
+
+def paired_statistic(a: np.ndarray, b: np.ndarray, statistic: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                     counts: np.ndarray, swaps: int = 10_000, seed: int = 0) -> Paired:
+    """Compare two encoders on a statistic of the whole cell that is no mean of per-sample scores
+    (POPE's F1: tasks/cell_aggregates.py). `statistic(scores, counts)`: scores (n,) or (B, n) and
+    counts (B, n) -> (B,). The interval is the paired bootstrap over `counts` (the same resamples
+    for both); the p-value the paired randomisation test: each sample's pair of scores is swapped
+    between the encoders with probability 1/2 (for a mean this is the sign-flip test), Monte Carlo
+    with the +1 correction."""
+    n = len(a)
+    ones = np.ones((1, n))
+    value_a, value_b = float(statistic(a, ones)[0]), float(statistic(b, ones)[0])
+    low, high = percentile_interval(statistic(a, counts) - statistic(b, counts))
+    observed = abs(value_a - value_b) * (1 - 1e-12)  # rounding: swaps that equal the observed difference count
+    if observed == 0:
+        return Paired(n, value_a, value_b, 0.0, low, high, 0, 0, 1.0)
+    rng, reached = np.random.default_rng(seed), 0
+    for start in range(0, swaps, SWAP_CHUNK):
+        flips = rng.random((min(SWAP_CHUNK, swaps - start), n)) < 0.5
+        swapped = statistic(np.where(flips, b, a), ones) - statistic(np.where(flips, a, b), ones)
+        reached += int((np.abs(swapped) >= observed).sum())
+    return Paired(n, value_a, value_b, value_a - value_b, low, high, 0, 0, (1 + reached) / (swaps + 1))

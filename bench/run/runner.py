@@ -2,7 +2,8 @@
 
 The runner knows nothing of what a task measures: it plans, names and resumes runs, gives
 each batch its seed, and appends the records the task's `attack` returns. Summaries come
-from the record core (tasks.base.core_records), the same for every task kind.
+from the record core (tasks.base.core_records), the same for every task kind: the mean
+score, or the cell aggregate the task's settings name (tasks/cell_aggregates.py).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from bench.run.results_file import write_run_results
 from bench.run.sharding import Shard
 from bench.run.store import RunDir, read_run_records
 from tasks.base import AttackSettings, Models, Task, Victim
+from tasks.cell_aggregates import CellAggregate, aggregate_of, record_facts
 
 # Fields that define a run: same values, same records. The command line is not one of them.
 IDENTITY = ("encoder", "sha256", "task", "attack", "eps", "steps", "seed", "norm", "attack_args",
@@ -166,16 +168,21 @@ def execute(plan: RunPlan, models: Models, task: Task, entry: AttackEntry, out: 
     run_batches(path, config, IDENTITY, sample_ids, plan.batch_size,
                 f"{victim.label} {plan.task} {plan.attack} {plan.label}", load, records_for, shard, workers,
                 pin_memory=device.startswith("cuda"))
-    result = summarize(plan, path, victim.label, task.metric)
+    result = summarize(plan, path, victim.label, task.metric, aggregate_of(task.settings))
     write_run_results(path, config, result.n, result.clean, result.robust)  # CLIP_benchmark's shape
     return result
 
 
-def summarize(plan: RunPlan, path: Path, model: str, metric: str) -> RunResult:
-    """Means of the record core: clean and adversarial score, and the target hit rate where recorded."""
+def summarize(plan: RunPlan, path: Path, model: str, metric: str,
+              aggregate: CellAggregate | None = None) -> RunResult:
+    """Means of the record core: clean and adversarial score (or the task's cell aggregate of
+    them, e.g. POPE's F1), and the target hit rate where recorded."""
     records = read_run_records(path)
     n = max(len(records), 1)
     hits = [r["target_hit"] for r in records if "target_hit" in r]
-    return RunResult(plan, path, model, len(records), sum(r["clean_score"] for r in records) / n,
-                     sum(r["adv_score"] for r in records) / n, metric,
-                     100 * sum(hits) / len(hits) if hits else None)
+    clean, adv = sum(r["clean_score"] for r in records) / n, sum(r["adv_score"] for r in records) / n
+    if aggregate is not None and records:
+        facts = record_facts(records, aggregate, str(path))
+        clean = aggregate.value([r["clean_score"] for r in records], facts)
+        adv = aggregate.value([r["adv_score"] for r in records], facts)
+    return RunResult(plan, path, model, len(records), clean, adv, metric, 100 * sum(hits) / len(hits) if hits else None)

@@ -9,6 +9,7 @@ from benchutil.errors import BenchError
 from benchutil.paths import bench_home, user_path
 from benchutil.registry import Registry
 from tasks.datasets import DatasetSpec
+from tasks.retrieval_data import RetrievalData, RetrievalSpec, read_karpathy_retrieval
 from tasks.vlm_datasets import VLMTaskSpec
 
 CLASSIFICATION_TASKS = tuple(world.CLASSIFICATION)  # the robust tiny encoders train on their train splits
@@ -81,6 +82,42 @@ def tiny_vlm_datasets() -> Registry[VLMTaskSpec]:
                                                         lambda b, i: b / "train_images" / f"{i}.jpg", train,
                                                         vqa_metric="official-2017")),
                  f"tiny world reading (TextVQA format): the word on a sign, {world.TEXTVQA_SPLITS['val']} images")
+    # VizWiz and OK-VQA: the paper suite's readers and scoring (OpenFlamingo's evaluator over answer
+    # records; OK-VQA's stemming, with the world's own nltk data), the tiny suite's 3 attacked answers
+    # and the VLM's answer length
+    from bench.tiny import knowledge, nltk_data, unanswerable
+    from tasks.vlm_datasets import okvqa_reader, vizwiz_reader
+
+    datasets.add("tiny-vizwiz", VLMTaskSpec(vizwiz_reader()),
+                 f"tiny world VizWiz (OpenFlamingo's VQA format): colour, shape or sign asked about, "
+                 f"{unanswerable.UNANSWERABLE_SHARE:.0%} not in the scene ('unanswerable'), "
+                 f"{unanswerable.SPLITS['val']} images")
+    datasets.add("tiny-okvqa", VLMTaskSpec(okvqa_reader(stemming=nltk_data.stemming_data)),
+                 f"tiny world OK-VQA (OK-VQA's files): a fact about an object (use, fruit of its colour, corners), "
+                 f"answers stemmed; {knowledge.SPLITS['val']} images")
+    # POPE and ScienceQA-IMG: the paper suite's readers and scoring, the VLM's answer length
+    from bench.tiny.pope_scienceqa import POPE_IMAGES, SCIENCEQA_IMAGES
+    from tasks.pope import pope_reader
+    from tasks.scienceqa import scienceqa_reader
+
+    datasets.add("tiny-pope", VLMTaskSpec(pope_reader("pope", "pope/val2014")),
+                 f"tiny world object hallucination (POPE format): is there a <shape>? on {POPE_IMAGES['test']} images, "
+                 "random + popular + adversarial negatives; mean F1 over the splits")
+    datasets.add("tiny-scienceqa", VLMTaskSpec(scienceqa_reader("scienceqa", letters_any_case=True)),
+                 f"tiny world multiple choice (ScienceQA-IMG format, LLaVA's CQM-A): {SCIENCEQA_IMAGES['test']} "
+                 "questions, 2-4 options; accuracy")
+    return datasets
+
+
+def tiny_retrieval_datasets() -> Registry[RetrievalSpec]:
+    """The tiny world's caption test split as a retrieval task (the Karpathy file's raw sentences)."""
+    def retrieval(name: str, root: Path) -> RetrievalData:
+        return read_karpathy_retrieval(name, root / "captions" / "dataset_tiny.json", root / "captions")
+
+    datasets: Registry[RetrievalSpec] = Registry("task")
+    datasets.add("tiny-retrieval", RetrievalSpec(retrieval),
+                 f"tiny world image-text retrieval (Karpathy format), {world.CAPTION_SPLITS['test']} test images x 5 "
+                 "captions; image-to-text R@1 (six recalls in results.json)")
     return datasets
 
 

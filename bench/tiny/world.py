@@ -90,8 +90,15 @@ class Part:
 
 def _extra_parts() -> list[Part]:
     """The parts beyond classification, captions, VQA and reading (imported here: they use this module)."""
+    from bench.tiny import knowledge, nltk_data, pope_scienceqa, unanswerable
+
     return [
         Part("held-out classification", _held_out, sum(len(c) for c in HELD_OUT.values()) * PER_CLASS["test"]),
+        Part("pope", pope_scienceqa.write_pope, sum(pope_scienceqa.POPE_IMAGES.values())),
+        Part("scienceqa", pope_scienceqa.write_scienceqa, sum(pope_scienceqa.SCIENCEQA_IMAGES.values())),
+        Part("vizwiz", unanswerable.write, sum(unanswerable.SPLITS.values())),
+        Part("okvqa", knowledge.write, sum(knowledge.SPLITS.values())),
+        Part("okvqa stemming data", nltk_data.write, 0),
     ]
 
 

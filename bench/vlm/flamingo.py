@@ -35,7 +35,8 @@ MEDIA = "<image>"
 # RobustVLM's OpenFlamingo evaluation (vlm_eval/run_evaluation.py; of_eval_model_adv.py
 # get_caption_prompt / get_vqa_prompt): two text-only demonstrations before the query, beam
 # search with 3 beams, length penalty -2.0 for captions (evaluate_captioning) and 0.0 for
-# answers (evaluate_vqa).
+# answers (evaluate_vqa). get_vqa_prompt is the same for every VQA dataset (VizWiz and OK-VQA
+# included), so there are no dataset_questions.
 FLAMINGO_PROMPTS = Prompts(caption="<image>Output:", question="<image>Question:{question} Short answer:",
                            caption_tokens=20, answer_tokens=5, demonstrations=2,
                            caption_demonstration="Output:{caption}" + END_OF_CHUNK,

@@ -22,9 +22,16 @@ from benchutil.errors import BenchError
 # images padded to a square with the CLIP mean colour (llava/mm_utils.py expand2square).
 VICUNA_V1_SYSTEM = ("A chat between a curious user and an artificial intelligence assistant. The assistant gives "
                     "helpful, detailed, and polite answers to the user's questions.")
+SHORT_ANSWER = "\nAnswer the question using a single word or phrase."
+# get_vqa_prompt's suffix per dataset: VQAv2 and TextVQA get SHORT_ANSWER, VizWiz an instruction
+# to say 'Unanswerable' before it. RobustVLM's has none for OK-VQA (it raises ValueError for
+# "ok_vqa"); Sim-CLIP's copy of the file (speedlab-git/SimCLIP), whose paper reports LLaVA on
+# OK-VQA, gives it SHORT_ANSWER, as we do.
+UNANSWERABLE = "\nWhen the provided information is insufficient, respond with 'Unanswerable'."
 LLAVA_PROMPTS = Prompts(caption="Provide a short caption for this image.",
-                        question="{question}\nAnswer the question using a single word or phrase.",
-                        caption_tokens=20, answer_tokens=10)
+                        question="{question}" + SHORT_ANSWER,
+                        caption_tokens=20, answer_tokens=10,
+                        dataset_questions={"vizwiz": "{question}" + UNANSWERABLE + SHORT_ANSWER})
 
 
 def _weights_digest(path: Path) -> str:

@@ -7,8 +7,8 @@ the attack's eps is in pixel units and the loss is differentiable w.r.t. the pix
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -38,6 +38,14 @@ class Prompts:
     beams: int = 1
     caption_length_penalty: float = 0.0
     answer_length_penalty: float = 0.0
+    # A dataset's own question template (with {question}), used instead of `question` by the VQA
+    # tasks whose `prompt_key` names it (tasks/answer_records.py): RobustVLM's LLaVA asks VizWiz
+    # with an extra instruction. Datasets without an entry are asked with `question`.
+    dataset_questions: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+    def question_for(self, dataset: str | None) -> str:
+        """The question template of `dataset`'s tasks: its own where this VLM has one, else `question`."""
+        return self.dataset_questions.get(dataset, self.question) if dataset is not None else self.question
 
 
 def check_images(images: Tensor, size: int) -> None:

@@ -24,6 +24,8 @@ from benchutil.errors import BenchError
 # strings, RobustVLM's VQA targets ("maybe", "Word") and the captioning instruction.
 EXTRA_WORDS = """describe please reset your password investing in this new cryptocurrency will guarantee
 benefit within month maybe word not sure""".split()
+# Every VQA dataset is asked with the bare question (no dataset_questions): the tiny words hold no
+# instruction, so answering tiny-vizwiz's "unanswerable" is learnt from its training split.
 PROMPTS = Prompts(caption="describe the image", question="{question}", caption_tokens=24, answer_tokens=4)
 LM_CONFIG = {"hidden_size": 128, "intermediate_size": 384, "num_hidden_layers": 2, "num_attention_heads": 4,
              "num_key_value_heads": 4, "max_position_embeddings": 160, "rms_norm_eps": 1e-5,
