@@ -45,6 +45,9 @@ class CaptioningTask(VLMTask):
         items = [self.items[i] for i in ids]
         return [(it.attacked if it.attacked is not None else it.references)[: self.max_references] for it in items]
 
+    def training_targets(self, ids: list[str]) -> list[list[str]]:
+        return [self.items[i].references for i in ids]
+
     def references(self, ids: list[str]) -> dict[str, list[str]]:
         """Every reference caption of each sample (CIDEr's; the attack uses the first max_references)."""
         return {i: list(self.items[i].references) for i in ids}

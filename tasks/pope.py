@@ -85,12 +85,12 @@ class PopeTask(VLMTask):
 
 
 def pope_reader(folder: str, image_folder: str, splits: tuple[str, ...] = SPLITS,
-                answer_tokens: int | None = None) -> Callable[[str, Path], PopeTask]:
-    """(name, data root) -> the task: root/folder/llava_pope_test.jsonl + root/folder/coco/coco_pope_<split>.json,
-    images in root/image_folder (tasks/pope_files.py)."""
+                answer_tokens: int | None = None, questions: str = QUESTION_FILE) -> Callable[[str, Path], PopeTask]:
+    """(name, data root) -> the task: root/folder/<questions> (LLaVA's llava_pope_test.jsonl) +
+    root/folder/coco/coco_pope_<split>.json, images in root/image_folder (tasks/pope_files.py)."""
     def read(name: str, root: Path) -> PopeTask:
         base = root / folder
-        return PopeTask(name, read_pope(base / QUESTION_FILE, base / "coco", splits), root / image_folder,
+        return PopeTask(name, read_pope(base / questions, base / "coco", splits), root / image_folder,
                         answer_tokens)
 
     return read

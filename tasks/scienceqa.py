@@ -90,13 +90,13 @@ class ScienceQATask(VLMTask):
 
 
 def scienceqa_reader(folder: str, questions: str = "llava_test_CQM-A.json", image_folder: str = "test",
-                     answer_tokens: int | None = None, letters_any_case: bool = False
+                     answer_tokens: int | None = None, letters_any_case: bool = False, split: str = "test"
                      ) -> Callable[[str, Path], ScienceQATask]:
-    """(name, data root) -> the task: root/folder/{questions, pid_splits.json, problems.json}, images in
-    root/folder/image_folder (tasks/scienceqa_files.py)."""
+    """(name, data root) -> the task: the questions of `split` in root/folder/{questions, pid_splits.json,
+    problems.json}, images in root/folder/image_folder (tasks/scienceqa_files.py)."""
     def read(name: str, root: Path) -> ScienceQATask:
         base = root / folder
-        items = read_scienceqa(base / questions, base / "pid_splits.json", base / "problems.json")
+        items = read_scienceqa(base / questions, base / "pid_splits.json", base / "problems.json", split)
         return ScienceQATask(name, items, base / image_folder, answer_tokens, letters_any_case)
 
     return read

@@ -152,37 +152,44 @@ VLM_DATASETS.add("scienceqa", VLMTaskSpec(scienceqa_reader("scienceqa", answer_t
 # COCO id, COCO_val2014_<id:012d>.jpg in okvqa/val2014. Both read the same way in the tiny suite.
 VIZWIZ_FILES = ("val_questions_vqa_format.json", "val_annotations_vqa_format.json")
 VIZWIZ_TRAIN = ("train_questions_vqa_format.json", "train_annotations_vqa_format.json")
-OKVQA_FILES = ("OpenEnded_mscoco_val2014_questions.json", "mscoco_val2014_annotations.json")
 OKVQA_TRAIN = ("OpenEnded_mscoco_train2014_questions.json", "mscoco_train2014_annotations.json")
 
 
-def vizwiz_image(base: Path, image_id: int | str) -> Path:
+def vizwiz_image(base: Path, image_id: int | str, split: str = "val") -> Path:
     if not isinstance(image_id, str):
         raise BenchError(f"VizWiz image_id {image_id!r} is not a file name; OpenFlamingo's VizWiz files name each "
-                         "image by its file name (VizWiz_val_00000000.jpg)")
-    return base / "val" / image_id
+                         f"image by its file name (VizWiz_{split}_00000000.jpg)")
+    return base / split / image_id
 
 
-def vizwiz_reader(**options: Any) -> Callable[[str, Path], VQATask]:
-    """VizWiz under root/vizwiz; options: VQATask's protocol settings (max_answers, answer_tokens)."""
+def vizwiz_reader(split: str = "val", **options: Any) -> Callable[[str, Path], VQATask]:
+    """VizWiz under root/vizwiz (split "train": the training split as a task, what tiny-llava trains
+    on); options: VQATask's protocol settings (max_answers, answer_tokens)."""
+    files = VIZWIZ_FILES if split == "val" else (f"{split}_questions_vqa_format.json",
+                                                  f"{split}_annotations_vqa_format.json")
+
     def read(name: str, root: Path) -> VQATask:
         base = root / "vizwiz"
-        recorded = read_answer_records(base / VIZWIZ_FILES[0], base / VIZWIZ_FILES[1])
-        task = RecordedVQATask(name, recorded, lambda it: vizwiz_image(base, it.image_id), "vizwiz", **options)
+        recorded = read_answer_records(base / files[0], base / files[1])
+        task = RecordedVQATask(name, recorded, lambda it: vizwiz_image(base, it.image_id, split), "vizwiz",
+                               **options)
         return with_train_demonstrations(task, base / VIZWIZ_TRAIN[0], base / VIZWIZ_TRAIN[1], FETCH)
 
     return read
 
 
-def okvqa_reader(stemming: Callable[[Path], StemmingData] = lambda root: NLTK_SEARCH_PATH,
+def okvqa_reader(stemming: Callable[[Path], StemmingData] = lambda root: NLTK_SEARCH_PATH, split: str = "val",
                  **options: Any) -> Callable[[str, Path], VQATask]:
-    """OK-VQA under root/okvqa; stemming: the nltk data its stemmer uses, given the data root (nltk's
-    search path unless a suite has its own); options: VQATask's protocol settings (max_answers, answer_tokens)."""
+    """OK-VQA under root/okvqa (split "train": the training split as a task, what tiny-llava trains on);
+    stemming: the nltk data its stemmer uses, given the data root (nltk's search path unless a suite
+    has its own); options: VQATask's protocol settings (max_answers, answer_tokens)."""
+    files = (f"OpenEnded_mscoco_{split}2014_questions.json", f"mscoco_{split}2014_annotations.json")
+
     def read(name: str, root: Path) -> VQATask:
         base = root / "okvqa"
-        recorded = read_answer_records(base / OKVQA_FILES[0], base / OKVQA_FILES[1])
+        recorded = read_answer_records(base / files[0], base / files[1])
         task = OKVQATask(name, recorded,
-                         lambda it: base / "val2014" / f"COCO_val2014_{coco_number(it.image_id):012d}.jpg",
+                         lambda it: base / f"{split}2014" / f"COCO_{split}2014_{coco_number(it.image_id):012d}.jpg",
                          stemming(root), **options)
         return with_train_demonstrations(task, base / OKVQA_TRAIN[0], base / OKVQA_TRAIN[1], FETCH)
 

@@ -149,6 +149,12 @@ class VLMTask:
         `extra_targets`."""
         return None
 
+    def training_targets(self, ids: list[str]) -> list[list[str]]:
+        """Per sample, what a VLM trained on this split learns to answer (tiny-llava; one drawn per
+        step): the first string the untargeted attack lowers (the most common answer, the right
+        choice). Captioning: every reference."""
+        return [targets[:1] for targets in self.attack_targets(ids)]
+
     def scorer(self, ids: list[str]) -> Scorer:
         """Scores outputs of any subset of `ids` (the evaluated set, which CIDEr's idf depends on)."""
         raise NotImplementedError

@@ -1,6 +1,7 @@
 """The tiny suite: the generated world (cached under BENCH_HOME) and the shipped tiny zoo."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.encoders.load import EncoderSpec
@@ -11,6 +12,7 @@ from benchutil.registry import Registry
 from tasks.datasets import DatasetSpec
 from tasks.retrieval_data import RetrievalData, RetrievalSpec, read_karpathy_retrieval
 from tasks.vlm_datasets import VLMTaskSpec
+from tasks.vlm_task import VLMTask
 
 CLASSIFICATION_TASKS = tuple(world.CLASSIFICATION)  # the robust tiny encoders train on their train splits
 HELD_OUT_TASKS = tuple(world.HELD_OUT)  # no train split: unseen by every tiny model
@@ -107,6 +109,31 @@ def tiny_vlm_datasets() -> Registry[VLMTaskSpec]:
                  f"tiny world multiple choice (ScienceQA-IMG format, LLaVA's CQM-A): {SCIENCEQA_IMAGES['test']} "
                  "questions, 2-4 options; accuracy")
     return datasets
+
+
+def training_tasks(root: Path) -> dict[str, VLMTask]:
+    """Each tiny VLM task's training split, read as a task by the same readers (what tiny-llava
+    trains on, with the prompts and answers the evaluated split uses)."""
+    from tasks.captioning import CaptioningTask
+    from tasks.captions import read_karpathy
+    from tasks.pope import pope_reader
+    from tasks.scienceqa import scienceqa_reader
+    from bench.tiny import nltk_data
+    from tasks.vlm_datasets import coco_number, okvqa_reader, vizwiz_reader, vqa_reader
+
+    train = ("questions_train.json", "annotations_train.json")
+    readers: dict[str, Callable[[str, Path], VLMTask]] = {
+        "tiny-captions": lambda name, r: CaptioningTask(
+            name, read_karpathy(r / "captions" / "dataset_tiny.json", r / "captions", "train")),
+        "tiny-vqa": vqa_reader("vqa", *train, lambda b, i: b / "images" / f"COCO_val2014_{coco_number(i):012d}.jpg"),
+        "tiny-textvqa": vqa_reader("textvqa", *train, lambda b, i: b / "train_images" / f"{i}.jpg"),
+        "tiny-vizwiz": vizwiz_reader("train"),
+        "tiny-okvqa": okvqa_reader(split="train", stemming=nltk_data.stemming_data),
+        "tiny-pope": pope_reader("pope/train", "pope/train2014", questions="llava_pope_train.jsonl"),
+        "tiny-scienceqa": scienceqa_reader("scienceqa", "llava_train_CQM-A.json", "train", letters_any_case=True,
+                                           split="train"),
+    }
+    return {name: read(f"{name} (train split)", root) for name, read in readers.items()}
 
 
 def tiny_retrieval_datasets() -> Registry[RetrievalSpec]:

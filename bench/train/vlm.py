@@ -30,8 +30,6 @@ from bench.vlm.tiny_llava import (
     load_tiny_llava,
     save_parts,
 )
-from tasks.captions import read_karpathy
-from tasks.vqa import read_vqa
 
 WEIGHTS_FILE = "tiny-llava.safetensors"
 CARD_FILE = "tiny-llava.json"
@@ -57,28 +55,19 @@ class Examples:
     targets: list[list[str]]  # one or more acceptable targets (caption references)
 
 
-def most_common_answer(answers: list[str]) -> str:
-    """VQAv2's multiple_choice_answer: the most frequent of the 10 (first seen wins a tie)."""
-    return Counter(answers).most_common(1)[0][0]
-
-
 def read_examples(world: Path, recipe: VLMRecipe) -> Examples:
+    """Every tiny VLM task's training split, asked as its evaluated split asks (bench.tiny.suite.training_tasks)."""
+    from bench.tiny.suite import training_tasks
+
     paths: dict[Path, int] = {}
     image_of, prompts, targets = [], [], []
-
-    def add(path: Path, prompt: str, options: list[str]) -> None:
-        image_of.append(paths.setdefault(path, len(paths)))
-        prompts.append(prompt)
-        targets.append(options)
-
-    for item in read_karpathy(world / "captions" / "dataset_tiny.json", world / "captions", "train"):
-        add(item.image, PROMPTS.caption, item.references)
-    for task, folder, repeats in (("vqa", "images", 1), ("textvqa", "train_images", recipe.textvqa_repeats)):
-        root = world / task
-        for item in read_vqa(root / "questions_train.json", root / "annotations_train.json") * repeats:
-            name = f"COCO_val2014_{item.image_id:012d}.jpg" if task == "vqa" else f"{item.image_id}.jpg"
-            add(root / folder / name, PROMPTS.question.format(question=item.question),
-                [most_common_answer(item.answers)])
+    for name, task in training_tasks(world).items():
+        ids = task.ids
+        rows = list(zip(ids, task.prompts(ids, PROMPTS), task.training_targets(ids)))
+        for sample_id, prompt, options in rows * (recipe.textvqa_repeats if name == "tiny-textvqa" else 1):
+            image_of.append(paths.setdefault(task.images[sample_id], len(paths)))
+            prompts.append(prompt)
+            targets.append(options)
     return Examples(decode_images(list(paths)), torch.tensor(image_of), prompts, targets)
 
 
@@ -115,7 +104,7 @@ def train_vlm(encoder: nn.Module, world: Path, out: Path, recipe: VLMRecipe, res
     save_parts(out / WEIGHTS_FILE, projector, lm, {"base": base.source, "architecture": base.architecture})
     card = {"name": "tiny-llava", "method": "vlm", "recipe": asdict(recipe), "command": " ".join(command),
             "vision": {"name": base.name, "source": base.source, "sha256": base.sha256, "frozen": True},
-            "data": f"tiny world train splits: captions, vqa, textvqa x{recipe.textvqa_repeats} "
+            "data": f"tiny world train splits of every tiny VLM task, textvqa x{recipe.textvqa_repeats} "
                     f"({len(data.prompts)} examples, {len(data.images)} images)",
             "versions": versions(), "git_commit": git_commit(),
             "train_seconds_this_session": round(outcome.seconds, 1)}
@@ -126,16 +115,13 @@ def train_vlm(encoder: nn.Module, world: Path, out: Path, recipe: VLMRecipe, res
 def tiny_vlm_card_scores(encoder: nn.Module, weights: Path, world: Path) -> dict[str, Any]:
     """Clean CIDEr / VQA accuracy of saved weights on every tiny VLM task, as `bench run` measures
     them, next to the trivial baselines: the most frequent training caption / answer for everything."""
+    from bench.tiny.suite import training_tasks
+
     vlm = load_tiny_llava(encoder, weights, "cpu")
     suite = get_suite("tiny")
-    captions = [r for it in read_karpathy(world / "captions" / "dataset_tiny.json", world / "captions", "train")
-                for r in it.references]
-    answers = {task: [most_common_answer(it.answers) for it in read_vqa(world / task / "questions_train.json",
-                                                                      world / task / "annotations_train.json")]
-               for task in ("vqa", "textvqa")}
-    constant = {"tiny-captions": Counter(captions).most_common(1)[0][0],
-                "tiny-vqa": Counter(answers["vqa"]).most_common(1)[0][0],
-                "tiny-textvqa": Counter(answers["textvqa"]).most_common(1)[0][0]}
+    # The most frequent training target of each task (every reference counts for captions)
+    constant = {name: Counter(t for targets in task.training_targets(task.ids) for t in targets).most_common(1)[0][0]
+                for name, task in training_tasks(world).items()}
     clean, baselines = {}, {}
     for name in suite.vlm_datasets.names():
         task = load_task(suite, name, None)

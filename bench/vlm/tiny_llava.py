@@ -33,8 +33,13 @@ LM_CONFIG = {"hidden_size": 128, "intermediate_size": 384, "num_hidden_layers": 
 
 
 def codec() -> WordCodec:
+    """The tiny CLIP's words, EXTRA_WORDS, and the words only the tiny VizWiz, OK-VQA, POPE and
+    ScienceQA write (each module's NEW_WORDS)."""
+    from bench.tiny import knowledge, pope_scienceqa, unanswerable
+
     words = [w for w in vocabulary() if not w.startswith("<")]
-    return WordCodec(words + EXTRA_WORDS)
+    return WordCodec([*words, *EXTRA_WORDS, *unanswerable.NEW_WORDS, *knowledge.NEW_WORDS,
+                      *pope_scienceqa.NEW_WORDS])
 
 
 def build_parts(vision_width: int, seed: int) -> tuple[nn.Module, nn.Module]:
