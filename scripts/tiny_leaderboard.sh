@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The committed tiny leaderboard (results/tiny): the whole tiny zoo on every tiny
-# classification dataset (tiny-background is held out from every tiny model's training), clean
-# and under aa (APGD-CE + APGD-T) at 2/255 and 4/255; then
-# the same encoders inside tiny-llava on captioning, VQA and TextVQA under APGD on the LM
-# loss (the RobustVLM protocol). The settings are those of results/tiny/reproduce.json,
-# which `bench reproduce` re-runs. Pass "vlm" to run only the captioning / VQA part.
+# classification dataset (tiny-background is held out from every tiny model's training) and on
+# image-text retrieval, clean and under aa (APGD-CE + APGD-T) at 2/255 and 4/255; then the same
+# encoders inside tiny-llava on captioning, VQA, TextVQA, VizWiz, OK-VQA, POPE and ScienceQA
+# under the attack ensemble on the LM loss. The settings are those of results/tiny/reproduce.json,
+# which `bench reproduce` re-runs. Pass "vlm" to run only the tiny-llava part.
 set -euo pipefail
 source "$(dirname "$0")/require_clean_tree.sh"
 bench=${BENCH:-bench}
@@ -13,8 +13,11 @@ encoders=clip,tecoa-2,tecoa-4,fare-2,fare-4,sim-clip-2,sim-clip-4
 if [ "${1:-all}" != "vlm" ]; then
   "$bench" run --suite tiny --encoder "$encoders" --task tiny-shape,tiny-colour,tiny-count,tiny-background --attack aa \
     --eps 0,2/255,4/255 --n-samples 100 --steps 100 --seed 0 --batch-size 32 --out "$out/runs"
+  "$bench" run --suite tiny --encoder "$encoders" --task tiny-retrieval --attack aa \
+    --eps 0,2/255,4/255 --n-samples 100 --steps 100 --seed 0 --batch-size 32 --out "$out/runs"
 fi
-"$bench" run --suite tiny --encoder "$encoders" --task tiny-captions,tiny-vqa,tiny-textvqa --vlm tiny-llava \
+"$bench" run --suite tiny --encoder "$encoders" --vlm tiny-llava \
+  --task tiny-captions,tiny-vqa,tiny-textvqa,tiny-vizwiz,tiny-okvqa,tiny-pope,tiny-scienceqa \
   --attack aa --eps 0,2/255,4/255 --n-samples 50 --steps 100 --seed 0 --batch-size 25 --out "$out/runs"
 "$bench" leaderboard "$out/runs" --format md --out "$out/leaderboard.md"
 "$bench" leaderboard "$out/runs" --format csv --out "$out/leaderboard.csv"

@@ -30,10 +30,8 @@ from tasks.answering import VQATask
 from tasks.demonstrations import lazy_pool, without_colons
 from tasks.jsonfiles import field, read_json
 from tasks.vlm_task import Scorer, VLMPrompts
-from tasks.vqa import VQAItem
+from tasks.vqa import VQAItem, answer_type
 
-# VQAEval.evaluate's answer type where a file gives none (VizWiz's)
-DEFAULT_ANSWER_TYPE = "other"
 AnswerFields = dict[str, Any]  # an answer record without its "answer"
 
 
@@ -64,20 +62,18 @@ def read_answer_records(questions_path: Path, annotations_path: Path) -> Recorde
     for i, a in enumerate(annotations):
         where = f"annotations[{i}]"
         answers, others = _answers(a, annotations_path, where)
-        answer_type = a.get("answer_type", DEFAULT_ANSWER_TYPE)
-        if not isinstance(answer_type, str):
-            raise BenchError(f"{annotations_path}: {where} has 'answer_type' of type {type(answer_type).__name__}")
         by_id[field(a, "question_id", int, annotations_path, where)] = (
-            answers, others, field(a, "question_type", str, annotations_path, where), answer_type)
+            answers, others, field(a, "question_type", str, annotations_path, where),
+            answer_type(a, annotations_path, where))  # VizWiz's files have none: "other"
     items, fields = [], {}
     for i, q in enumerate(questions):
         where = f"questions[{i}]"
         qid = field(q, "question_id", int, questions_path, where)
         if qid not in by_id:
             raise BenchError(f"{questions_path}: {where} (question_id {qid}) has no annotation in {annotations_path}")
-        answers, others, question_type, answer_type = by_id[qid]
+        answers, others, question_type, atype = by_id[qid]
         items.append(VQAItem(qid, field(q, "image_id", (int, str), questions_path, where),
-                             field(q, "question", str, questions_path, where), answers, question_type, answer_type))
+                             field(q, "question", str, questions_path, where), answers, question_type, atype))
         fields[qid] = others
     return RecordedItems(items, fields)
 
@@ -86,12 +82,12 @@ def openflamingo_record_accuracy(prediction: str, answers: list[str], fields: li
     """VQA accuracy in [0, 1] as OpenFlamingo's VQAEval.evaluate computes it from answer records:
     both sides cleaned and normalised; for each record, min(1, matches / 3) among the records not
     equal to it (its normalised answer and every other field), averaged over the records."""
-    from tasks.metrics import _clean, _normalised  # the evaluator's normalisation, shared with vqa_accuracy
+    from tasks.metrics import clean_answer, normalised_answer  # the evaluator's, shared with vqa_accuracy
 
     if not answers or len(answers) != len(fields):
         raise BenchError("VQA accuracy needs the human answer records; got none for a question")
-    records = [(_normalised(_clean(a)), f) for a, f in zip(answers, fields)]
-    pred = _normalised(_clean(prediction))
+    records = [(normalised_answer(clean_answer(a)), f) for a, f in zip(answers, fields)]
+    pred = normalised_answer(clean_answer(prediction))
     accs = [min(1, float(sum(1 for other in records if other != left_out and other[0] == pred)) / 3)
             for left_out in records]
     return float(sum(accs)) / len(accs)

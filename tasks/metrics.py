@@ -136,11 +136,13 @@ def _digits_articles(text: str) -> str:
 VQA_METRICS = ("official", "official-2017", "openflamingo")
 
 
-def _clean(text: str) -> str:
+def clean_answer(text: str) -> str:
+    """The evaluators' first pass: newlines and tabs become spaces, the ends are stripped."""
     return text.replace("\n", " ").replace("\t", " ").strip()
 
 
-def _normalised(text: str) -> str:
+def normalised_answer(text: str) -> str:
+    """The evaluators' normalisation: punctuation, then number words to digits, articles dropped."""
     return _digits_articles(_punctuation(text))
 
 
@@ -157,17 +159,17 @@ def vqa_accuracy(prediction: str, answers: list[str], variant: str = "official")
     """
     if not answers:
         raise BenchError("VQA accuracy needs the human answers; got none for a question")
-    pred = _clean(prediction)
+    pred = clean_answer(prediction)
     if variant == "official":
-        gts = [_clean(a) for a in answers]
+        gts = [clean_answer(a) for a in answers]
         if len(set(gts)) > 1:
-            gts, pred = [_normalised(a) for a in gts], _normalised(pred)
+            gts, pred = [normalised_answer(a) for a in gts], normalised_answer(pred)
     elif variant == "official-2017":
         # (a unanimous "The Beatles" is then compared raw with the normalised "beatles")
-        pred = _normalised(pred)
+        pred = normalised_answer(pred)
         gts = [_punctuation(a) for a in answers] if len(set(answers)) > 1 else list(answers)
     elif variant == "openflamingo":
-        gts, pred = [_normalised(_clean(a)) for a in answers], _normalised(pred)
+        gts, pred = [normalised_answer(clean_answer(a)) for a in answers], normalised_answer(pred)
     else:
         raise BenchError(f"unknown VQA metric {variant!r}; use one of {', '.join(VQA_METRICS)}")
     accs = [min(1, float(sum(1 for j, a in enumerate(gts) if j != k and a == pred)) / 3)

@@ -73,12 +73,15 @@ class PopeTask(VLMTask):
 
         return score
 
+    def sample_facts(self, sample_id: str) -> dict[str, Any]:
+        item = self.items[sample_id]
+        return {"split": item.split, "pope_label": item.label}
+
     def attack(self, victim: Any, ids: list[str], batch: Any, settings: AttackSettings) -> list[Record]:
         """The records, each with its split and label (what F1 is computed from) and both mapped answers."""
         records = super().attack(victim, ids, batch, settings)
         for record in records:
-            item = self.items[record["id"]]
-            record |= {"split": item.split, "pope_label": item.label,
+            record |= {**self.sample_facts(record["id"]),
                        "clean_answer": pope_answer(record["clean_output"]),
                        "adv_answer": pope_answer(record["adv_output"])}
         return records

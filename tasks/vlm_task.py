@@ -149,6 +149,11 @@ class VLMTask:
         `extra_targets`."""
         return None
 
+    def sample_facts(self, sample_id: str) -> dict[str, Any]:
+        """Fields a sample's records carry beside its scores that its cell aggregate reads
+        (tasks.cell_aggregates: POPE's split and label); none for most kinds."""
+        return {}
+
     def training_targets(self, ids: list[str]) -> list[list[str]]:
         """Per sample, what a VLM trained on this split learns to answer (tiny-llava; one drawn per
         step): the first string the untargeted attack lowers (the most common answer, the right

@@ -1,4 +1,10 @@
-"""VQAv2-style question/annotation pairs (VQAv2, TextVQA, the tiny world)."""
+"""VQAv2-style question/annotation pairs (VQAv2, TextVQA, the tiny world).
+
+OpenFlamingo's TextVQA and VizWiz annotation files (`*_annotations_vqa_format.json`, the ones
+RobustVLM's bash/llava_eval.sh passes) have no `answer_type`; OpenFlamingo's evaluator
+(open_flamingo/eval/vqa_metric.py, VQAEval.evaluate) reads a missing one as "other", and so
+does the reader.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,6 +12,8 @@ from pathlib import Path
 
 from benchutil.errors import BenchError
 from tasks.jsonfiles import field, read_json
+
+DEFAULT_ANSWER_TYPE = "other"  # VQAEval.evaluate's answer type where an annotation gives none
 
 
 @dataclass(frozen=True)
@@ -16,6 +24,13 @@ class VQAItem:
     answers: list[str]  # the 10 human answers
     question_type: str
     answer_type: str
+
+
+def answer_type(annotation: dict, path: Path, where: str) -> str:
+    """The annotation's `answer_type`, DEFAULT_ANSWER_TYPE where it has none."""
+    if "answer_type" not in annotation:
+        return DEFAULT_ANSWER_TYPE
+    return field(annotation, "answer_type", str, path, where)
 
 
 def read_vqa(questions_path: Path, annotations_path: Path) -> list[VQAItem]:
@@ -30,7 +45,7 @@ def read_vqa(questions_path: Path, annotations_path: Path) -> list[VQAItem]:
         by_id[field(a, "question_id", int, annotations_path, where)] = (
             [field(x, "answer", str, annotations_path, f"{where}.answers[{k}]") for k, x in enumerate(answers)],
             field(a, "question_type", str, annotations_path, where),
-            field(a, "answer_type", str, annotations_path, where),
+            answer_type(a, annotations_path, where),
         )
     items = []
     for i, q in enumerate(questions):

@@ -279,7 +279,7 @@ def test_readers_read_the_reference_layouts(tmp_path):
         assert task.extra_targets == ("maybe", "Word")
     assert vizwiz.settings == {"vqa_metric": "openflamingo", "max_answers": 5, "answer_tokens": 5,
                                "selection_seed": 42, "postprocess": "robustvlm"}
-    assert okvqa.settings == vizwiz.settings
+    assert okvqa.settings == {**vizwiz.settings, "stemming_data": "nltk"}  # nltk's search path: the user's data
     # the attacked answers: the most common first (Counter over the file's answers)
     assert vizwiz.attack_targets(["0", "1"]) == [["unanswerable", "blank"], ["red 1", "red", "unanswerable"]]
     assert okvqa.attack_targets(["90000"]) == [["apple", "roll", "red apple"]]
@@ -296,6 +296,35 @@ def test_readers_read_the_reference_layouts(tmp_path):
     demos = re.findall(r"Question:Is thing (\d) a train\? Short answer:([^<]*)<\|endofchunk\|>", prompt)
     assert len(demos) == 2 and all(answer == ("unanswerable" if int(k) % 2 == 0 else f"red {k}") for k, answer in demos)
     assert vizwiz.postprocess("Unanswerable, sorry Question: x") == "Unanswerable"  # postprocess_vqa_generation
+
+
+def test_textvqa_files_without_answer_type_read_as_other(tmp_path):
+    """OpenFlamingo's TextVQA files (textvqa/*_vqa_format.json) have no answer_type; its evaluator
+    reads "other" (VQAEval.evaluate), and so do read_vqa and the paper suite's textvqa reader."""
+    from tasks.vlm_datasets import VLM_DATASETS
+    from tasks.vqa import read_vqa
+
+    base = tmp_path / "textvqa"
+    for split in ("val", "train"):
+        questions, annotations = [], []
+        for k in range(3):
+            image_id = f"{split}{k:012x}"
+            if split == "val":
+                _image(base / "train_images" / f"{image_id}.jpg", k)
+            questions.append({"image_id": image_id, "question": f"what does sign {k} say?", "question_id": 40 + k})
+            annotations.append({"image_id": image_id, "question_id": 40 + k, "question_type": "what does",
+                                "answers": [{"answer": "stop", "answer_confidence": "yes", "answer_id": j + 1}
+                                            for j in range(10)]})
+        _write(base / f"{split}_questions_vqa_format.json", {"questions": questions})
+        _write(base / f"{split}_annotations_vqa_format.json", {"annotations": annotations})
+    items = read_vqa(base / "val_questions_vqa_format.json", base / "val_annotations_vqa_format.json")
+    assert [it.answer_type for it in items] == ["other"] * 3 and items[0].answers == ["stop"] * 10
+    task = VLM_DATASETS.get("textvqa").value.read("textvqa", tmp_path)
+    assert task.items["41"].answer_type == "other" and task.images["41"].is_file()
+    # an answer_type that is there must still be a string
+    _edit(base / "val_annotations_vqa_format.json", lambda d: d["annotations"][1].update(answer_type=3))
+    with pytest.raises(BenchError, match=r"annotations\[1\] has 'answer_type' of type int"):
+        read_vqa(base / "val_questions_vqa_format.json", base / "val_annotations_vqa_format.json")
 
 
 @pytest.mark.parametrize("damage, message", [
@@ -409,13 +438,15 @@ def test_okvqa_without_nltk_data_stops_before_any_run(paper_setup, no_nltk_data,
 # ------------------------------------------------------------------ the tiny world's versions
 @pytest.fixture(scope="module")
 def tiny_parts(tmp_path_factory):
-    from bench.tiny import knowledge, unanswerable
+    from bench.tiny import knowledge, nltk_data, unanswerable
 
     root = tmp_path_factory.mktemp("tiny")
     for write in (knowledge.write_split, unanswerable.write_split):
         for split, n in (("val", 200), ("train", 20)):
             for _ in write(root, 0, split, n):
                 pass
+    for _ in nltk_data.write(root, 0):  # tiny-okvqa's stemming data
+        pass
     return root
 
 
@@ -444,9 +475,10 @@ def test_tiny_okvqa_stems_are_the_stemmers_and_its_answers_need_them(tiny_parts,
     from tasks.okvqa import stem_answer
 
     for raw, stem in knowledge.stems().items():
-        assert stem_answer(raw) == stem == _reference_postprocess(raw), raw
+        assert stem_answer(raw, tiny_parts / "nltk_data") == stem_answer(raw) == stem == _reference_postprocess(raw), raw
     task = get_suite("tiny").vlm_datasets.get("tiny-okvqa").value.read("tiny-okvqa", tiny_parts)
     assert len(task.ids) == 200 and task.reference_postprocess
+    assert task.settings["stemming_data"] == "tiny-world lexicon" and task.stemming_folder == tiny_parts / "nltk_data"
     annotations = json.loads((tiny_parts / "okvqa" / "mscoco_val2014_annotations.json").read_text())["annotations"]
     inflected = sum(r["raw_answer"] != r["answer"] for a in annotations for r in a["answers"])
     assert inflected > 300  # of 2000 answers: stemming matters

@@ -130,8 +130,9 @@ def test_task_all_expands_to_every_task():
     from bench.suites import expand_tasks
 
     suite = get_suite("tiny")
-    assert expand_tasks(suite, ["all"]) == ["tiny-shape", "tiny-colour", "tiny-count", "tiny-captions", "tiny-vqa",
-                                            "tiny-textvqa"]
+    assert expand_tasks(suite, ["all"]) == ["tiny-shape", "tiny-colour", "tiny-count", "tiny-background",
+                                            "tiny-captions", "tiny-vqa", "tiny-textvqa", "tiny-vizwiz", "tiny-okvqa",
+                                            "tiny-pope", "tiny-scienceqa", "tiny-retrieval"]
     assert expand_tasks(suite, None) == ["tiny-shape", "tiny-colour", "tiny-count"]
 
 

@@ -1,9 +1,11 @@
 """Clean scores for model cards and quick checks: zero-shot accuracy, VLM CIDEr / VQA accuracy."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from bench.encoders import Encoder
+from tasks.cell_aggregates import aggregate_of
 from tasks.vlm_task import VLMTask
 from tasks.zeroshot import ZeroShotTask
 
@@ -29,10 +31,21 @@ def clean_vlm_score(vlm: torch.nn.Module, task: VLMTask, n: int | None = None, b
     for i in range(0, len(ids), batch_size):
         chunk = ids[i : i + batch_size]
         outputs.update(zip(chunk, task.answers(vlm, chunk, task.load(chunk, vlm.image_size).to(device))))
-    return sum(scorer(outputs).values()) / len(ids)
+    return task_cell(task, scorer(outputs))
 
 
 def constant_output_score(task: VLMTask, output: str) -> float:
     """The score of answering every sample with one string (the trivial baselines)."""
     ids = task.sample_ids(None, 0)
-    return sum(task.scorer(ids)({i: output for i in ids}).values()) / len(ids)
+    return task_cell(task, task.scorer(ids)({i: output for i in ids}))
+
+
+def task_cell(task: VLMTask, scores: dict[str, float]) -> float:
+    """The task's cell over these per-sample scores, as the leaderboard forms it: their mean, or
+    the aggregate the task's settings name (POPE's mean F1)."""
+    aggregate = aggregate_of(task.settings)
+    ids = list(scores)
+    if aggregate is None:
+        return sum(scores.values()) / len(ids)
+    facts = {name: np.array([task.sample_facts(i)[name] for i in ids]) for name in aggregate.fields}
+    return aggregate.value([scores[i] for i in ids], facts)

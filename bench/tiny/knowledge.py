@@ -10,7 +10,10 @@ the fact, as people write them ("rolling", "roll", "apples", "4 corners"), store
 stores them: `raw_answer` the words, `answer` their OK-VQA stem. A VLM's answer is stemmed
 the same way before it is scored (tasks/okvqa.py), so "apples" and "rolling" earn credit
 against stems "apple" and "roll". The stems are written here, not computed: generating the
-world needs no nltk data; tests/test_vizwiz_okvqa.py checks each against tasks.okvqa.stem_answer.
+world needs no nltk; tests/test_vizwiz_okvqa.py checks each against tasks.okvqa.stem_answer.
+The stemmer's nltk data for the tiny world is the world's own (bench/tiny/nltk_data.py), made
+from LEXICON and VERB_LEMMAS below: the part of speech of every tiny word, the WordNet lemma of
+every tiny "-ing" word.
 """
 from __future__ import annotations
 
