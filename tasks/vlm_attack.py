@@ -141,8 +141,7 @@ def attack_batch(vlm: VLM, task: Any, ids: list[str], x: Tensor, s: AttackSettin
                  scorer: Any) -> list[Record]:
     """One record per sample: clean and worst-case output and score, the pass that won, norms."""
     prompts, refs = task.prompts(ids, vlm.prompts), task.attack_targets(ids)
-    push = getattr(task, "push_targets", None)  # per-sample strings targeted members push towards
-    pushes = push(ids) if push is not None else None
+    pushes = task.push_targets(ids)  # per-sample strings targeted members push towards (None: extra_targets)
 
     def answer(images: Tensor, rows: list[int]) -> dict[str, str]:
         chosen = [ids[r] for r in rows]
