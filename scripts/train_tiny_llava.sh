@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Retrain tiny-llava (frozen tiny clip -> MLP projector -> 2-layer Llama) on the tiny world's
-# captions, VQA and TextVQA train splits and copy it into bench/tiny/weights. About 6 minutes
-# on 2 CPU cores; bit-identical on the same machine kind (see the card's "command").
+# Retrain tiny-llava (frozen tiny clip -> MLP projector -> 2-layer Llama) on the training split of
+# every tiny VLM task and copy it into bench/tiny/weights. About 13 minutes on 2 shared CPU cores;
+# bit-identical on the same machine kind (see the card's "command").
 set -euo pipefail
 source "$(dirname "$0")/require_clean_tree.sh"
 out=${1:-runs/tiny-llava}

@@ -90,8 +90,8 @@ def test_leaderboard_ci_bounds_every_cell_and_average(tmp_path):
     values = [c for c in table.columns if not c.endswith((" lo", " hi", " n"))]
     # 4 classification tasks x 100 samples
     assert (table["avg Linf 4/255 n"] == 400).all() and (table["tiny-llava:tiny-captions CIDEr clean n"] == 50).all()
-    assert {"avg Linf 4/255", "tiny-llava:tiny-captions CIDEr Linf 4/255 legacy-protocol",
-            "tiny-llava:tiny-vqa VQA acc Linf 4/255 legacy-protocol"} <= set(values)
+    assert {"avg Linf 4/255", "tiny-llava:tiny-captions CIDEr Linf 4/255", "tiny-llava:tiny-vqa VQA acc Linf 4/255",
+            "tiny-llava:tiny-pope F1 Linf 4/255"} <= set(values)
     for column in values:
         low, high = table[f"{column} lo"], table[f"{column} hi"]
         assert ((low <= table[column] + 0.05) & (table[column] <= high + 0.05)).all(), column

@@ -47,12 +47,12 @@ def test_committed_leaderboard_reproduces_on_a_subset(capsys):
 
 
 def test_committed_vlm_cells_reproduce_on_a_subset(capsys):
-    """The captioning / VQA part of results/tiny: tiny-llava with fare-4, re-run from scratch."""
-    code = main(["reproduce", str(ROOT / "results" / "tiny"), "--encoders", "fare-4", "--tasks", "tiny-vqa",
+    """The tiny-llava part of results/tiny: fare-4 on VQA and POPE (whose cell is an F1), re-run from scratch."""
+    code = main(["reproduce", str(ROOT / "results" / "tiny"), "--encoders", "fare-4", "--tasks", "tiny-vqa,tiny-pope",
                  "--n-samples", "6"])
     captured = capsys.readouterr()
     assert code == 0, (captured.out + captured.err)[-3000:]
-    assert "reproduced: all 3 cells" in captured.out
+    assert "reproduced: all 4 cells" in captured.out  # clean and 4/255 of each
 
 
 def test_cider_tasks_keep_the_committed_sample_count():
