@@ -76,7 +76,7 @@ def test_cider_resampling_reproduces_the_recorded_scores(committed):
     """With every sample drawn once, the re-scored cell is the run's own CIDEr (pycocoevalcap)."""
     samples, cells, metric = committed
     intervals = CellIntervals(samples, cells, metric, ACCURACY)
-    for cell in [("clean", "tiny-llava:tiny-captions", "clip"), ("Linf 4/255 legacy-protocol", "tiny-llava:tiny-captions", "fare-4")]:
+    for cell in [("clean", "tiny-llava:tiny-captions", "clip"), ("Linf 4/255", "tiny-llava:tiny-captions", "fare-4")]:
         recorded = cells[cell]
         rescored = intervals.rescorer(cell)(np.ones((1, len(recorded))))[0]
         np.testing.assert_allclose(rescored, recorded.to_numpy(), atol=1e-5)  # records keep 6 decimals
@@ -90,12 +90,12 @@ def test_leaderboard_ci_bounds_every_cell_and_average(tmp_path):
     values = [c for c in table.columns if not c.endswith((" lo", " hi", " n"))]
     # 4 classification tasks x 100 samples
     assert (table["avg Linf 4/255 n"] == 400).all() and (table["tiny-llava:tiny-captions CIDEr clean n"] == 50).all()
-    assert {"avg Linf 4/255", "tiny-llava:tiny-captions CIDEr Linf 4/255", "tiny-llava:tiny-vqa VQA acc Linf 4/255",
+    assert {"avg Linf 4/255", "tiny-llava:tiny-captions CIDEr Linf 4/255", "tiny-llava:tiny-vqa (official-2017) VQA acc Linf 4/255",
             "tiny-llava:tiny-pope F1 Linf 4/255"} <= set(values)
     for column in values:
         low, high = table[f"{column} lo"], table[f"{column} hi"]
         assert ((low <= table[column] + 0.05) & (table[column] <= high + 0.05)).all(), column
-    column = "tiny-llava:tiny-captions CIDEr Linf 4/255 legacy-protocol"
+    column = "tiny-llava:tiny-captions CIDEr Linf 4/255"
     captions = table[f"{column} hi"] - table[f"{column} lo"]
     assert (captions > 5).all()  # 50 captions: CIDEr's interval is wide, never a point
 
@@ -104,5 +104,5 @@ def test_compare_tests_cider_and_vqa_with_the_sign_flip_test(capsys):
     assert main(["compare", str(ROOT / "results" / "tiny" / "runs"), "--encoders", "sim-clip-4,fare-4",
                  "--task", "tiny-llava:tiny-captions", "--eps", "4/255"]) == 0
     line = capsys.readouterr().out.strip()
-    assert line.startswith("tiny-llava:tiny-captions Linf 4/255 legacy-protocol (CIDEr, n = 50): sim-clip-4 84.8 vs fare-4 84.3")
+    assert line.startswith("tiny-llava:tiny-captions Linf 4/255 (CIDEr, n = 50): sim-clip-4 92.9 vs fare-4 88.8")
     assert "sign-flip p = " in line

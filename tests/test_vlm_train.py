@@ -42,7 +42,8 @@ def test_killed_training_resumes_to_identical_weights_and_writes_a_card(tmp_path
     assert _same(tmp_path / "reference" / "tiny-llava.safetensors", tmp_path / "killed" / "tiny-llava.safetensors")
     card = json.loads((tmp_path / "reference" / "tiny-llava.json").read_text())
     assert card["vision"]["source"] == "tiny:clip" and card["vision"]["frozen"] is True
-    assert set(card["clean"]) == {"tiny-captions CIDEr", "tiny-vqa VQA acc", "tiny-textvqa VQA acc"}
+    assert set(card["clean"]) == {"tiny-captions CIDEr", "tiny-vqa VQA acc", "tiny-textvqa VQA acc",
+                                  "tiny-vizwiz VQA acc", "tiny-okvqa VQA acc", "tiny-pope F1", "tiny-scienceqa IMG acc"}
     assert card["command"].startswith("bench train --method vlm")
 
 
@@ -55,9 +56,12 @@ def test_resume_with_another_recipe_is_a_one_line_error(tmp_path, capsys):
 
 
 def test_shipped_tiny_llava_beats_the_trivial_baselines():
+    """Far above answering everything alike on the open tasks; above POPE's all-"Yes" F1; at chance on
+    ScienceQA, as docs/vlms.md says (the 2-layer LM does not learn to map a letter to its option)."""
     card = json.loads((WEIGHTS / "tiny-llava.json").read_text())
-    for task, score in card["clean"].items():
-        assert score > card["trivial_baselines"][task]["score"] + 20, task
+    margin = {task: score - card["trivial_baselines"][task]["score"] for task, score in card["clean"].items()}
+    assert margin.pop("tiny-pope F1") > 5 and abs(margin.pop("tiny-scienceqa IMG acc")) < 5
+    assert all(m > 20 for m in margin.values()), margin
 
 
 @pytest.mark.slow
