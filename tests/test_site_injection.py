@@ -16,7 +16,7 @@ from bench.run.runner import slug
 from tests.test_site import ROOT, chromium, pytestmark  # noqa: F401 (pytestmark: test_site's skip)
 
 RUNS = ROOT / "results" / "tiny" / "runs"
-ZERO_SHOT, VLM = "clip__tiny-shape__aa__4-255__34df383f", "tiny-llava+clip__tiny-vqa__apgd__4-255__f6a49aa8"
+ZERO_SHOT, VLM = "clip__tiny-shape__aa__4-255__34df383f", "tiny-llava+clip__tiny-vqa__aa__4-255__6a4ccc8c"
 # Every payload sets window.__pwned or raises an alert if the browser ever runs it.
 SCRIPT = "</script><script>window.__pwned=1</script>"
 IMG = '<img src=x onerror="window.__pwned=1">'

@@ -37,14 +37,14 @@ from tests.test_vlm_data import make_coco, make_vqa
 
 EPS = 2 / 255
 STEPS = 10
-N = 24  # fare-4's tiny-vqa sample 23 is clean-worst after the bf16 passes and falls in the float32 one
+N = 8  # fare-2's tiny-vqa sample 1 (id 7908) is clean-worst after the bf16 passes and falls in the float32 one
 
 
 @pytest.fixture(scope="module")
 def vlm():
     from bench import load_encoder
 
-    return load_vlm("tiny-llava", get_suite("tiny").vlms(), load_encoder("fare-4", "tiny"), "cpu")
+    return load_vlm("tiny-llava", get_suite("tiny").vlms(), load_encoder("fare-2", "tiny"), "cpu")
 
 
 @pytest.fixture(scope="module")

@@ -171,7 +171,7 @@ def ten_answers(fact: Fact, table: dict[str, Fact], rng: np.random.Generator) ->
 
 
 def _files(out: Path, split: str, questions: list[dict], annotations: list[dict]) -> None:
-    info = {"description": "tiny-world OK-VQA", "version": str(world.VERSION)}
+    info = {"description": "tiny-world OK-VQA", "version": "1"}
     world._write_json(out / f"OpenEnded_mscoco_{split}2014_questions.json",
                       {"info": info, "task_type": "Open-Ended", "data_type": "mscoco", "data_subtype": f"{split}2014",
                        "license": {}, "questions": questions})

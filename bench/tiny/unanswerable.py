@@ -88,7 +88,7 @@ def ten_answers(asked: Asked, rng: np.random.Generator) -> list[str]:
 
 
 def _files(out: Path, split: str, questions: list[dict], annotations: list[dict]) -> None:
-    head = {"info": {"description": "tiny-world VizWiz in OpenFlamingo's VQA format", "version": str(world.VERSION)},
+    head = {"info": {"description": "tiny-world VizWiz in OpenFlamingo's VQA format", "version": "1"},
             "task_type": "Open-Ended", "license": {}, "data_subtype": f"VizWiz-{split}"}
     world._write_json(out / f"{split}_questions_vqa_format.json",
                       {**head, "data_type": "VizWiz", "questions": questions})

@@ -155,7 +155,9 @@ def _captions(out: Path, seed: int) -> Iterator[None]:
 
 
 def _vqa_files(out: Path, split: str, questions: list[dict], annotations: list[dict], task: str) -> None:
-    info = {"description": f"tiny-world {task}", "version": str(VERSION)}
+    # "1": these files' own version (the world's is in manifest.json), so that adding a part to the
+    # world leaves them byte-identical (manifest_as_of)
+    info = {"description": f"tiny-world {task}", "version": "1"}
     _write_json(out / f"questions_{split}.json", {"info": info, "task_type": "Open-Ended", "data_type": task,
                                                  "data_subtype": split, "questions": questions})
     _write_json(out / f"annotations_{split}.json", {"info": info, "data_type": task, "data_subtype": split,
@@ -282,6 +284,23 @@ def write_world(out: Path, seed: int = 0, progress: bool = True, hint: str = OUT
 
 def manifest_digest(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+
+
+# What each earlier version wrote (folders under the world root). A later version only adds parts,
+# each drawing its own streams, so these files stay byte-identical and an earlier version's
+# manifest is today's restricted to them: a model card's data_manifest_sha256 (the world it
+# trained on) still checks against a newer world.
+VERSION_FOLDERS = {1: ("classification/tiny-shape/", "classification/tiny-colour/", "classification/tiny-count/",
+                       "captions/", "vqa/", "textvqa/")}
+
+
+def manifest_as_of(manifest: dict[str, Any], version: int) -> dict[str, Any]:
+    """The manifest the world of `version` had, from a newer world's manifest."""
+    if version == manifest["version"]:
+        return manifest
+    folders = VERSION_FOLDERS[version]
+    return {"version": version, "seed": manifest["seed"],
+            "files": {path: digest for path, digest in manifest["files"].items() if path.startswith(folders)}}
 
 
 def verify(root: Path) -> bool:
