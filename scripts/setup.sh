@@ -13,12 +13,15 @@ cd "$(dirname "$0")/.."
 # RobustBench's package, for the test that our copy of its ImageNet sample list (tasks/data/) is still
 # its file and is read as its loader reads it; its own pins (timm, gdown, geotorch) are not needed.
 .venv/bin/pip install --quiet --no-deps robustbench==1.1.1
-if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+# ... and Debian's WordNet 3.0 database, against which a test checks the tiny world's verb lemmas
+# (tiny-okvqa's stemming data).
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null || \
+   [ ! -f /usr/share/wordnet/index.verb ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo -n"
   if ! (export DEBIAN_FRONTEND=noninteractive; $sudo apt-get update -qq && \
-        $sudo apt-get install -y -qq chromium chromium-driver) >/dev/null; then
-    echo "warning: could not install Debian's chromium and chromium-driver (needs root); the website's" \
-         "tests (tests/test_site*.py) will be skipped" >&2
+        $sudo apt-get install -y -qq chromium chromium-driver wordnet-base) >/dev/null; then
+    echo "warning: could not install Debian's chromium, chromium-driver and wordnet-base (needs root); the" \
+         "website's tests (tests/test_site*.py) and the WordNet lemma test will be skipped" >&2
   fi
 fi

@@ -27,7 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from benchutil.errors import BenchError
 from tasks.answering import VQATask
-from tasks.demonstrations import lazy_pool, without_colons
+from tasks.demonstrations import lazy_pool
 from tasks.jsonfiles import field, read_json
 from tasks.vlm_task import Scorer, VLMPrompts
 from tasks.vqa import VQAItem, answer_type
@@ -117,11 +117,8 @@ class RecordedVQATask(VQATask):
         self.answer_fields = {str(qid): others for qid, others in recorded.fields.items()}
         self.prompt_key = prompt_key  # the dataset's key in a VLM's per-dataset question templates
 
-    def prompts(self, ids: list[str], style: VLMPrompts) -> list[str]:
-        template = question_template(style, self.prompt_key)
-        return ["".join(style.question_demonstration.format(question=q, answer=without_colons(a))
-                        for q, a in self.demonstrations_for(i, style))
-                + template.format(question=self.items[i].question) for i in ids]
+    def question_template(self, style: VLMPrompts) -> str:
+        return question_template(style, self.prompt_key)
 
     def scorer(self, ids: list[str]) -> Scorer:
         def score(outputs: dict[str, str]) -> dict[str, float]:

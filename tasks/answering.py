@@ -11,12 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tasks.demonstrations import without_colons
-from tasks.vlm_task import Scorer, VLMPrompts, VLMTask
+from tasks.vlm_task import Scorer, ShortAnswerTask
 from tasks.vqa import VQAItem, read_vqa
 
 
-class VQATask(VLMTask):
+class VQATask(ShortAnswerTask):
     kind = "vqa"
     metric = "VQA acc"
     extra_targets = ("maybe", "Word")
@@ -29,17 +28,6 @@ class VQATask(VLMTask):
         self.vqa_metric = vqa_metric  # tasks.metrics.VQA_METRICS
         self.answer_tokens = answer_tokens  # the dataset's generation length (VQAv2 5, TextVQA 10), else the VLM's
         self.settings = {"vqa_metric": vqa_metric, "max_answers": max_answers, "answer_tokens": answer_tokens}
-
-    def prompts(self, ids: list[str], style: VLMPrompts) -> list[str]:
-        return ["".join(style.question_demonstration.format(question=q, answer=without_colons(a))
-                        for q, a in self.demonstrations_for(i, style))
-                + style.question.format(question=self.items[i].question) for i in ids]
-
-    def max_new_tokens(self, style: VLMPrompts) -> int:
-        return self.answer_tokens or style.answer_tokens
-
-    def length_penalty(self, style: VLMPrompts) -> float:
-        return style.answer_length_penalty
 
     def postprocess(self, text: str) -> str:
         """OpenFlamingo's postprocess_vqa_generation (RobustVLM applies it to every VLM): cut at

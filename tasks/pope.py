@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from tasks.base import AttackSettings, Record
-from tasks.demonstrations import without_colons
 from tasks.pope_files import QUESTION_FILE, SPLITS, PopeItem, read_pope
 from tasks.pope_metrics import NO, POPE_KIND, YES, pope_answer
-from tasks.vlm_task import Scorer, VLMPrompts, VLMTask
+from tasks.vlm_task import Scorer, ShortAnswerTask
 
 POPE_ANSWER_TOKENS = 128  # model_vqa_loader.py's max_new_tokens
 POPE_CELL = "pope-mean-f1"  # tasks/cell_aggregates.py
@@ -39,7 +38,7 @@ def as_written(answer: str) -> str:
     return answer.capitalize()
 
 
-class PopeTask(VLMTask):
+class PopeTask(ShortAnswerTask):
     kind = POPE_KIND
     metric = "F1"
 
@@ -49,17 +48,6 @@ class PopeTask(VLMTask):
         self.answer_tokens = answer_tokens  # None: the VLM's own answer length (tiny suite)
         splits = list(dict.fromkeys(it.split for it in items))
         self.settings = {"cell": POPE_CELL, "splits": splits, "answer_tokens": answer_tokens}
-
-    def prompts(self, ids: list[str], style: VLMPrompts) -> list[str]:
-        return ["".join(style.question_demonstration.format(question=q, answer=without_colons(a))
-                        for q, a in self.demonstrations_for(i, style))
-                + style.question.format(question=self.items[i].question) for i in ids]
-
-    def max_new_tokens(self, style: VLMPrompts) -> int:
-        return self.answer_tokens or style.answer_tokens
-
-    def length_penalty(self, style: VLMPrompts) -> float:
-        return style.answer_length_penalty
 
     def attack_targets(self, ids: list[str]) -> list[list[str]]:
         return [[as_written(self.items[i].label)] for i in ids]

@@ -150,9 +150,14 @@ VLM_DATASETS.add("scienceqa", VLMTaskSpec(scienceqa_reader("scienceqa", answer_t
 # VizWiz and OK-VQA as OpenFlamingo's eval reads them (open_flamingo/scripts/run_eval.sh, eval_datasets.py
 # VQADataset.get_img_path): VizWiz's image_id is the image's file name in vizwiz/val; OK-VQA's is a
 # COCO id, COCO_val2014_<id:012d>.jpg in okvqa/val2014. Both read the same way in the tiny suite.
-VIZWIZ_FILES = ("val_questions_vqa_format.json", "val_annotations_vqa_format.json")
-VIZWIZ_TRAIN = ("train_questions_vqa_format.json", "train_annotations_vqa_format.json")
-OKVQA_TRAIN = ("OpenEnded_mscoco_train2014_questions.json", "mscoco_train2014_annotations.json")
+def vizwiz_files(base: Path, split: str) -> tuple[Path, Path]:
+    """(questions, annotations) of a VizWiz split in OpenFlamingo's VQA format."""
+    return base / f"{split}_questions_vqa_format.json", base / f"{split}_annotations_vqa_format.json"
+
+
+def okvqa_files(base: Path, split: str) -> tuple[Path, Path]:
+    """(questions, annotations) of an OK-VQA split (COCO's train2014 / val2014)."""
+    return base / f"OpenEnded_mscoco_{split}2014_questions.json", base / f"mscoco_{split}2014_annotations.json"
 
 
 def vizwiz_image(base: Path, image_id: int | str, split: str = "val") -> Path:
@@ -165,15 +170,12 @@ def vizwiz_image(base: Path, image_id: int | str, split: str = "val") -> Path:
 def vizwiz_reader(split: str = "val", **options: Any) -> Callable[[str, Path], VQATask]:
     """VizWiz under root/vizwiz (split "train": the training split as a task, what tiny-llava trains
     on); options: VQATask's protocol settings (max_answers, answer_tokens)."""
-    files = VIZWIZ_FILES if split == "val" else (f"{split}_questions_vqa_format.json",
-                                                  f"{split}_annotations_vqa_format.json")
-
     def read(name: str, root: Path) -> VQATask:
         base = root / "vizwiz"
-        recorded = read_answer_records(base / files[0], base / files[1])
+        recorded = read_answer_records(*vizwiz_files(base, split))
         task = RecordedVQATask(name, recorded, lambda it: vizwiz_image(base, it.image_id, split), "vizwiz",
                                **options)
-        return with_train_demonstrations(task, base / VIZWIZ_TRAIN[0], base / VIZWIZ_TRAIN[1], FETCH)
+        return with_train_demonstrations(task, *vizwiz_files(base, "train"), FETCH)
 
     return read
 
@@ -183,15 +185,13 @@ def okvqa_reader(stemming: Callable[[Path], StemmingData] = lambda root: NLTK_SE
     """OK-VQA under root/okvqa (split "train": the training split as a task, what tiny-llava trains on);
     stemming: the nltk data its stemmer uses, given the data root (nltk's search path unless a suite
     has its own); options: VQATask's protocol settings (max_answers, answer_tokens)."""
-    files = (f"OpenEnded_mscoco_{split}2014_questions.json", f"mscoco_{split}2014_annotations.json")
-
     def read(name: str, root: Path) -> VQATask:
         base = root / "okvqa"
-        recorded = read_answer_records(base / files[0], base / files[1])
+        recorded = read_answer_records(*okvqa_files(base, split))
         task = OKVQATask(name, recorded,
                          lambda it: base / f"{split}2014" / f"COCO_{split}2014_{coco_number(it.image_id):012d}.jpg",
                          stemming(root), **options)
-        return with_train_demonstrations(task, base / OKVQA_TRAIN[0], base / OKVQA_TRAIN[1], FETCH)
+        return with_train_demonstrations(task, *okvqa_files(base, "train"), FETCH)
 
     return read
 

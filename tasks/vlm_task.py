@@ -17,7 +17,7 @@ from torch import Tensor
 
 from benchutil.errors import BenchError
 from tasks.base import AttackSettings, Models, Record, Victim
-from tasks.demonstrations import for_sample
+from tasks.demonstrations import for_sample, without_colons
 from tasks.imagefolder import check_images, load_image
 from tasks.target_seeds import target_selection_seed
 from tasks.vlm_attack import attack_batch, check_vlm_attack
@@ -163,3 +163,27 @@ class VLMTask:
     def scorer(self, ids: list[str]) -> Scorer:
         """Scores outputs of any subset of `ids` (the evaluated set, which CIDEr's idf depends on)."""
         raise NotImplementedError
+
+
+class ShortAnswerTask(VLMTask):
+    """A task answered in a few words (VQA, POPE): each sample's question in the VLM's question
+    template, after its text-only demonstrations where the VLM's prompts carry them; the
+    dataset's answer length, else the VLM's."""
+
+    items: dict[str, Any]  # id -> item with a .question
+    answer_tokens: int | None = None
+
+    def question_template(self, style: VLMPrompts) -> str:
+        return style.question
+
+    def prompts(self, ids: list[str], style: VLMPrompts) -> list[str]:
+        template = self.question_template(style)
+        return ["".join(style.question_demonstration.format(question=q, answer=without_colons(a))
+                        for q, a in self.demonstrations_for(i, style))
+                + template.format(question=self.items[i].question) for i in ids]
+
+    def max_new_tokens(self, style: VLMPrompts) -> int:
+        return self.answer_tokens or style.answer_tokens
+
+    def length_penalty(self, style: VLMPrompts) -> float:
+        return style.answer_length_penalty

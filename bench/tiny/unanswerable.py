@@ -38,26 +38,27 @@ class Asked:
     guesses: tuple[str, ...]  # what people guess when it cannot
 
 
-def _colour_of_shape(scene: Scene, rng: np.random.Generator, answerable: bool) -> Asked:
-    shapes = [o.shape for o in scene.objects]
+def _ask_about(scene: Scene, rng: np.random.Generator, answerable: bool, known: str, asked: str,
+               template: str, values: tuple[str, ...]) -> Asked:
+    """"What <asked> is the <known>?": about an object alone in its `known` attribute when
+    answerable (and one exists), else about a `known` value absent from the scene."""
+    present = [getattr(o, known) for o in scene.objects]
     if answerable:
-        unique = [o for o in scene.objects if shapes.count(o.shape) == 1]
+        unique = [o for o in scene.objects if present.count(getattr(o, known)) == 1]
         if unique:
             obj = unique[int(rng.integers(0, len(unique)))]
-            return Asked(f"what color is the {obj.shape}?", obj.colour, ())
-    absent = [s for s in SHAPES if s not in shapes]
-    return Asked(f"what color is the {absent[int(rng.integers(0, len(absent)))]}?", None, tuple(COLOURS))
+            return Asked(template.format(getattr(obj, known)), getattr(obj, asked), ())
+    absent = [v for v in values if v not in present]
+    return Asked(template.format(absent[int(rng.integers(0, len(absent)))]), None,
+                 tuple(COLOURS) if asked == "colour" else SHAPES)
+
+
+def _colour_of_shape(scene: Scene, rng: np.random.Generator, answerable: bool) -> Asked:
+    return _ask_about(scene, rng, answerable, "shape", "colour", "what color is the {}?", SHAPES)
 
 
 def _shape_of_colour(scene: Scene, rng: np.random.Generator, answerable: bool) -> Asked:
-    colours = [o.colour for o in scene.objects]
-    if answerable:
-        unique = [o for o in scene.objects if colours.count(o.colour) == 1]
-        if unique:
-            obj = unique[int(rng.integers(0, len(unique)))]
-            return Asked(f"what shape is the {obj.colour} object?", obj.shape, ())
-    absent = [c for c in COLOURS if c not in colours]
-    return Asked(f"what shape is the {absent[int(rng.integers(0, len(absent)))]} object?", None, SHAPES)
+    return _ask_about(scene, rng, answerable, "colour", "shape", "what shape is the {} object?", tuple(COLOURS))
 
 
 def _asked(rng: np.random.Generator) -> tuple[Scene, Asked]:
