@@ -23,6 +23,7 @@ from attacks.ensemble import CLEAN, predictions
 from attacks.precision import LOW_PRECISIONS, AttackPrecision, tf32
 from benchutil.fileio import atomic_write
 from tasks.base import AttackSettings, Models, Record, Victim, core_records
+from tasks.classifier import LabelledClassifier
 from tasks.clip_benchmark import TorchvisionSelection, WebDatasetSelection
 from tasks.imagefolder import ClassificationData, check_images, load_batch
 from tasks.robustbench_imagenet import RobustBenchImageNet
@@ -128,13 +129,15 @@ class ZeroShotTask:
             raise ValueError(f"--target applies to captioning / VQA tasks; drop it or drop {self.name}")
 
     def victim(self, models: Models, cache_dir: Path | None) -> Victim:
-        encoder = models.encoder
-        return Victim(self.classifier(encoder, cache_dir), encoder.provenance.name, encoder.provenance.sha256,
-                      encoder.image_size)
+        model = models.encoder
+        # a plain classifier brings its own head; an encoder gets the zero-shot one
+        head = (model.for_classes(self.data.classnames, self.name) if isinstance(model, LabelledClassifier)
+                else self.classifier(model, cache_dir))
+        return Victim(head, model.provenance.name, model.provenance.sha256, model.image_size)
 
     def attack(self, victim: nn.Module, ids: list[str], batch: tuple[Tensor, Tensor],
                settings: AttackSettings) -> list[Record]:
-        device = victim.class_weights.device
+        device = next(victim.buffers()).device  # the head's buffer: class weights, or a classifier's class order
         x, y = batch[0].to(device), batch[1].to(device)
         entry = settings.entry
         if settings.attacking and entry.external is not None:

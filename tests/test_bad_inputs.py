@@ -45,13 +45,30 @@ def files(tmp_path_factory):
     config = json.loads((paper / "config.json").read_text())
     (paper / "config.json").write_text(json.dumps({**config, "task": "coco", "vlm": "llava-1.5-7b"}))
     (root / "no-manifest").mkdir()
-    (root / "bad-manifest").mkdir()
-    (root / "bad-manifest" / "reproduce.json").write_text('{"run": 3}')
-    for name, text in (("list", "[]"), ("number-encoder", '{"run": [{"encoder": 3, "task": "t"}], "runs": "runs"}')):
+    for name, text in SUITE_FILES.items():
         (root / f"manifest-{name}").mkdir()
-        (root / f"manifest-{name}" / "reproduce.json").write_text(text)
+        (root / f"manifest-{name}" / "suite.toml").write_text(text)
     return {"data": str(data), "model": str(model), "file": str(root / "a_file"), "root": str(root),
             "corrupt": str(root / "corrupt.safetensors"), "mine": str(root / "mine")}
+
+
+# suite files (bench run --config, bench reproduce) a hand edit can break, and the line each gives
+SUITE_FILES = {
+    "bad-toml": "encoder = [\"clip\"\n",
+    "runs-number": "run = 3\n",
+    "unknown-key": "encoders = [\"clip\"]\ntask = \"tiny-shape\"\n",
+    "unknown-run-key": "[[run]]\nencoder = \"clip\"\ntask = \"tiny-shape\"\nsamples = 5\n",
+    "bool-eps": "encoder = \"clip\"\ntask = \"tiny-shape\"\neps = true\n",
+    "zero-samples": "encoder = \"clip\"\ntask = \"tiny-shape\"\nn_samples = 0\n",
+    "number-encoder": "[[run]]\nencoder = 3\ntask = \"t\"\n",
+    "no-task": "[[run]]\nencoder = \"clip\"\n",
+}
+SUITE_FILE_MESSAGES = {
+    "bad-toml": "is not valid TOML", "runs-number": r"must be one or more \[\[run\]\] tables",
+    "unknown-key": "did you mean 'encoder'", "unknown-run-key": "did you mean 'n_samples'",
+    "bool-eps": "eps = True is not a value", "zero-samples": "must be a positive integer",
+    "number-encoder": "encoder = 3; give a name", "no-task": "names no task",
+}
 
 
 # (folder, config text or None for a sound one, records after one sound line): what a user can end up
@@ -173,8 +190,10 @@ CASES: list[tuple[list[str], str]] = [
     *[(["leaderboard", f"{{root}}/aggregate-{name}.json"], message) for name, message in (
         ("list", "is a list, not a JSON object"), ("wrong-format", "has format 'x'"),
         ("string-cell", "'a' = \"x\", which is not a finite number or null"))],
-    *[(["reproduce", f"{{root}}/manifest-{name}"], message) for name, message in (
-        ("list", "is a list"), ("number-encoder", "run 1 has 'encoder' = 3"))],
+    *[(["reproduce", f"{{root}}/manifest-{name}"], message) for name, message in SUITE_FILE_MESSAGES.items()],
+    *[(["run", "--config", f"{{root}}/manifest-{name}/suite.toml"], message)
+      for name, message in SUITE_FILE_MESSAGES.items() if name not in ("number-encoder", "no-task")],
+    (["run", "--config", "{root}/no-manifest/suite.toml"], "suite file"),
     (["leaderboard", "{out}", "--format", "pdf"], "invalid choice"),
     (["leaderboard", "results/tiny/runs", "--encoders", "fare-5", "--out", "{out}"], "did you mean 'fare-4'"),
     (["leaderboard", "results/tiny/runs", "--tasks", "tiny-shap", "--out", "{out}"], "did you mean 'tiny-shape'"),
@@ -190,8 +209,7 @@ CASES: list[tuple[list[str], str]] = [
     (["audit", "results/tiny/runs", "--encoders", "fare-5"], "did you mean 'fare-4'"),
     (["audit", "{root}/mine", "--n-samples", "0"], "positive"),
     # bench reproduce
-    (["reproduce", "{root}/no-manifest"], "reproduce.json does not exist"),
-    (["reproduce", "{root}/bad-manifest"], "malformed reproduce manifest"),
+    (["reproduce", "{root}/no-manifest"], "suite.toml does not exist"),
     (["reproduce", "{out}", "--tolerance", "nan"], "finite"), (["reproduce", "{out}", "--tolerance=-1"], "must be >= 0"),
     (["reproduce", "{out}", "--n-samples", "0"], "positive"),
     (["reproduce", "results/tiny", "--encoders", "clp"], "did you mean 'clip'"),

@@ -10,7 +10,7 @@ from tests import bench_fixtures as fx
 
 @pytest.fixture(scope="module")
 def committed(tmp_path_factory):
-    """A results folder made like results/tiny: runs/ from bench run + reproduce.json."""
+    """A results folder made like results/tiny: runs/ from bench run + suite.toml."""
     root = tmp_path_factory.mktemp("committed")
     data, model = fx.folder_and_checkpoint(root / "world", per_class=4)
     run = {"encoder": str(model), "task": f"folder:{data}", "attack": "apgd", "eps": "0,2/255",
@@ -20,7 +20,9 @@ def committed(tmp_path_factory):
     for key, value in run.items():
         argv += [f"--{key.replace('_', '-')}", str(value)]
     assert main(argv) == 0
-    (results / "reproduce.json").write_text(json.dumps({"run": run, "runs": "runs"}))
+    # the suite file: top-level settings and one [[run]] (JSON strings and numbers are TOML's too)
+    shared = "".join(f"{key} = {json.dumps(value)}\n" for key, value in run.items() if key != "eps")
+    (results / "suite.toml").write_text(f"{shared}\n[[run]]\neps = {json.dumps(run['eps'].split(','))}\n")
     return results, model
 
 
@@ -62,4 +64,4 @@ def test_missing_manifest_and_unknown_encoder_are_one_line_errors(committed, tmp
     assert main(["reproduce", str(tmp_path)]) == 2
     assert main(["reproduce", str(results), "--encoders", "fare-9"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and "reproduce.json" in err[0] and "fare-9" in err[1]
+    assert len(err) == 2 and "suite.toml" in err[0] and "fare-9" in err[1]

@@ -159,7 +159,7 @@ def test_the_robustvlm_refinement_only_adds_a_pass(vlm, vqa):
 
 
 def test_robustvlm_attacks_vlms_in_float16_on_cuda_and_everything_else_in_float32():
-    from bench.cli.commands import default_precision
+    from bench.api.evaluate import default_precision
 
     assert default_precision(None, "robustvlm", True, "cuda:0") == "fp16"
     assert default_precision(None, "robustvlm", False, "cuda:0") == "fp32"  # zero-shot: AutoAttack in float32
@@ -168,7 +168,7 @@ def test_robustvlm_attacks_vlms_in_float16_on_cuda_and_everything_else_in_float3
 
 
 def test_protocol_is_recorded_and_robustvlm_targets_run_10000_steps(tmp_path):
-    from bench.cli.commands import default_steps
+    from bench.api.evaluate import default_steps
 
     assert default_steps(None, "please reset your password", "robustvlm") == 10000
     assert default_steps(None, None, "robustvlm") == default_steps(None, "x", "strict") == 100
@@ -181,7 +181,7 @@ def test_protocol_is_recorded_and_robustvlm_targets_run_10000_steps(tmp_path):
 def test_the_language_model_is_loaded_once_for_all_encoders(tmp_path, monkeypatch):
     """Two encoders on a VLM task: one VLM load, the second encoder swapped in, and the records of
     each encoder are those of running it alone."""
-    import bench.cli.commands as commands
+    import bench.api.evaluate as commands
 
     loads = []
     real = commands.load_vlm

@@ -197,7 +197,7 @@ def test_simclip_runs_apgd_only_and_its_cells_are_their_own(tmp_path, capsys):
 def test_targeted_runs_select_with_the_references_seed_per_target(tmp_path):
     """RobustVLM's TARGET_TO_SEED: the paper suite's targeted run on VQAv2 evaluates the 25
     samples np.random.seed(2011) chooses for "Visit https://tinyurl.com/23cbjxjz", in float32."""
-    from bench.cli.commands import default_precision
+    from bench.api.evaluate import default_precision
 
     target = "Visit https://tinyurl.com/23cbjxjz"
     make_vqa(tmp_path, "vqav2", lambda i: f"COCO_val2014_{i:012d}.jpg", n=40)

@@ -1,195 +1,49 @@
-"""The bodies of `bench run` and `bench list`: validate everything first, then work."""
+"""The body of `bench run`: a thin caller of the one evaluation path (bench.api.evaluate), once per
+run of a suite file when --config names one."""
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-import pandas as pd
-import torch
-
-from attacks.table import TABLE, AttackEntry
-from bench.cli.arguments import parse_attack_args
-from bench.encoders.load import SOURCE_PREFIXES, EncoderSpec, build_encoder
-from bench.encoders.weights import check_readable
-from bench.run.attack_names import checked_arguments, listing, resolve_attack
-from bench.run.devices import check_device
-from bench.run.eps import parse_eps_list
-from bench.run.loading import default_workers
-from bench.run.runner import RunPlan, RunResult, execute
-from bench.run.sharding import detect_shard, shard_device
-from bench.suites import (
-    SUITES,
-    Suite,
-    check_task_name,
-    expand_tasks,
-    get_suite,
-    load_task,
-    resolve_encoder,
-)
-from bench.vlm import check_vlm_name, load_vlm
-from benchutil.errors import BenchError
-from tasks.base import AttackSettings, Task
-from tasks.vlm_task import VLMTask
+from bench.api.evaluate import prepare, summary_table
+from bench.api.run_settings import parse_settings, settings_argv
+from bench.api.suite_file import read_suite_file
+from bench.run.runner import RunResult
 
 
-def _split(text: str, what: str) -> list[str]:
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    if not items:
-        raise BenchError(f"--{what} is empty; give at least one name")
-    return items
+def _beside_config(command_line: list[str]) -> list[str]:
+    """The flags given beside --config FILE: they override every run of the file."""
+    argv = command_line[2:]  # after "bench run"
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--config":
+            skip = True
+        elif not arg.startswith("--config="):
+            out.append(arg)
+    return out
 
 
-def _check_out(out: Path) -> None:
-    parent = out
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise BenchError(f"--out {out} is not writable ({parent} is not a writable folder); choose another --out")
-
-
-def _resolve_encoders(names: list[str], args: argparse.Namespace) -> dict[str, tuple[EncoderSpec, str]]:
-    """Every encoder resolved, and its local files read, before the first run: an unknown name or
-    a broken second checkpoint must not stop the work half-way."""
-    specs = {name: resolve_encoder(name, args.suite, args.arch, args.base) for name in names}
-    for spec, _ in specs.values():
-        for source in (spec.base, spec.vision):
-            if source is not None and source != "random" and not source.startswith(SOURCE_PREFIXES):
-                check_readable(Path(source).expanduser())
-    return specs
-
-
-def default_steps(steps: int | None, target: str | None, protocol: str) -> int:
-    """RobustVLM's targeted attack runs 10000 iterations; every other attack 100, unless told."""
-    return steps or (10000 if target is not None and protocol == "robustvlm" else 100)
-
-
-def default_precision(precision: str | None, protocol: str, vlm_task: bool, device: str,
-                      target: str | None = None) -> str:
-    """RobustVLM attacks VLMs with the model in float16 (its float32 stage follows), and so do the
-    Sim-CLIP scripts (`--precision float16`); on CUDA those protocols do the same. Everything else
-    computes in float32 unless told."""
-    if precision is not None:
-        return precision
-    half = protocol in ("robustvlm", "simclip") and target is None  # the targeted script runs in float32
-    return "fp16" if half and vlm_task and device.startswith("cuda") else "fp32"
-
-
-class LoadedModels:
-    """One encoder, and the VLM around it, loaded on first use (classification never loads a VLM).
-
-    The language side is loaded once per process: the next encoder gets the same VLM through
-    `with_encoder` (a 7B model is not reloaded per encoder).
-    """
-
-    def __init__(self, encoder: torch.nn.Module, vlm_name: str, suite: Suite, device: str,
-                 loaded: dict[str, torch.nn.Module]) -> None:
-        self.encoder, self.vlm_name, self._suite, self._device = encoder, vlm_name, suite, device
-        self._loaded = loaded  # VLM name -> the last VLM built, shared by every encoder of the command
-        self._vlm: torch.nn.Module | None = None
-
-    def vlm(self) -> torch.nn.Module:
-        if self._vlm is None:
-            earlier = self._loaded.get(self.vlm_name)
-            self._vlm = earlier.with_encoder(self.encoder) if earlier is not None else load_vlm(
-                self.vlm_name, self._suite.vlms(), self.encoder, self._device)
-            self._loaded[self.vlm_name] = self._vlm
-        return self._vlm
-
-
-def _check_attack(tasks: list[Task], entry: AttackEntry, args: argparse.Namespace, attack_args: dict) -> None:
-    """Every task accepts the attack and its options, or one line names the first that does not."""
-    probe = AttackSettings(entry, 1.0, args.norm, 1, args.seed, attack_args, args.target, args.early_stop,
-                           protocol=args.protocol or get_suite(args.suite).default_protocol)
-    for task in tasks:
-        try:
-            task.check_attack(probe)
-        except ValueError as err:
-            raise BenchError(str(err)) from None
+def run_groups(args: argparse.Namespace) -> list[argparse.Namespace]:
+    """The parsed settings of each run: the command line's, or each [[run]] of its suite file."""
+    if args.config is None:
+        return [args]
+    groups = []
+    for number, settings in enumerate(read_suite_file(args.config), 1):
+        where = f"{args.config} [[run]] {number}"
+        group = parse_settings([*settings_argv(settings, where), *_beside_config(args.command_line)], where)
+        group.command_line = args.command_line
+        groups.append(group)
+    return groups
 
 
 def run_command(args: argparse.Namespace, home: Path) -> list[RunResult]:
-    suite = get_suite(args.suite)
-    eps_values = parse_eps_list(args.eps)
-    encoders = _split(args.encoder, "encoder")
-    task_names = expand_tasks(suite, _split(args.task, "task") if args.task else None)
-    entry = resolve_attack(args.attack)
-    attack_args = checked_arguments(entry, parse_attack_args(args.attack_args))
-    specs = _resolve_encoders(encoders, args)
-    for name in task_names:
-        check_task_name(suite, name)
-    vlm_name = args.vlm or suite.default_vlm
-    uses_vlm = any(suite.is_vlm_task(t) for t in task_names)
-    if uses_vlm:
-        check_vlm_name(vlm_name, suite.vlms())
-    shard = detect_shard(args.shard)
-    # auto resolves first (under torchrun, cuda then means this rank's GPU), then that GPU is checked
-    device = check_device(shard_device(check_device(args.device)))
-    _check_out(args.out)
-    tasks = [load_task(suite, name, args.data_root) for name in task_names]  # data errors before any work
-    if args.target is not None:
-        for task in tasks:
-            if isinstance(task, VLMTask):
-                task.select_for_target(args.target)
-    _check_attack(tasks, entry, args, attack_args)
-    for task in tasks:  # every sample the runs will read opens
-        ids = task.sample_ids(args.n_samples or suite.default_samples(task.name, args.target), args.seed)
-        if args.n_samples is not None and len(ids) < args.n_samples:  # never fewer than asked, silently
-            raise BenchError(f"--n-samples {args.n_samples} is more than the {len(ids)} samples of {task.name}; ask "
-                             f"for at most {len(ids)}, or leave --n-samples out for the suite's default")
-        task.check_data(ids)
-    protocol = args.protocol or suite.default_protocol
-    steps = default_steps(args.steps, args.target, protocol)
-    workers = default_workers() if args.workers is None else args.workers
-    results, loaded_vlms = [], {}
-    for enc_name in encoders:
-        encoder = build_encoder(*specs[enc_name], device)
-        models = LoadedModels(encoder, vlm_name, suite, device, loaded_vlms)
-        if args.target is not None and uses_vlm:
-            models.vlm().codec.check(args.target, "--target")
-        for task in tasks:
-            n_samples = args.n_samples or suite.default_samples(task.name, args.target)
-            early_stop = args.early_stop
-            if early_stop is None and protocol == "robustvlm":
-                early_stop = task.robustvlm_early_stop
-            for label, eps in eps_values:
-                plan = RunPlan(enc_name, task.name, args.attack, eps, label, steps, args.seed, n_samples,
-                               args.batch_size, args.norm, attack_args, args.target, early_stop, protocol,
-                               default_precision(args.precision, protocol, suite.is_vlm_task(task.name), device,
-                                                 args.target),
-                               args.save_examples)
-                results.append(execute(plan, models, task, entry if eps else TABLE["none"], args.out,
-                                       home / "cache", device, args.command_line, shard, workers))
+    groups = run_groups(args)
+    ready = [prepare(group, home) for group in groups]  # every run of a suite file checked before the first starts
+    results = [result for evaluation in ready for result in evaluation.run()]
     print(summary_table(results).to_string(index=False))
-    print(f"records: {args.out}/<run>/records.jsonl; tables: bench leaderboard {args.out}")
+    outs = list(dict.fromkeys(str(g.out) for g in groups))
+    print(f"records: {', '.join(outs)}/<run>/records.jsonl; tables: bench leaderboard {' '.join(outs)}")
     return results
 
-
-def summary_table(results: list[RunResult]) -> pd.DataFrame:
-    rows = [{"encoder": r.model, "task": r.plan.task, "attack": r.plan.attack, "eps": r.plan.label, "n": r.n,
-             "metric": r.metric, "clean": round(r.clean, 1), "robust": round(r.robust, 1),
-             **({"target hit %": round(r.target_success, 1)} if r.target_success is not None else {}),
-             "run": r.path.name} for r in results]
-    return pd.DataFrame(rows)
-
-
-def list_command(what: str, suite_name: str | None) -> None:
-    suite = get_suite(suite_name)
-    if what == "attacks":
-        rows = listing()
-        width = max(len(name) for name, _ in rows)
-        print("\n".join(f"{name.ljust(width)}  {about}" for name, about in rows))
-        return
-    registries = {"encoders": [suite.encoders], "tasks": [suite.datasets, suite.vlm_datasets, suite.retrieval_datasets],
-                  "suites": [SUITES], "vlms": [suite.vlms()]}[what]
-    entries = [e for registry in registries for e in registry]
-    width = max(len(e.name) for e in entries)
-    for entry in entries:
-        aliases = [a for registry in registries for a in registry.aliases_of(entry.name)]
-        alias_text = f" (alias: {', '.join(aliases)})" if aliases else ""
-        print(f"{entry.name.ljust(width)}  {entry.provenance}{alias_text}")
-    if what == "tasks":
-        print(f"{'folder:PATH'.ljust(width)}  any image folder PATH/<class>/<image> (+ classnames.txt, templates.txt)")
-        print(f"{'all'.ljust(width)}  every task above (classification, captioning, VQA and retrieval)")
-    if what == "vlms":
-        print(f"{'llava:PATH'.ljust(width)}  any LLaVA-1.5 checkpoint in the llava-hf format (folder or hub id)")

@@ -33,6 +33,7 @@ EXAMPLES = """examples:
   bench paper sim-clip results/tiny/runs        # the tiny replica from the committed tiny runs
   bench paper fare runs/ --data-root $BENCH_DATA --table vlm,zero-shot
   bench paper fare runs/ --format csv --out fare_vs_ours.csv
+  bench paper fare --format toml --out fare.toml  # then: bench run --config fare.toml --device cuda
 """
 
 
@@ -48,8 +49,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--table", default=None,
                    help="only these tables (comma-separated; sim-clip: vlm; fare: vlm, zero-shot, "
                         "pope-scienceqa, base-models)")
-    p.add_argument("--format", default="md", choices=["md", "csv", "json"],
-                   help="md: the paper's layout; csv / json: one row per cell with every field")
+    p.add_argument("--format", default="md", choices=["md", "csv", "json", "toml"],
+                   help="md: the paper's layout; csv / json: one row per cell with every field; toml: a suite "
+                        "file of the runs that fill the missing cells (bench run --config FILE)")
     p.add_argument("--out", type=Path, default=None, help="write here instead of printing")
     p.add_argument("--data-root", default=None,
                    help="the paper suite's data: CIDEr intervals re-score the references (or $BENCH_DATA)")

@@ -1,10 +1,10 @@
-"""`bench reproduce RESULTS`: re-run a committed leaderboard's command and diff the cells.
+"""`bench reproduce RESULTS`: re-run a committed leaderboard's suite file and diff the cells.
 
-RESULTS/reproduce.json holds the `bench run` settings (one object, or a list of them: the
-classification and the VLM runs) that produced RESULTS/runs. A subset
-(--encoders, --tasks, --n-samples) re-runs only that part; the committed side of each cell
-is then recomputed from the committed per-sample records of exactly the samples re-run,
-so a 10-sample check compares like with like. Exit 1 with the differing cells listed.
+RESULTS/suite.toml is the suite file (`bench run --config`) whose runs made RESULTS/runs: the
+classification and the VLM runs, one [[run]] each. A subset (--encoders, --tasks, --n-samples)
+re-runs only that part; the committed side of each cell is then recomputed from the committed
+per-sample records of exactly the samples re-run, so a 10-sample check compares like with like.
+Exit 1 with the differing cells listed.
 """
 from __future__ import annotations
 
@@ -15,33 +15,36 @@ from typing import Any
 
 import pandas as pd
 
-from bench.cli import run_arguments
-from bench.cli.arguments import Parser, non_negative_float, positive_int
+from bench.api.run_settings import parse_settings, settings_argv
+from bench.api.suite_file import read_suite_file
 from bench.report.leaderboard import accuracy_table, load_samples
+from benchutil.arguments import non_negative_float, positive_int
 from benchutil.errors import BenchError, unknown
-from benchutil.schema import Schema, read_json
 
-MANIFEST = "reproduce.json"
+SUITE_FILE = "suite.toml"
+RUNS = "runs"  # the committed run folders, beside the suite file
 KEY = ["encoder", "task", "id"]
 
 
-MANIFEST_SCHEMA = Schema("reproduce manifest", "restore it from git", required={"run": (dict, list), "runs": str})
-RUN_SETTINGS = Schema("reproduce manifest", "restore it from git", required={"encoder": str, "task": str},
-                      optional={"suite": str, "vlm": str, "attack": str, "eps": str, "n_samples": int, "steps": int,
-                                "seed": int, "batch_size": int})
-
-
-def read_manifest(results: Path) -> dict[str, Any]:
-    path = results / MANIFEST
+def read_manifest(results: Path) -> list[dict[str, Any]]:
+    """The settings of each committed run, with encoder and task lists as comma lists."""
+    path = results / SUITE_FILE
     if not path.is_file():
-        raise BenchError(f"{path} does not exist: bench reproduce needs a results folder with {MANIFEST} "
-                         "(e.g. results/tiny)")
-    manifest = read_json(path, MANIFEST_SCHEMA)
-    if isinstance(manifest["run"], dict):
-        manifest["run"] = [manifest["run"]]
-    for k, settings in enumerate(manifest["run"]):
-        RUN_SETTINGS.check(settings, f"{path} run {k + 1}")
-    return manifest
+        raise BenchError(f"{path} does not exist: bench reproduce needs a results folder with {SUITE_FILE} "
+                         f"and {RUNS}/ (e.g. results/tiny)")
+    settings = read_suite_file(path)
+    for number, run in enumerate(settings, 1):
+        for key in ("encoder", "task"):
+            if key not in run:
+                raise BenchError(f"{path} [[run]] {number} names no {key}; bench reproduce re-runs named "
+                                 f"{key}s only (add {key} = [...])")
+            names = run[key] if isinstance(run[key], list) else [run[key]]
+            if not all(isinstance(name, str) for name in names):
+                raise BenchError(f"{path} [[run]] {number}: {key} = {run[key]!r}; give a name or a list of names")
+            run[key] = ",".join(names)
+        where = f"{path} [[run]] {number}"
+        parse_settings(settings_argv(run, where), where)  # a bad value is named before any work
+    return settings
 
 
 def _subset(requested: str | None, committed: list[str], what: str) -> list[str]:
@@ -81,14 +84,10 @@ def select(settings: list[dict[str, Any]], encoders: str | None, tasks: str | No
     return out
 
 
-def run_namespace(settings: dict[str, Any], out: Path, command_line: list[str]) -> argparse.Namespace:
-    """The arguments `bench run` would parse for these settings (its own defaults elsewhere)."""
-    parser = Parser(prog="bench")
-    run_arguments.add_parser(parser.add_subparsers(dest="command", required=True, parser_class=Parser))
-    argv = ["run"]
-    for key, value in settings.items():
-        argv += [f"--{key.replace('_', '-')}", str(value)]
-    args = parser.parse_args([*argv, "--out", str(out)])
+def run_settings(settings: dict[str, Any], out: Path, command_line: list[str]) -> argparse.Namespace:
+    """The parsed `bench run` settings of one committed run, writing into `out`."""
+    argv = settings_argv({**settings, "out": out}, "the suite file")
+    args = parse_settings(argv, "the suite file")
     args.command_line = command_line
     return args
 
@@ -137,17 +136,19 @@ def compare(committed: pd.DataFrame, fresh: pd.DataFrame, tolerance: float) -> l
 
 
 def reproduce_command(args: argparse.Namespace, home: Path) -> int:
-    from bench.cli.commands import (
-        run_command,  # torch and the models: only when reproducing
+    from bench.api.evaluate import (  # torch and the models: only when reproducing
+        prepare,
+        summary_table,
     )
 
     manifest = read_manifest(args.results)
-    committed = load_samples(args.results / manifest["runs"])
+    committed = load_samples(args.results / RUNS)
     cider_tasks = {t.split(":", 1)[-1] for t in committed.loc[committed["metric"] == "CIDEr", "task"].unique()}
-    chosen = select(manifest["run"], args.encoders, args.tasks, args.n_samples, cider_tasks)
+    chosen = select(manifest, args.encoders, args.tasks, args.n_samples, cider_tasks)
     with tempfile.TemporaryDirectory(prefix="bench-reproduce-") as tmp:
-        for settings in chosen:
-            run_command(run_namespace(settings, Path(tmp), args.command_line), home)
+        ready = [prepare(run_settings(settings, Path(tmp), args.command_line), home) for settings in chosen]
+        results = [result for evaluation in ready for result in evaluation.run()]
+        print(summary_table(results).to_string(index=False))
         fresh = load_samples(Path(tmp))
     committed, notes = matched_to_fresh(committed, fresh)
     for note in notes:
@@ -165,7 +166,7 @@ def reproduce_command(args: argparse.Namespace, home: Path) -> int:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reproduce", help="re-run a committed leaderboard (or part of it) and diff the cells",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("results", type=Path, help="a committed results folder with reproduce.json, e.g. results/tiny")
+    p.add_argument("results", type=Path, help="a committed results folder with suite.toml and runs/, e.g. results/tiny")
     p.add_argument("--encoders", default=None, help="comma list: re-run only these encoders")
     p.add_argument("--tasks", default=None, help="comma list: re-run only these tasks")
     p.add_argument("--n-samples", type=positive_int, default=None, help="re-run only the first N samples per task")

@@ -12,7 +12,7 @@ from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from bench.cli.arguments import (
+from benchutil.arguments import (
     float_pair,
     non_negative_float,
     non_negative_int,

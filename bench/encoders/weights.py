@@ -5,7 +5,7 @@ import hashlib
 import json
 import os
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import torch
@@ -49,8 +49,14 @@ def weights_sha256(path: Path) -> str:
                 for offset in range(begin, end, 1 << 24):
                     digest.update(f.read(min(1 << 24, end - offset)))
         return digest.hexdigest()
-    digest.update(json.dumps([]).encode())  # pickles carry no metadata
-    state = read_state_dict(path)
+    return state_sha256(read_state_dict(path))
+
+
+def state_sha256(state: Mapping[str, Tensor]) -> str:
+    """weights_sha256 of a state dict in memory (a pickle carries no metadata): a module's weights
+    get the identity they would have saved to a file."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([]).encode())
     for name in sorted(state):
         tensor = state[name].detach().cpu().contiguous()
         digest.update(json.dumps([name, _DTYPE_NAMES.get(tensor.dtype, str(tensor.dtype)),

@@ -1,4 +1,5 @@
-"""The `bench run` commands that fill the cells of a paper's table we have not run yet.
+"""The `bench run` commands (and suite-file runs) that fill the cells of a paper's table we have
+not run yet.
 
 Each command carries the paper's settings for its cells (bench.report.published): the encoder,
 --task, --vlm, --attack, --eps, --protocol (simclip for Sim-CLIP's table, robustvlm for FARE's)
@@ -12,6 +13,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.report.paper_tables import CLEAN, PaperCell, TableResult, eps_value
 
@@ -37,33 +39,42 @@ def _eps_order(eps: str) -> float:
     return 0.0 if eps == "0" else eps_value(eps)
 
 
-def command(result: TableResult, vlm: str | None, tasks: list[str], encoders: list[str], eps: list[str],
-            samples: int | None, out: Path) -> str:
+def run_settings(result: TableResult, vlm: str | None, tasks: list[str], encoders: list[str], eps: list[str],
+                 samples: int | None, out: Path) -> dict[str, Any]:
+    """One `bench run`'s settings, keyed as in a suite file (bench run --config)."""
     table = result.table
     attacked = any(e != "0" for e in eps)
-    words = ["bench", "run", "--suite", result.suite, "--encoder", ",".join(encoders), "--task", ",".join(tasks)]
+    settings: dict[str, Any] = {"suite": result.suite, "encoder": encoders, "task": tasks}
     if vlm:
-        words += ["--vlm", vlm]
+        settings["vlm"] = vlm
     if attacked:
-        words += ["--attack", table.attack]
-    words += ["--eps", ",".join(sorted(eps, key=_eps_order))]
+        settings["attack"] = table.attack
+    settings["eps"] = sorted(eps, key=_eps_order)
     if attacked and table.protocol is not None and vlm:
-        words += ["--protocol", table.protocol]
+        settings["protocol"] = table.protocol
     if samples:
-        words += ["--n-samples", str(samples)]
-    words += ["--out", str(out)]
+        settings["n_samples"] = samples
+    settings["out"] = str(out)
+    return settings
+
+
+def command(settings: dict[str, Any]) -> str:
+    """The command line of a run's settings."""
+    words = ["bench", "run"]
+    for key, value in settings.items():
+        words += [f"--{key.replace('_', '-')}", ",".join(value) if isinstance(value, list) else str(value)]
     return " ".join(shlex.quote(w) for w in words)
 
 
-def fill_commands(result: TableResult, out: Path) -> list[str]:
-    """Each cell's own command (cell.fill), and the fewest commands that fill every missing cell of
-    the table: first the radii of a (VLM, task, encoder) are joined, then the encoders that need the
-    same radii of a task, then the tasks that need the same encoders and radii."""
+def fill_runs(result: TableResult, out: Path) -> list[dict[str, Any]]:
+    """Each cell's own command (cell.fill), and the settings of the fewest runs that fill every
+    missing cell of the table: first the radii of a (VLM, task, encoder) are joined, then the
+    encoders that need the same radii of a task, then the tasks that need the same encoders and radii."""
     for cell in result.cells:
         own = needs(cell)
         if own:
-            cell.fill = command(result, cell.vlm, [n.task for n in own], [cell.encoder], [own[0].eps],
-                                cell.samples, out)
+            cell.fill = command(run_settings(result, cell.vlm, [n.task for n in own], [cell.encoder], [own[0].eps],
+                                             cell.samples, out))
     radii: dict[tuple, list[str]] = {}
     for cell in result.cells:
         for need in needs(cell):
@@ -77,5 +88,5 @@ def fill_commands(result: TableResult, out: Path) -> list[str]:
     tasks: dict[tuple, list[str]] = {}
     for (vlm, samples, task, eps), names in encoders.items():
         tasks.setdefault((vlm, samples, eps, tuple(names)), []).append(task)
-    return [command(result, vlm, names_of_tasks, list(names), list(eps), samples, out)
+    return [run_settings(result, vlm, names_of_tasks, list(names), list(eps), samples, out)
             for (vlm, samples, eps, names), names_of_tasks in tasks.items()]

@@ -16,6 +16,7 @@ import pandas as pd
 
 from bench.report.paper_tables import CLEAN, PaperCell, TableResult
 from bench.report.published import NOT_TRANSCRIBED
+from benchutil.toml_text import suite_toml
 
 FORMATS = ("md", "csv", "json")
 OUTPUT_FORMAT = "robust-vlm-bench paper tables v1"
@@ -154,7 +155,20 @@ def json_text(results: list[TableResult], folders: list[Path]) -> str:
                     "cells": [cell_row(c) for c in r.cells]} for r in results]}, indent=1)
 
 
+def suite_file_text(results: list[TableResult]) -> str:
+    """The runs that fill every missing cell, as a suite file for `bench run --config`."""
+    paper = results[0].paper
+    runs = [run for r in results for run in r.fill_runs]
+    comment = (f"The runs that fill {paper.name}'s tables ({', '.join(r.table.id for r in results)}) on the "
+               f"{results[0].suite} suite\nwith the paper's settings, written by `bench paper {paper.name} "
+               "--format toml`.\nRun them with `bench run --config THIS_FILE` (add --device cuda or any other "
+               "flag:\nit applies to every run). Cells already run are left out.")
+    return suite_toml(comment, {"about": f"{paper.title} ({paper.authors}, {paper.where})"}, runs)
+
+
 def render(results: list[TableResult], fmt: str, folders: list[Path], any_runs: bool = True) -> str:
+    if fmt == "toml":
+        return suite_file_text(results)
     if fmt == "csv":
         return csv_text(results)
     if fmt == "json":

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -123,7 +124,8 @@ class TableResult:
     lines: list[Line]
     cells: list[PaperCell]
     notes: list[str] = field(default_factory=list)
-    fills: list[str] = field(default_factory=list)
+    fills: list[str] = field(default_factory=list)  # the commands of fill_runs
+    fill_runs: list[dict[str, Any]] = field(default_factory=list)  # the runs that fill its missing cells
 
 
 # ---- the layout of a table on a suite ----------------------------------------------------------
@@ -398,7 +400,7 @@ def infer_suite(samples: pd.DataFrame | None) -> str:
 
 def paper_tables(paper: Paper, suite: str, samples: pd.DataFrame | None, table_ids: list[str] | None,
                  data_root: str | None, out: Path) -> list[TableResult]:
-    from bench.report.paper_fill import fill_commands
+    from bench.report.paper_fill import command, fill_runs
 
     runs = OurRuns(samples, data_root)
     tables = [paper.table(t) for t in table_ids] if table_ids else list(paper.tables)
@@ -408,6 +410,7 @@ def paper_tables(paper: Paper, suite: str, samples: pd.DataFrame | None, table_i
         result = TableResult(paper, table, suite, columns, rows, cells)
         if cells:
             fill_ours(result, runs)
-            result.fills = fill_commands(result, out)
+            result.fill_runs = fill_runs(result, out)
+            result.fills = [command(settings) for settings in result.fill_runs]
         results.append(result)
     return results

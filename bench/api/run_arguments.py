@@ -4,7 +4,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.cli.arguments import finite_float, non_negative_int, positive_int, worker_count
+from benchutil.arguments import (
+    finite_float,
+    non_negative_int,
+    positive_int,
+    worker_count,
+)
 from tasks.protocols import VLM_PROTOCOLS
 
 EXAMPLES = """examples:
@@ -47,6 +52,23 @@ output (CIDEr, VQA accuracy); aa adds RobustVLM's pushes towards "maybe" / "Word
 def add_parser(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="evaluate encoders under attack", epilog=EXAMPLES,
                          description=RUN_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("--config", type=Path, default=None, metavar="SUITE.toml",
+                     help="a suite file: the runs to make, one [[run]] table each, keyed by these flags' names "
+                          "(n_samples for --n-samples); flags given beside it override the file "
+                          "(docs/commands.md#suite-files)")
+    add_run_flags(run)
+
+
+def settings_parser() -> argparse.ArgumentParser:
+    """The run flags alone, raising instead of exiting: how suite files and bench.benchmark's keyword
+    arguments are parsed, with the command line's own types and checks."""
+    parser = argparse.ArgumentParser(prog="bench run", add_help=False, exit_on_error=False)
+    add_run_flags(parser)
+    return parser
+
+
+def add_run_flags(run: argparse.ArgumentParser) -> None:
+    """Every setting of a run; each flag's dest is also its key in a suite file and in bench.benchmark."""
     run.add_argument("--suite", default=None, help="zoo + datasets + defaults (bench list suites)")
     run.add_argument("--encoder", default="clip",
                      help="comma list: zoo names, open_clip:ARCH/TAG, hf-hub:ORG/NAME, or checkpoint paths")
