@@ -14,7 +14,7 @@ Number = TypeVar("Number", int, float)
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, not usage + message
-        self.exit(2, f"error: {message} (bench {self.prog.split()[-1]} --help)\n")
+        self.exit(2, f"error: {message} ({self.prog} --help)\n")  # prog: "bench", or "bench run"
 
 
 def _integer(text: str) -> int:
