@@ -1,7 +1,8 @@
 """bench site on a results folder whose every string is hostile: results folders are shared between
-labs, so a run folder's name, an encoder's or task's name, a config value, a record's id or a VLM's
-caption is someone else's text. The pages, opened in headless Chromium, must show each one as text
-and run none of it."""
+labs, so a run folder's name, an encoder's or task's name, a config value, a record's id, a VLM's
+caption, a card's training method, a weights path, an audit report's check or a task's class names
+are someone else's text. The pages, opened in headless Chromium, must show each one as text and run
+none of it (the search box included)."""
 from __future__ import annotations
 
 import json
@@ -12,6 +13,8 @@ import pytest
 from PIL import Image
 
 from bench.cli.main import main
+from bench.report.site import Run, run_page
+from bench.report.site_classes import ClassNames
 from bench.run.runner import slug
 from tests.test_site import ROOT, chromium, pytestmark  # noqa: F401 (pytestmark: test_site's skip)
 
@@ -30,9 +33,13 @@ ENCODER = "enc<img src=x onerror=alert(5)>"
 TASK = "task--><svg onload=window.__pwned=1>"  # no ':' (a header breaks a VLM column's name there)
 VLM_NAME = "vlm'\"><img src=x onerror=alert(5)>"
 CARD = {"method": SCRIPT, "eps_label": SVG, "command": IMG, "recipe": {"lr": COMMENT}}
+WEIGHTS_FOLDER = "w'\"><img src=x onerror=alert(5)>"  # the source column shows the weights' path
+AUDIT = [{"encoder": ENCODER, "task": TASK, "check": SVG, "verdict": "warn", "value": COMMENT},
+         {"encoder": ENCODER, "task": TASK, "check": "eps", "verdict": "pass", "value": IMG}]
+CLASSES = [SCRIPT, IMG, SVG, COMMENT, JS_URL]  # tiny-shape's records hold 5 class indices
 # What each page must show as text: the proof that a value was escaped, not dropped.
 SHOWN = {
-    "index.html": [ENCODER, TASK, VLM_NAME],
+    "index.html": [ENCODER, TASK, VLM_NAME, SCRIPT, SVG, IMG, WEIGHTS_FOLDER, COMMENT],
     f"encoders/{slug(ENCODER)}.html": [ENCODER, TASK, SCRIPT, SVG, IMG, COMMENT, ZERO_SHOT_FOLDER, VLM_FOLDER],
     f"runs/{ZERO_SHOT_FOLDER}.html": [ZERO_SHOT_FOLDER, ENCODER, TASK, f"{SCRIPT}-0", JS_URL, COMMENT, f"bf16{SVG}"],
     f"runs/{VLM_FOLDER}.html": [VLM_FOLDER, VLM_NAME, f"{IMG}-0", SCRIPT, SVG, COMMENT],
@@ -67,7 +74,7 @@ def browser():
 def site(tmp_path_factory):
     """The site bench site makes of a hostile results folder."""
     root = tmp_path_factory.mktemp("hostile")
-    weights = root / "weights" / "model.safetensors"  # the encoder's weights, with bench train's card beside
+    weights = root / WEIGHTS_FOLDER / "model.safetensors"  # the encoder's weights, with bench train's card beside
     weights.parent.mkdir()
     (weights.parent / "card.json").write_text(json.dumps(CARD))
     provenance = {"source": str(weights), "architecture": IMG, "sha256": SVG}
@@ -80,9 +87,11 @@ def site(tmp_path_factory):
     examples.mkdir()
     for kind in ("clean", "adv", "delta"):
         Image.new("RGB", (4, 4)).save(examples / f"{ZERO_SHOT_FOLDER}_{kind}.png")
+    audit = root / "audit.json"
+    audit.write_text(json.dumps(AUDIT))
     before = {p for p in root.rglob("*")}
     out = root / "site"
-    assert main(["site", str(results), "--out", str(out)]) == 0
+    assert main(["site", str(results), "--out", str(out), "--audit", str(audit)]) == 0
     assert {p for p in root.rglob("*") if not p.is_relative_to(out)} == before  # nothing written beside --out
     return out
 
@@ -105,7 +114,7 @@ def test_no_hostile_string_runs_and_each_is_shown_as_text(site, browser):
         # The page's own elements only: one script it runs, the run pages' two JSON blocks, no
         # handler attribute, and links and images that stay file:// URLs
         scripts = browser.execute_script("return [...document.scripts].map(s => s.type)")
-        assert scripts == (["application/json"] * 2 + [""] if page.startswith("runs/") else [""]), page
+        assert scripts == (["application/json"] * 3 + [""] if page.startswith("runs/") else [""]), page
         handlers = browser.execute_script(
             "return [...document.querySelectorAll('*')].filter(e => [...e.attributes].some("
             "a => a.name.startsWith('on'))).map(e => e.outerHTML)")
@@ -116,6 +125,44 @@ def test_no_hostile_string_runs_and_each_is_shown_as_text(site, browser):
         text = browser.find_element(By.TAG_NAME, "body").text + browser.execute_script(
             "return [...document.querySelectorAll('[title]')].map(e => e.title).join(' ')")
         assert [t for t in texts if t not in text] == [], page
+
+
+def test_the_search_box_runs_no_query_and_finds_hostile_names(site, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get((site / "index.html").as_uri())
+    search = browser.find_element(By.ID, "search")
+    for query, shown in ((ENCODER, 1), (SCRIPT, 1), (WEIGHTS_FOLDER, 1), (IMG + "x", 0)):
+        search.clear()
+        search.send_keys(query)
+        rows = [r for r in browser.find_elements(By.CSS_SELECTOR, "table.leaderboard tbody tr") if r.is_displayed()]
+        assert len(rows) == shown, query
+        assert browser.execute_script("return window.__pwned") is None
+    flag = browser.find_element(By.CSS_SELECTOR, "a.flag")
+    assert flag.get_attribute("title") == f"bench audit warned: {SVG} on {TASK}: {COMMENT}"
+
+
+def test_hostile_class_names_are_shown_as_text(site, browser, tmp_path):
+    """The tiny tasks' class names are harmless; a task of the paper suite reads its names from
+    its data folder (classnames.txt), which is someone else's text."""
+    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.webdriver.common.by import By
+
+    folder = site.parent / "results" / ZERO_SHOT_FOLDER
+    config = json.loads((folder / "config.json").read_text())
+    records = [json.loads(line) for line in (folder / "records.jsonl").read_text().splitlines()]
+    page = tmp_path / "runs" / "page.html"
+    page.parent.mkdir()
+    page.write_text(run_page(Run(folder, config, records), None, ClassNames(TASK, SVG, CLASSES)))
+    browser.get(page.as_uri())
+    assert browser.execute_script("return window.__pwned") is None
+    with pytest.raises(NoAlertPresentException):
+        browser.switch_to.alert  # noqa: B018
+    headers = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "#samples th")]
+    cells = browser.find_elements(By.CSS_SELECTOR, "#samples tbody tr")[0].find_elements(By.TAG_NAME, "td")
+    assert cells[headers.index("label")].text == CLASSES[records[0]["label"]]
+    text = browser.find_element(By.TAG_NAME, "body").text
+    assert [t for t in [*CLASSES, SVG, TASK] if t not in text] == []
 
 
 def test_the_records_and_the_examples_reach_the_page_intact(site, browser):
@@ -153,5 +200,5 @@ def test_attacked_runs_alone_still_have_clean_columns(site, browser):
     from selenium.webdriver.common.by import By
 
     browser.get((site / "index.html").as_uri())
-    clean = browser.find_elements(By.CSS_SELECTOR, "#leaderboard td[data-eps=clean]")
+    clean = browser.find_elements(By.CSS_SELECTOR, "table.leaderboard td[data-side=clean]")
     assert len(clean) == 2 and all(c.get_attribute("data-value") != "nan" for c in clean)

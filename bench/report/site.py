@@ -1,11 +1,15 @@
 """`bench site`: a static, self-contained leaderboard website from results folders.
 
 Opens from file:// offline: no server, no CDN; styles and scripts are inline in every page.
-index.html holds the leaderboard (rows = encoders, columns as `bench leaderboard`), sortable
-by any column and filterable by task kind and eps; every cell shows its n and links to its
-run. One page per encoder (its card, clean vs robust per task, robust accuracy against eps)
-and one per run (config, the per-sample records paged, VLM outputs clean vs worst case side by
-side, and the examples `bench run --save-examples K` stored).
+index.html holds the leaderboard: a tab per threat (norm and eps), its rows ranked by the
+robust average (bench.report.site_index), then the clean and robust averages, what each encoder
+is (architecture, training method and eps, source: bench.report.encoder_facts) and the clean and
+robust number of every task at that threat, each with its n and a link to its run. A search box
+filters the rows; tables sort by any column; encoders a `bench audit` report warned about carry a
+flag (bench site --audit: bench.report.site_audit). One page per encoder (its card, clean vs robust
+per task, robust accuracy against eps) and one per run (config, the per-sample records paged with
+class names where the task is here (bench.report.site_classes), VLM outputs clean vs worst case
+side by side, and the examples `bench run --save-examples K` stored).
 
 Every string on a page is someone's: run folders, encoder, task and class names, configs,
 captions come from results folders shared between labs. So the pages are Jinja2 templates
@@ -20,7 +24,7 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -29,7 +33,21 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
+from bench.report.encoder_facts import EncoderFacts, encoder_facts
 from bench.report.leaderboard import ACCURACY, accuracy_table, cell_samples, load_samples, task_column, threat_label
+from bench.report.site_audit import Audits, AuditWarning, read_audits
+from bench.report.site_classes import ClassNameResolver, ClassNames
+from bench.report.site_index import (
+    CLEAN,
+    Row,
+    Tab,
+    competition_ranks,
+    has_numbers,
+    order_rows,
+    ranking_column,
+    task_pairs,
+    threats_in_order,
+)
 from bench.run.examples import EXAMPLES
 from bench.run.runner import slug
 from bench.run.store import finished_runs, no_finished_runs
@@ -71,8 +89,8 @@ class Column:
 
 @dataclass(frozen=True)
 class IndexCell:
-    kind: str
-    eps: str
+    kind: str  # its task's kind (filter.js hides a kind's cells), "average" for the averages
+    side: str  # "clean" | "robust"
     value: str  # data-value, what the sort script compares ("nan" for an empty cell)
     text: str
     title: str | None = None
@@ -116,29 +134,41 @@ def columns(table: pd.DataFrame, samples: pd.DataFrame) -> list[Column]:
     return out
 
 
-def site_command(results: list[Path], out: Path, data_root: str | None = None) -> Path:
+def site_command(results: list[Path], out: Path, data_root: str | None = None, audit: list[Path] | None = None) -> Path:
+    """audit: `bench audit` reports whose warnings flag encoders. Only the reports given: a report
+    found beside the results may describe older runs (it records no weights digest to tell)."""
+    audits = read_audits(audit) if audit else None  # a bad report fails before the slow part
     runs = read_runs(results)
     samples = load_samples(results)
     table = accuracy_table(samples, ci=True, data_root=data_root)
-    cells, _ = cell_samples(samples)
+    cells, eps_of = cell_samples(samples)
     cols = columns(table, samples)
+    facts = {encoder: encoder_facts(encoder, _provenance(runs, encoder)) for encoder in table.index}
     run_of: dict[tuple[str, str, str], list[Run]] = {}
     for run in runs:
         if not run.config.get("target"):
             run_of.setdefault((run.config["encoder"], run.column_task, threat_label(run.config)), []).append(run)
     # Everything is rendered before the first file is written: a page that fails leaves --out as it was.
-    pages = {Path("index.html"): index_page(table, cells, cols, run_of)}
+    pages = {Path("index.html"): index_page(table, cells, cols, run_of, eps_of, facts, audits)}
     for encoder in table.index:
         encoder_runs = [r for r in runs if r.config["encoder"] == encoder]
-        pages[Path("encoders", f"{slug(encoder)}.html")] = encoder_page(encoder, table, cols, encoder_runs, samples)
+        warnings = audits.warnings.get(encoder, []) if audits else []
+        pages[Path("encoders", f"{slug(encoder)}.html")] = encoder_page(encoder, table, cols, encoder_runs, samples,
+                                                                         facts[encoder], warnings)
     images: dict[Path, Path] = {}
+    classes = ClassNameResolver(data_root)
     for run in runs:
         shown = examples(run)
-        pages[Path("runs", f"{run.slug}.html")] = run_page(run, shown)
+        pages[Path("runs", f"{run.slug}.html")] = run_page(run, shown, classes.of_run(run.config, run.records))
         images |= {Path("runs", run.slug, source.name): source for source in shown or []}
     write_site(out, pages, images)
     print(f"wrote {out / 'index.html'} ({len(table.index)} encoders, {len(runs)} runs)")
     return out / "index.html"
+
+
+def _provenance(runs: list[Run], encoder: str) -> dict[str, Any]:
+    provenance = next((r.config.get("provenance") for r in runs if r.config["encoder"] == encoder), None)
+    return provenance if isinstance(provenance, dict) else {}
 
 
 def write_site(out: Path, pages: dict[Path, str], images: dict[Path, Path]) -> None:
@@ -194,45 +224,49 @@ def _fmt(value: Any) -> str:
     return "" if value is None or (isinstance(value, float) and pd.isna(value)) else f"{value:.1f}"
 
 
-def index_page(table: pd.DataFrame, cells: dict, cols: list[Column],
-               run_of: dict[tuple[str, str, str], list[Run]]) -> str:
-    rows = [{"encoder": encoder, "page": slug(encoder),
-             "cells": [_index_cell(table, cells, run_of, encoder, c) for c in cols]} for encoder in table.index]
-    return render("index.html", title="robust-vlm-bench leaderboard", home=None, columns=cols, rows=rows,
-                  kinds=list(dict.fromkeys(c.kind for c in cols)), eps=list(dict.fromkeys(c.eps_label for c in cols)))
+def index_page(table: pd.DataFrame, cells: dict, cols: list[Column], run_of: dict[tuple[str, str, str], list[Run]],
+               eps_of: dict[str, float], facts: dict[str, EncoderFacts], audits: Audits | None) -> str:
+    flagged = [e for e in table.index if audits is not None and e in audits.warnings]
+    notes = {encoder: i + 1 for i, encoder in enumerate(flagged)}  # the footnote each flag links to
+    tabs = []
+    for i, threat in enumerate(threats_in_order(cols, eps_of)):
+        ranked_by = ranking_column(cols, threat)
+        clean_average = None if threat == CLEAN else next(
+            (c for c in cols if c.eps_label == CLEAN and c.head == ranked_by.head), None)
+        tab = Tab(threat, i, ranked_by, clean_average, task_pairs(cols, threat), [])
+        encoders = [e for e in table.index if has_numbers(table, e, [c for c in cols if c.eps_label == threat])]
+        ranks = competition_ranks([float(table.loc[e, ranked_by.name]) for e in encoders])
+        sides = [(CLEAN, "clean")] if threat == CLEAN else [(CLEAN, "clean"), ("robust", "robust")]
+        for rank, encoder in zip(ranks, encoders):
+            cell = partial(_index_cell, table, cells, run_of, encoder)
+            tab.rows.append(Row(
+                rank, encoder, slug(encoder), facts[encoder], audits.warnings.get(encoder, []) if audits else [],
+                notes.get(encoder), cell(clean_average, CLEAN) if clean_average else None,
+                cell(ranked_by, "robust" if threat != CLEAN else CLEAN),
+                [cell(getattr(pair, attribute), side, pair.kind) for pair in tab.pairs for side, attribute in sides]))
+        tab.rows = order_rows(tab.rows, table, tab)
+        tabs.append(tab)
+    kinds = list(dict.fromkeys(pair.kind for tab in tabs for pair in tab.pairs))
+    return render("index.html", title="robust-vlm-bench leaderboard", home=None, tabs=tabs, kinds=kinds,
+                  sides=[CLEAN] if tabs[0].threat == CLEAN else [CLEAN, "robust"], audits=audits,
+                  notes=[(notes[e], e, audits.warnings[e]) for e in flagged] if audits is not None else [])
 
 
 def _index_cell(table: pd.DataFrame, cells: dict, run_of: dict[tuple[str, str, str], list[Run]], encoder: str,
-                c: Column) -> IndexCell:
+                c: Column | None, side: str, kind: str = "average") -> IndexCell:
+    """One number of the index: its text, what sort.js compares, its 95% interval, n and run."""
+    if c is None:  # a task without a column on this side: an empty cell keeps the columns aligned
+        return IndexCell(kind, side, "nan", "")
     text = _fmt(table.loc[encoder, c.name])
     if c.task is None:
-        return IndexCell(c.kind, c.eps_label, text or "nan", text, "mean over the zero-shot datasets but ImageNet")
+        return IndexCell(c.kind, side, text or "nan", text, "mean over the zero-shot datasets but ImageNet")
     scores = cells.get((c.eps_label, c.task, encoder))
     title, low = None, f"{c.name} lo"
     if low in table.columns and not pd.isna(table.loc[encoder, low]):
         title = f"95% interval {table.loc[encoder, low]:.1f}-{table.loc[encoder, f'{c.name} hi']:.1f}"
     linked = run_of.get((encoder, c.task, c.eps_label), [])
-    return IndexCell(c.kind, c.eps_label, text or "nan", text, title, 0 if scores is None else len(scores),
+    return IndexCell(c.kind, side, text or "nan", text, title, 0 if scores is None else len(scores),
                      linked[0].slug if linked and text else None)
-
-
-def training_card(provenance: dict[str, Any]) -> dict[str, Any] | None:
-    """The card `bench train` wrote for the encoder's weights, where there is one."""
-    import bench.suites  # noqa: F401  (every suite's shipped weights registered with the loader: tiny:NAME)
-    from bench.encoders.load import read_card, shipped_file
-
-    found = None
-    for part in str(provenance.get("source", "")).split(" + "):
-        part = part.strip()
-        candidates = ([shipped_file(part, ".json")] if part.startswith("tiny:")
-                      else [Path(part).with_name("card.json"), Path(part).with_suffix(".json")])
-        for path in candidates:
-            if path.is_file():
-                try:
-                    found = read_card(path)
-                except BenchError:  # a broken card beside someone's weights: the page shows no card, not a crash
-                    continue
-    return found
 
 
 def robust_plot_svg(table: pd.DataFrame, encoder: str, cols: list[Column], samples: pd.DataFrame) -> Markup:
@@ -264,14 +298,12 @@ def robust_plot_svg(table: pd.DataFrame, encoder: str, cols: list[Column], sampl
 
 
 def encoder_page(encoder: str, table: pd.DataFrame, cols: list[Column], runs: list[Run],
-                 samples: pd.DataFrame) -> str:
-    provenance = runs[0].config.get("provenance", {}) if runs else {}
-    card = training_card(provenance)
-    facts = {"source": provenance.get("source"), "architecture": provenance.get("architecture"),
-             "sha256": provenance.get("sha256")}
-    if card:
-        facts |= {"training method": card.get("method"), "training eps": card.get("eps_label", card.get("eps")),
-                  "command": card.get("command")}
+                 samples: pd.DataFrame, known: EncoderFacts, warnings: list[AuditWarning] | None = None) -> str:
+    card = known.card
+    facts = {"source": known.source, "architecture": known.architecture, "sha256": known.sha256,
+             "training method": known.method,
+             "training eps": known.training_eps or (card.get("eps") if card else None),
+             "command": card.get("command") if card else None}
     per_task = []
     for c in cols:
         if c.task is None or c.eps_label == "clean":
@@ -282,7 +314,8 @@ def encoder_page(encoder: str, table: pd.DataFrame, cols: list[Column], runs: li
     recipe = json.dumps(card.get("recipe"), indent=1) if card and card.get("recipe") else None
     return render("encoder.html", title=encoder, home="../index.html", encoder=encoder,
                   facts=[(k, str(v)) for k, v in facts.items() if v is not None], recipe=recipe, per_task=per_task,
-                  plot=robust_plot_svg(table, encoder, cols, samples), runs=[r.slug for r in runs])
+                  plot=robust_plot_svg(table, encoder, cols, samples), runs=[r.slug for r in runs],
+                  warnings=warnings or [])
 
 
 CONFIG_FIELDS = ("encoder", "task", "vlm", "attack", "attack_members", "eps_label", "norm", "steps", "seed",
@@ -290,8 +323,9 @@ CONFIG_FIELDS = ("encoder", "task", "vlm", "attack", "attack_members", "eps_labe
                  "git_commit", "device", "versions", "command")
 
 
-def run_page(run: Run, shown: list[Path] | None) -> str:
-    """The run's page; `shown`: the example images it shows (None: the run stored none)."""
+def run_page(run: Run, shown: list[Path] | None, classes: ClassNames | None = None) -> str:
+    """The run's page; `shown`: the example images it shows (None: the run stored none); `classes`:
+    the names of the class indices its records hold (None: the indices are shown)."""
     first = ["id", "clean_score", "adv_score", "winner", "linf", "l2"]
     extra = sorted({k for r in run.records for k in r} - set(first))
     if "clean_output" in extra:  # VLM runs: the outputs side by side
@@ -300,7 +334,7 @@ def run_page(run: Run, shown: list[Path] | None) -> str:
     images = None if shown is None else [{"file": p.name, "kind": p.stem.rsplit("_", 1)[1]} for p in shown]
     return render("run.html", title=run.slug, home="../index.html", slug=run.slug, n_samples=len(run.records),
                   metric=str(run.config.get("metric", "")), config=config, examples=images, fields=first + extra,
-                  records=run.records)
+                  records=run.records, classes=classes)
 
 
 def examples(run: Run) -> list[Path] | None:
