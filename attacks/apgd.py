@@ -8,6 +8,11 @@ since an unreduced check (stagnation) halves its step and restarts from its best
 What differs from AutoAttack, on purpose: samples leave the batch the moment they succeed
 (their result is final), so a weak model costs a few iterations instead of all of them;
 gradients are taken w.r.t. the input only; randomness comes from a seeded Generator.
+
+eot_iter (expectation over transformation) averages each gradient over that many draws of a
+randomised model, as AutoAttack's eot_iter does; the step-size logic and the success check
+use the last draw's loss, as there. With eot_iter > 1 samples no longer leave at a success
+(one draw of a randomised model proves little): each run is then AutoAttack's, call for call.
 """
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ import torch
 from torch import Tensor
 
 from attacks import threat
-from attacks.checks import check_choice, check_eps, check_norm, check_steps, check_target
+from attacks.checks import check_choice, check_eot_iter, check_eps, check_norm, check_steps, check_target
 from attacks.classify import clean_pass, labels_for, top_targets
 from attacks.core import AttackResult, attack_mode, evaluate, loss_and_grad
 from attacks.core_registry import register_core
@@ -62,17 +67,21 @@ def _apgd_once(
     initial_step: float,
     rho: float,
     stop_on_success: bool,
+    eot_iter: int,
 ) -> AttackResult:
     """One APGD run from `start` on the rows `idx` of the objective's batch.
 
     Rows sharing a `groups` id (e.g. one image under several targets) leave together as
-    soon as one of them succeeds.
+    soon as one of them succeeds. With eot_iter > 1 no row leaves: on a randomised model one
+    successful draw is luck, not a result, so every row runs all steps and a successful row
+    returns its last successful iterate (AutoAttack's x_best_adv), the deepest one.
     """
+    retire_on_success = stop_on_success and eot_iter == 1
     n = x.shape[0]
     out = AttackResult(start.clone(), torch.zeros(n, dtype=torch.bool, device=x.device),
                        torch.full((n,), float("-inf"), device=x.device))
     rows = torch.arange(n, device=x.device)  # positions in this run of the still-active rows
-    ev, grad = loss_and_grad(objective, start, idx)
+    ev, grad = loss_and_grad(objective, start, idx, eot_iter)
     s = {
         "x0": x, "x_adv": start, "x_old": start, "grad": grad,
         "x_best": start.clone(), "grad_best": grad.clone(), "loss_best": ev.loss.clone(),
@@ -103,7 +112,7 @@ def _apgd_once(
         rows = rows[keep]
 
     record_success(ev.success)
-    if stop_on_success and bool(ev.success.any()):
+    if retire_on_success and bool(ev.success.any()):
         retire(ev.success)
 
     for i in range(steps):
@@ -115,7 +124,7 @@ def _apgd_once(
             z = threat.project(threat.step(x_adv, s["grad"], s["step"], norm), x0, eps, norm)
             x_new = x_adv + momentum * (z - x_adv) + (1 - momentum) * (x_adv - s["x_old"])
             s["x_old"], s["x_adv"] = x_adv, threat.project(x_new, x0, eps, norm)
-        ev, s["grad"] = loss_and_grad(objective, s["x_adv"], idx[rows])
+        ev, s["grad"] = loss_and_grad(objective, s["x_adv"], idx[rows], eot_iter)
         with torch.no_grad():
             s["increases"] += (ev.loss > s["loss_prev"]).float()
             s["loss_prev"] = ev.loss
@@ -134,7 +143,7 @@ def _apgd_once(
                 s["grad"][reduce] = s["grad_best"][reduce]
                 s["increases"].zero_()
                 schedule.shrink()
-            if stop_on_success and bool(ev.success.any()):
+            if retire_on_success and bool(ev.success.any()):
                 retire(ev.success)
 
     pending = ~out.success[rows]
@@ -156,6 +165,7 @@ def run_apgd(
     random_start: bool = True,
     initial_step: float = 2.0,
     rho: float = 0.75,
+    eot_iter: int = 1,
     stop_on_success: bool = True,
     active: Tensor | None = None,
     groups: Tensor | None = None,
@@ -170,9 +180,11 @@ def run_apgd(
     on all rows and the highest-loss point wins. `groups` ([N] ids) ties rows together:
     once one row of a group succeeds, the others stop. `x_init` starts the first restart
     there (projected onto the threat set) instead of at x or a random point: RobustVLM's
-    refinement from the best perturbation so far. The returned batch is checked by the
-    validity guard.
+    refinement from the best perturbation so far. `eot_iter` > 1 averages every gradient
+    over that many draws of a randomised model (AutoAttack's EOT); the clean check stays one
+    pass, as AutoAttack's. The returned batch is checked by the validity guard.
     """
+    check_eot_iter(eot_iter)
     n = x.shape[0]
     generator = make_generator(seed, x.device)
     result = AttackResult(x.clone(), torch.zeros(n, dtype=torch.bool, device=x.device),
@@ -202,7 +214,7 @@ def run_apgd(
                      else x_sub.clone())
         sub_groups = None if groups is None else groups[idx]
         run = _apgd_once(objective, x_sub, idx, start, sub_groups, eps, norm, steps, initial_step, rho,
-                         stop_on_success)
+                         stop_on_success, eot_iter)
         take = run.success | (~result.success[idx] & (run.loss > result.loss[idx]))
         result.x_adv[idx[take]] = run.x_adv[take]
         result.loss[idx[take]] = run.loss[take]
@@ -234,6 +246,7 @@ def apgd(
     initial_step: float = 2.0,
     rho: float = 0.75,
     max_rows: int | None = None,
+    eot_iter: int = 1,
 ) -> Tensor:
     """APGD against a classifier (images in [0,1] -> logits); returns x_adv like x.
 
@@ -244,12 +257,14 @@ def apgd(
     highest-loss point (of the last target's run for APGD-T). max_rows bounds the batch
     APGD-T packs its target runs into (default: len(x)). `seed` is one seed for the batch,
     or SampleSeeds (one per sample; APGD-T then seeds each (sample, target) run on its own).
+    eot_iter: gradients averaged over that many draws of a randomised model (AutoAttack's EOT).
     """
     norm_ = check_norm(norm)
     eps = check_eps(eps, norm_)
     check_steps(steps)
     check_steps(restarts, "restarts")
     check_choice(loss, APGD_LOSSES, "loss")
+    check_eot_iter(eot_iter)
     spec = LOSSES[loss]
     with attack_mode(model):
         clean = clean_pass(model, x)
@@ -262,7 +277,8 @@ def apgd(
             raise ValueError(f"target= needs a targeted loss (ce-targeted, dlr-targeted), not loss={loss!r}")
         generator = make_generator(seed, x.device)
         attack = partial(run_apgd, eps=eps, norm=norm_, steps=steps, restarts=restarts, seed=generator,
-                         random_start=random_start, initial_step=initial_step, rho=rho, name=f"apgd-{loss}")
+                         random_start=random_start, initial_step=initial_step, rho=rho, eot_iter=eot_iter,
+                         name=f"apgd-{loss}")
         if spec.targeted and target is None:
             if not 1 <= n_targets <= clean.n_classes - 1:
                 raise ValueError(f"n_targets={n_targets} must be in 1..{clean.n_classes - 1} (classes - 1)")

@@ -32,6 +32,14 @@ def check_steps(steps: int, name: str = "steps") -> int:
     return steps
 
 
+def check_eot_iter(eot_iter: int) -> int:
+    """Draws of a randomised model's randomness averaged per gradient (EOT); 1 = a plain gradient."""
+    if isinstance(eot_iter, bool) or not isinstance(eot_iter, int) or eot_iter < 1:
+        raise ValueError(f"eot_iter={eot_iter!r} must be an integer >= 1 (1 for a deterministic model, "
+                         "e.g. 20 for a randomised defence, as AutoAttack's version='rand')")
+    return eot_iter
+
+
 def check_images(x: Tensor) -> None:
     if not isinstance(x, Tensor) or x.dim() < 2 or not x.is_floating_point():
         raise ValueError("x must be a floating-point image batch [N, C, H, W] in [0, 1]")

@@ -69,12 +69,25 @@ def evaluate(objective: Objective, x: Tensor, idx: Tensor) -> Evaluation:
     return Evaluation(ev.loss.detach(), ev.success.detach())
 
 
-def loss_and_grad(objective: Objective, x: Tensor, idx: Tensor) -> tuple[Evaluation, Tensor]:
-    """Per-sample loss, success and the gradient of the summed loss w.r.t. the images only."""
+def loss_and_grad(objective: Objective, x: Tensor, idx: Tensor, eot_iter: int = 1) -> tuple[Evaluation, Tensor]:
+    """Per-sample loss, success and the gradient of the summed loss w.r.t. the images only.
+
+    eot_iter > 1 (expectation over transformation, for models with randomness in their
+    forward pass): the gradient is the mean over that many forward/backward draws, while
+    the loss and success returned are those of the last draw, as AutoAttack's APGD keeps
+    them (autopgd_base.py, attack_single_run). The sum runs in draw order and is divided
+    once, so eot_iter=1 is the single-draw gradient bit for bit.
+    """
     x = x.detach().requires_grad_(True)
-    with torch.enable_grad():
-        ev = objective(x, idx)
-        (grad,) = torch.autograd.grad(ev.loss.sum(), x)
-    _check_finite(ev)
+    total: Tensor | None = None
+    for _ in range(eot_iter):
+        with torch.enable_grad():
+            ev = objective(x, idx)
+            (grad,) = torch.autograd.grad(ev.loss.sum(), x)
+        _check_finite(ev)
+        total = grad.detach() if total is None else total + grad.detach()
+    assert total is not None, "eot_iter must be >= 1 (attacks.checks.check_eot_iter)"
+    if eot_iter > 1:
+        total = total / float(eot_iter)
     # contiguous: a model whose loss ignores x gives an expanded zero gradient, which in-place updates refuse
-    return Evaluation(ev.loss.detach(), ev.success.detach()), grad.detach().contiguous()
+    return Evaluation(ev.loss.detach(), ev.success.detach()), total.contiguous()

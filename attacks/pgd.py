@@ -1,11 +1,15 @@
-"""Madry et al. PGD on any Objective: fixed-size sign steps (L-inf) or unit-L2 steps (L2)."""
+"""Madry et al. PGD on any Objective: fixed-size sign steps (L-inf) or unit-L2 steps (L2).
+
+eot_iter > 1 steps along the mean gradient over that many draws of a randomised model
+(expectation over transformation; torchattacks' EOTPGD for L-inf).
+"""
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
 from attacks import threat
-from attacks.checks import check_choice, check_eps, check_norm, check_steps, check_target
+from attacks.checks import check_choice, check_eot_iter, check_eps, check_norm, check_steps, check_target
 from attacks.classify import clean_pass, labels_for
 from attacks.core import AttackResult, attack_mode, evaluate, loss_and_grad
 from attacks.core_registry import register_core
@@ -32,6 +36,7 @@ def run_pgd(
     step_size: float | None = None,
     random_start: bool = True,
     seed: int | torch.Generator | SampleSeeds = 0,
+    eot_iter: int = 1,
     stop_on_success: bool = True,
     active: Tensor | None = None,
     name: str = "pgd",
@@ -40,8 +45,13 @@ def run_pgd(
 
     stop_on_success=True drops a sample at its first successful iterate (the robustness
     answer is settled); False runs every sample for all steps, as adversarial training
-    wants. The loss reported is that of the returned point.
+    wants. The loss reported is that of the returned point. eot_iter: each step's gradient
+    is the mean over that many draws of a randomised model; success and loss are the last
+    draw's (the final iterate is scored by one pass). With eot_iter > 1 no sample is dropped
+    (one successful draw of a randomised model settles nothing): all run every step, and
+    with stop_on_success a sample returns its last successful iterate, else its final one.
     """
+    check_eot_iter(eot_iter)
     n = x.shape[0]
     alpha = default_step_size(eps, steps) if step_size is None else float(step_size)
     generator = make_generator(seed, x.device)
@@ -52,16 +62,22 @@ def run_pgd(
              else x0.clone())
     result = AttackResult(x.clone(), torch.zeros(n, dtype=torch.bool, device=x.device),
                           torch.full((n,), float("-inf"), device=x.device))
+    drop_on_success = stop_on_success and eot_iter == 1
     for i in range(steps + 1):
         if idx.numel() == 0:
             break
         if i == steps:  # the last iterate only needs to be scored
             ev = evaluate(objective, x_adv, idx)
         else:
-            ev, grad = loss_and_grad(objective, x_adv, idx)
-        result.x_adv[idx], result.loss[idx] = x_adv, ev.loss
-        result.success[idx] = ev.success
-        if stop_on_success:
+            ev, grad = loss_and_grad(objective, x_adv, idx, eot_iter)
+        if stop_on_success and not drop_on_success:  # EOT: a later success replaces an earlier one
+            take = ev.success | ~result.success[idx]
+            rows = idx[take]
+            result.x_adv[rows], result.loss[rows], result.success[rows] = x_adv[take], ev.loss[take], ev.success[take]
+        else:
+            result.x_adv[idx], result.loss[idx] = x_adv, ev.loss
+            result.success[idx] = ev.success
+        if drop_on_success:
             keep = ~ev.success
             idx, x0, x_adv = idx[keep], x0[keep], x_adv[keep]
             if i < steps:
@@ -90,18 +106,21 @@ def pgd(
     seed: int | SampleSeeds = 0,
     *,
     stop_on_success: bool = True,
+    eot_iter: int = 1,
 ) -> Tensor:
     """Madry PGD against a classifier; returns x_adv like x.
 
     step_size defaults to 2.5 * eps / steps. With `target`, the loss is turned towards the
     target (ce -> -CE(target), dlr -> targeted DLR, cw -> CW margin) and success means the
     target is predicted. stop_on_success=False returns every sample's final iterate
-    (torchattacks.PGD's behaviour).
+    (torchattacks.PGD's behaviour). eot_iter > 1: gradients averaged over that many draws of
+    a randomised model (torchattacks.EOTPGD).
     """
     norm_ = check_norm(norm)
     eps = check_eps(eps, norm_)
     check_steps(steps)
     check_choice(loss, PGD_LOSSES, "loss")
+    check_eot_iter(eot_iter)
     if step_size is not None and not float(step_size) > 0:
         raise ValueError(f"step_size={step_size} must be > 0 (or None for 2.5 * eps / steps)")
     with attack_mode(model):
@@ -119,8 +138,8 @@ def pgd(
             t = check_target(target, y, clean.n_classes).to(x.device)
             objective = ClassifierObjective(model, y, loss_name, t, success="target")
         run = run_pgd(objective, x, eps=eps, norm=norm_, steps=steps, step_size=step_size,
-                      random_start=random_start, seed=seed, stop_on_success=stop_on_success,
-                      name=f"pgd-{loss}")
+                      random_start=random_start, seed=seed, eot_iter=eot_iter,
+                      stop_on_success=stop_on_success, name=f"pgd-{loss}")
     return run.x_adv
 
 
