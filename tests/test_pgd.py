@@ -23,9 +23,11 @@ def test_pgd_without_random_start_equals_torchattacks(request, victim, norm, eps
     theirs = _torchattacks(model, norm, eps, alpha, 10, False)(x, y)
     comparable = _gradient_not_vanishing(model, x, y) if norm == "l2" else torch.ones(len(y), dtype=torch.bool)
     assert comparable.float().mean() > 0.8
-    # Same algorithm: only float rounding of the projection may differ.
-    diff = (ours - theirs)[comparable].abs().max()
-    assert float(diff) < 1e-5, float(diff)
+    # Same algorithm: only float rounding may differ. torchattacks differentiates the batch-mean loss,
+    # we the per-sample sum, so a gradient component within rounding of 0 can take the other sign
+    # under L-inf and move its pixel by a step or two: allowed on at most 1 in 10^4 pixels.
+    differs = (ours - theirs)[comparable].abs() > 1e-5
+    assert float(differs.float().mean()) <= 1e-4, int(differs.sum())
     assert robust_acc(model, ours, y) == robust_acc(model, theirs, y)
 
 
