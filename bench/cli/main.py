@@ -10,12 +10,14 @@ import os
 import sys
 from pathlib import Path
 
+from bench import __version__
 from bench.cli import paper as commands_paper
-from bench.cli import reproduce, run_arguments
+from bench.api import run_arguments
+from bench.cli import reproduce
 from bench.cli import train as commands_train
 from bench.cli import world as commands_world
-from bench.cli.arguments import Parser, positive_int
-from bench.cli.run_arguments import EXAMPLES
+from benchutil.arguments import Parser, positive_int
+from bench.api.run_arguments import EXAMPLES
 from bench.report import leaderboard
 from benchutil.errors import BenchError
 from benchutil.fileio import is_disk_full
@@ -24,6 +26,7 @@ from benchutil.fileio import is_disk_full
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="bench", description="Adversarial robustness of CLIP encoders and the VLMs built on them.",
                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"robust-vlm-bench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     run_arguments.add_parser(sub)
@@ -57,11 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--encoders", default=None, help="only these encoders (comma-separated)")
             p.add_argument("--tasks", default=None,
                            help="only these task columns (comma-separated, e.g. tiny-shape,tiny-llava:tiny-vqa)")
-    site = sub.add_parser("site", help="a static leaderboard website (opens from file://, no server): sortable "
-                                       "table, a page per encoder and per run")
+    site = sub.add_parser("site", help="a static leaderboard website (opens from file://, no server): a ranked, "
+                                       "searchable table per threat, a page per encoder and per run")
     site.add_argument("results", nargs="+", type=Path, help="results folders, e.g. results/tiny/runs")
     site.add_argument("--out", type=Path, required=True, help="folder for index.html, encoders/, runs/")
     site.add_argument("--data-root", default=None, help="the paper suite's data (CIDEr intervals re-score references)")
+    site.add_argument("--audit", type=Path, action="append", default=None, metavar="REPORT",
+                      help="a `bench audit --out` report (.md or its .json); flags the encoders it warned about "
+                           "(repeatable)")
     aud = sub.add_parser("audit", help="gradient-masking checks per encoder and zero-shot task: eps, more "
                                       "iterations, black-box Square, transfer from clip, input gradients")
     aud.add_argument("results", type=Path, help="a results folder, e.g. results/tiny/runs")
@@ -117,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "run":
                 commands.run_command(args, bench_home())
             else:
-                commands.list_command(args.what, args.suite)
+                from bench.cli.listing import list_command
+
+                list_command(args.what, args.suite)
         elif args.command == "data":
             commands_world.data_command(args)
         elif args.command == "train":
@@ -145,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "site":
             from bench.report.site import site_command
 
-            site_command(args.results, args.out, args.data_root)
+            site_command(args.results, args.out, args.data_root, args.audit)
     except BrokenPipeError:  # `bench leaderboard ... | head`: the reader has what it wanted (before
         # `except Exception`, which would otherwise catch it: BrokenPipeError is an OSError)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit

@@ -12,8 +12,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from attacks.table import TABLE, AttackEntry, check_arguments, lookup
+from attacks.core_registry import core
+from attacks.ensemble import ENSEMBLE
+from attacks.table import ALIASES, TABLE, AttackEntry, check_arguments
 from benchutil.errors import BenchError, unknown
+from benchutil.plugins import Plugin, load_on_first_use
+from benchutil.registry import BUILT_IN, Registry
 
 TORCHATTACKS = "torchattacks:"
 
@@ -66,16 +70,51 @@ def _torchattacks_entry(class_name: str) -> AttackEntry:
                        external=run, external_parameters=parameters)
 
 
+GOALS = ("ce", "dlr", "cw")  # the losses a Member may name (attacks.table)
+
+
+def _add_plugin_attack(entry: Any, plugin: Plugin) -> None:
+    """A `robust_vlm_bench.attacks` entry point names an AttackEntry; its cores and losses are checked
+    now, so a broken plugin is refused by name before any run starts."""
+    if not isinstance(entry, AttackEntry):
+        raise plugin.error(f"names an object of type {type(entry).__name__!r}, not an attacks.table.AttackEntry",
+                           "point it at one")
+    if entry.name.startswith(TORCHATTACKS):
+        raise plugin.error(f"names its attack {entry.name!r}: the {TORCHATTACKS} prefix is reserved", "rename it")
+    built_in_members = {m.name: m for e in TABLE.values() for m in e.members}
+    for member in entry.members:
+        # On classifiers a member named like one of attacks.ensemble's routines runs that routine.
+        if member.name in ENSEMBLE and built_in_members.get(member.name) != member:
+            raise plugin.error(f"names a member {member.name!r}, the name of a built-in routine that would run "
+                               "instead of its core", "rename the member")
+        if member.loss not in GOALS:
+            raise plugin.error(f"gives member {member.name!r} the loss {member.loss!r}",
+                               f"use one of {', '.join(GOALS)}")
+        try:
+            core(member.core)
+        except KeyError:
+            raise plugin.error(f"uses the attack core {member.core!r}, which nothing registers",
+                               "register it with @register_core in its module, or use apgd, pgd or cw") from None
+    ATTACKS.add(entry.name, entry, entry.about)
+
+
+def _attacks() -> Registry[AttackEntry]:
+    """attacks.table's entries and AutoAttack, then (on first use) every installed plugin's."""
+    registry: Registry[AttackEntry] = Registry("attack")
+    for entry in (*TABLE.values(), AUTOATTACK):
+        registry.add(entry.name, entry, entry.about, tuple(a for a, target in ALIASES.items() if target == entry.name))
+    load_on_first_use("attacks", [registry], _add_plugin_attack)
+    return registry
+
+
+ATTACKS = _attacks()
+
+
 def resolve_attack(name: str) -> AttackEntry:
     """The entry `--attack name` means; an unknown name is one line with the closest match."""
     if name.startswith(TORCHATTACKS):
         return _torchattacks_entry(name.removeprefix(TORCHATTACKS))
-    if name == AUTOATTACK.name:
-        return AUTOATTACK
-    entry = lookup(name)
-    if entry is None:
-        raise unknown("attack", name, [*TABLE, AUTOATTACK.name, "apgd-ce"], " (bench list attacks)")
-    return entry
+    return ATTACKS.get(name).value
 
 
 def checked_arguments(entry: AttackEntry, args: dict[str, Any]) -> dict[str, Any]:
@@ -85,8 +124,9 @@ def checked_arguments(entry: AttackEntry, args: dict[str, Any]) -> dict[str, Any
         raise BenchError(str(err)) from None
 
 
-def listing() -> list[tuple[str, str]]:
-    """(name, what it is) for `bench list attacks`."""
-    rows = [(e.name, e.about) for e in TABLE.values()] + [(AUTOATTACK.name, AUTOATTACK.about)]
+def listing() -> list[tuple[str, str, str]]:
+    """(name, what it is, where it comes from) for `bench list attacks`."""
+    rows = [(e.name, e.provenance + "".join(f" (alias: {a})" for a in ATTACKS.aliases_of(e.name)), e.origin)
+            for e in ATTACKS]
     return rows + [(f"{TORCHATTACKS}<Name>", "any torchattacks attack by class name; arguments via --attack-args "
-                    "(classifiers only)")]
+                    "(classifiers only)", BUILT_IN)]
