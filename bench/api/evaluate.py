@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from attacks.table import TABLE, AttackEntry
-from bench.encoders.base import Encoder
+from bench.encoders.base import Encoder, check_patch_tokens
 from bench.encoders.load import SOURCE_PREFIXES, EncoderSpec, build_encoder
 from bench.encoders.weights import check_readable
 from bench.run.attack_names import checked_arguments, resolve_attack
@@ -39,6 +39,7 @@ from benchutil.arguments import parse_attack_args
 from benchutil.errors import BenchError
 from tasks.base import AttackSettings, Task
 from tasks.classifier import LabelledClassifier
+from tasks.text_threat import check_domain
 from tasks.vlm_task import VLMTask
 
 
@@ -99,6 +100,7 @@ class LoadedModels:
 
     def vlm(self) -> torch.nn.Module:
         if self._vlm is None:
+            check_patch_tokens(self.encoder, f"--vlm {self.vlm_name}")
             earlier = self._loaded.get(self.vlm_name)
             self._vlm = earlier.with_encoder(self.encoder) if earlier is not None else load_vlm(
                 self.vlm_name, self._suite.vlms(), self.encoder, self._device)
@@ -112,6 +114,7 @@ def _check_attack(tasks: list[Task], entry: AttackEntry, args: argparse.Namespac
                            protocol=args.protocol or get_suite(args.suite).default_protocol)
     for task in tasks:
         try:
+            check_domain(task, entry, args.norm)  # pixel attacks on images, text attacks on sentences
             task.check_attack(probe)
         except ValueError as err:
             raise BenchError(str(err)) from None
@@ -186,7 +189,7 @@ def prepare(args: argparse.Namespace, home: Path, given: Mapping[str, torch.nn.M
     """
     given = dict(given or {})
     suite = get_suite(args.suite)
-    eps_values = parse_eps_list(args.eps)
+    eps_values = parse_eps_list(args.eps, args.norm)
     encoders = split_names(args.encoder, "encoder")
     task_names = expand_tasks(suite, split_names(args.task, "task") if args.task else None)
     entry = resolve_attack(args.attack)

@@ -11,6 +11,7 @@ from benchutil.arguments import (
     worker_count,
 )
 from tasks.protocols import VLM_PROTOCOLS
+from tasks.text_threat import LEVENSHTEIN
 
 EXAMPLES = """examples:
   bench run --encoder clip --attack aa --eps 0,2/255,4/255 --task imagenet --data-root /data
@@ -78,13 +79,17 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
                           "its text tower completes the checkpoint, e.g. --base clip")
     run.add_argument("--task", default=None, help="comma list of datasets (bench list tasks) or folder:PATH")
     run.add_argument("--attack", default="aa",
-                     help="aa | apgd | apgd-t | apgd-dlr | pgd | cw | none | autoattack | torchattacks:<Name> "
-                          "(bench list attacks); every one but the last two works on every task")
+                     help="aa | aa-rand | apgd | apgd-t | apgd-dlr | pgd | cw | none | autoattack | "
+                          "torchattacks:<Name> | charmer (bench list attacks, plugins included); the pixel attacks "
+                          "but the last three work on every image task, charmer on text tasks")
     run.add_argument("--attack-args", default="{}",
                      help='the attack core\'s optional arguments as JSON, e.g. \'{"restarts": 5}\' (apgd), '
                           '\'{"step_size": 0.001}\' (pgd), \'{"kappa": 5}\' (cw); unknown keys are refused')
-    run.add_argument("--eps", default="0,4/255", help="comma list: 0 = clean, 4/255 or 0.0157 (pixel units)")
-    run.add_argument("--norm", default="linf", choices=["linf", "l2"])
+    run.add_argument("--eps", default="0,4/255", help="comma list: 0 = clean, 4/255 or 0.0157 (pixel units); "
+                                                       "under --norm levenshtein k character edits, e.g. 0,1,2")
+    run.add_argument("--norm", default="linf", choices=["linf", "l2", LEVENSHTEIN],
+                     help="the threat model: linf / l2 balls on pixels, or levenshtein (at most k character edits "
+                          "of a sentence: text tasks, --attack charmer)")
     run.add_argument("--steps", type=positive_int, default=None,
                      help="attack iterations (default 100; 10000 for --target under --protocol robustvlm)")
     run.add_argument("--n-samples", type=positive_int, default=None,

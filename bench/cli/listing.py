@@ -13,9 +13,10 @@ from benchutil.registry import BUILT_IN, Registry
 # Names that are patterns, not registry entries: (what, name, description).
 PATTERNS = {
     "tasks": [("folder:PATH", "any image folder PATH/<class>/<image> (+ classnames.txt, templates.txt)"),
-              ("all", "every task above (classification, captioning, VQA and retrieval) but the text tasks, "
-                      "which take --attack charmer: name those one by one")],
-    "vlms": [("llava:PATH", "any LLaVA-1.5 checkpoint in the llava-hf format (folder or hub id)")],
+              ("all", ("every task above (classification, captioning, VQA and retrieval) but the text tasks, "
+                       "which take --attack charmer: name those one by one"))],
+    "vlms": [("llava:PATH[@BASE]", "any LLaVA-1.5 checkpoint, llava-hf or LLaVA's original format, merged or "
+                                   "LoRA over BASE (folder or hub id)")],
 }
 
 

@@ -1,4 +1,5 @@
-"""Encoders: open_clip models in pixel space, loaded from any source with provenance, and their weights.
+"""Encoders: CLIP models (open_clip, or transformers CLIPModel) in pixel space, loaded from any source with
+provenance, and their weights.
 The bottom layer of bench: imports only benchutil (other packages register with it, bench.tiny).
 """
 from bench.encoders.base import Encoder, Provenance

@@ -1,4 +1,5 @@
-"""The Encoder: an open_clip model in pixel space, with its provenance."""
+"""The Encoder: an open_clip model (or a transformers CLIPModel behind open_clip's interface,
+bench/encoders/hf_clip.py) in pixel space, with its provenance."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -7,6 +8,8 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from benchutil.errors import BenchError
 
 
 @dataclass(frozen=True)
@@ -18,9 +21,15 @@ class Provenance:
     source: str  # e.g. open_clip:ViT-L-14/openai, hf-hub:chs20/fare4-clip, file:path
     sha256: str  # of the weight file(s) loaded, '+'-joined for base + vision
     quick_gelu: bool
+    # sha256 of the downloaded files of url: sources ('+'-joined), whether pinned or not; recorded
+    # only where there are such files, so every other record keeps its shape
+    file_sha256: str = ""
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        fields = asdict(self)
+        if not self.file_sha256:
+            del fields["file_sha256"]
+        return fields
 
 
 class Encoder(nn.Module):
@@ -53,3 +62,14 @@ class Encoder(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.encode_image(x)
+
+
+def check_patch_tokens(encoder: nn.Module, purpose: str) -> None:
+    """VLMs read the patch tokens of an open_clip ViT tower (bench.vlm): a ConvNeXt or a
+    transformers CLIP tower has none, which is one line here instead of an AttributeError there."""
+    visual = getattr(encoder, "visual", None)
+    if not (hasattr(visual, "transformer") and hasattr(visual, "forward_intermediates")):
+        provenance = getattr(encoder, "provenance", None)
+        which = f"{provenance.name} ({provenance.architecture})" if provenance is not None else "this encoder"
+        raise BenchError(f"{purpose} reads the patch tokens of an open_clip ViT vision tower, and {which} has "
+                         "none; evaluate it on classification or retrieval tasks, or give an open_clip ViT")

@@ -1,13 +1,22 @@
 """load_encoder: every way of naming weights resolves here to one Encoder with provenance.
 
 Sources (the `source` strings of EncoderSpec):
-  open_clip:ARCH/TAG    an open_clip pretrained tag (ViT-B-32/laion2b_s34b_b79k)
-  hf-hub:ORG/NAME       a full open_clip model on the Hugging Face hub (chs20/fare4-clip)
+  open_clip:ARCH/TAG    an open_clip pretrained tag (ViT-B-32/laion2b_s34b_b79k, ViT-L-14-336/openai)
+  hf-hub:ORG/NAME       a full open_clip model on the Hugging Face hub (chs20/fare4-clip; ConvNeXt
+                        towers too: chs20/FARE4-convnext_base_w-laion2B-s13B-b82K-augreg)
   hf-file:ORG/NAME/FILE a single file on the hub (hossainzarif19/SimCLIP/simclip4.pt)
+  hf-clip:ORG/NAME      a transformers CLIPModel on the hub (LEAF-CLIP/CLIP-ViT-L-FARE2); a local
+                        save_pretrained folder (config.json with model_type 'clip') is one too.
+                        Preprocessing and tokenizer: the folder's, else EncoderSpec.processor_base's
+                        (default 'openai': OpenAI CLIP's mean/std and BPE) -- bench/encoders/hf_clip.py
+  url:https://HOST/FILE a file downloaded once into $BENCH_HOME/downloads; EncoderSpec.sha256 pins
+                        its sha256 (checked after the download and on every use)
   a local path          .safetensors or a .pt/.pth/.bin state dict (full model, or a vision
                         tower loaded into .visual like RobustVLM / Sim-CLIP checkpoints)
   tiny:NAME             a file shipped in bench/tiny/weights (the tiny zoo: tiny:clip)
   random                random initialisation (tests, smoke runs)
+A file source followed by #KEY names the state dict under KEY of a training dict (QT-AFT:
+hf-file:futakw/clip-qt-aft/CLIP-ViT-B-16_QTAFT_eps4.pt#vision_encoder_state_dict, x.pt#KEY).
 """
 from __future__ import annotations
 
@@ -24,10 +33,19 @@ import torch
 from torch import Tensor, nn
 
 from bench.encoders.base import Encoder, Provenance
+from bench.encoders.download import URL_PREFIX, check_pin, fetch_url, url_of
+from bench.encoders.hf_clip import (
+    HF_CLIP_PREFIX,
+    build_hf_clip,
+    is_hf_clip_folder,
+    model_folder,
+)
 from bench.encoders.weights import (
     hub_file,
     read_state_dict,
     safetensors_metadata,
+    split_key,
+    state_sha256,
     weights_sha256,
 )
 from benchutil.errors import BenchError
@@ -65,14 +83,22 @@ DEFAULT_STD = open_clip.OPENAI_DATASET_STD
 
 @dataclass(frozen=True)
 class EncoderSpec:
-    architecture: str  # open_clip model config name
+    architecture: str  # open_clip model config name (hf-clip:NAME_OR_PATH for transformers CLIPModels)
     base: str  # source of the full model (both towers)
     vision: str | None = None  # optional source of a vision-tower state dict replacing .visual
     quick_gelu: bool = False
+    # The sha256 (hex) of the file a url: source downloads; with url: base and vision, both, '+'-joined
+    sha256: str | None = None
+    # hf-clip only: where preprocessing and tokenizer come from when the model folder has none
+    # ('openai' when None; or hf-clip:ORG/NAME, or a folder): LEAF's README names openai/clip-vit-large-patch14
+    processor_base: str | None = None
 
 
-def _fetch(source: str) -> Path:
-    """Local path of a weight file named by a source string (downloads via the hub cache)."""
+def _fetch(source: str, pin: str | None = None) -> Path:
+    """Local path of a weight file named by a source string without #KEY (downloads via the hub
+    cache; url: sources into the bench cache, checked against `pin`)."""
+    if source.startswith(URL_PREFIX):
+        return fetch_url(source, pin)[0]
     if source.startswith("hf-file:"):
         return hub_file(*hf_file_parts(source))
     if source.startswith("hf-hub:"):
@@ -98,7 +124,8 @@ def _existing_file(source: str) -> Path:
     """A local checkpoint path, expanded ('~'), that names a file."""
     path = user_path(source, "checkpoint")
     if path.is_dir():
-        raise BenchError(f"checkpoint {path} is a folder; give the weight file in it (.safetensors, .pt, .pth, .bin)")
+        raise BenchError(f"checkpoint {path} is a folder; give the weight file in it (.safetensors, .pt, .pth, "
+                         ".bin), or a transformers CLIPModel folder (config.json with model_type 'clip')")
     if not path.is_file():
         raise BenchError(f"checkpoint {path} does not exist; check the path (or bench list encoders for zoo names)")
     return path
@@ -143,9 +170,22 @@ def tiny_name(source: str) -> str:
     return name
 
 
+def hf_clip_repo(source: str) -> str:
+    """'hf-clip:ORG/NAME' -> 'ORG/NAME', checked before any hub call."""
+    parts = source.removeprefix(HF_CLIP_PREFIX).split("/")
+    if len(parts) != 2 or not all(_hub_part(p) for p in parts):
+        raise _malformed(source, "hf-clip:ORG/NAME", "hf-clip:LEAF-CLIP/CLIP-ViT-L-FARE2")
+    return "/".join(parts)
+
+
 def check_source_form(source: str) -> None:
     """Refuse a prefixed source whose shape is wrong, before anything is fetched or read."""
-    checks = {"hf-hub:": hf_hub_repo, "hf-file:": hf_file_parts, "tiny:": tiny_name, "open_clip:": _open_clip_parts}
+    if source.startswith((HF_CLIP_PREFIX, "hf-hub:", "open_clip:")) and "#" in source:
+        raise BenchError(f"{source!r}: #KEY names an entry of one weight file (hf-file:, url:, a path); "
+                         "a whole model has none")
+    source = split_key(source)[0]
+    checks = {"hf-hub:": hf_hub_repo, "hf-file:": hf_file_parts, "tiny:": tiny_name, "open_clip:": _open_clip_parts,
+              HF_CLIP_PREFIX: hf_clip_repo, URL_PREFIX: url_of}
     for prefix, check in checks.items():
         if source.startswith(prefix):
             check(source)
@@ -178,14 +218,19 @@ def _split_open_clip(source: str) -> tuple[str, str]:
     return arch, tag
 
 
-SOURCE_PREFIXES = ("open_clip:", "hf-hub:", "hf-file:", "tiny:")
+SOURCE_PREFIXES = ("open_clip:", "hf-hub:", "hf-file:", "tiny:", HF_CLIP_PREFIX, URL_PREFIX)
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 
 
 def is_source(name: str) -> bool:
     """A name that denotes weights directly (not a zoo entry): a prefixed source or a path."""
     return name.startswith(SOURCE_PREFIXES) or any(sep in name for sep in ("/", "\\")) or name.endswith(
-        CHECKPOINT_SUFFIXES)
+        CHECKPOINT_SUFFIXES) or split_key(name)[0].endswith(CHECKPOINT_SUFFIXES) or is_hf_clip_folder(Path(name))
+
+
+def is_hf_clip(spec: EncoderSpec) -> bool:
+    """A spec of a transformers CLIPModel (hf-clip:ORG/NAME or a local folder), built by hf_clip."""
+    return spec.architecture.startswith(HF_CLIP_PREFIX) or spec.base.startswith(HF_CLIP_PREFIX)
 
 
 def spec_for_source(source: str, architecture: str | None = None) -> EncoderSpec:
@@ -198,10 +243,20 @@ def spec_for_source(source: str, architecture: str | None = None) -> EncoderSpec
     if source.startswith("hf-hub:"):
         hub_file(hf_hub_repo(source), "open_clip_config.json")  # fail fast when unavailable
         return EncoderSpec(architecture=architecture or source, base=source)
-    prefixed = source.startswith(("tiny:", "hf-file:"))
-    path = _fetch(source)
+    folder = user_path(source, "checkpoint")
+    if source.startswith(HF_CLIP_PREFIX) or is_hf_clip_folder(folder):
+        if architecture is not None:
+            raise BenchError(f"--arch and --base do not apply to {source}: a transformers CLIPModel carries both "
+                             "towers and its config.json says their architecture; drop them")
+        if source.startswith(HF_CLIP_PREFIX):
+            model_folder(source)  # fail fast when unavailable (and cache it for the build)
+            return EncoderSpec(f"{HF_CLIP_PREFIX}{hf_clip_repo(source)}", source)
+        return EncoderSpec(f"{HF_CLIP_PREFIX}{folder}", str(folder))
+    file, key = split_key(source)
+    prefixed = file.startswith(("tiny:", "hf-file:", URL_PREFIX))
+    path = _fetch(file)
     # A prefixed source stays as written: provenance then names it the same on every machine.
-    source = source if prefixed else str(path)
+    source = source if prefixed else str(path) + (f"#{key}" if key is not None else "")
     meta = {**_card_next_to(path), **safetensors_metadata(path)}
     arch = architecture or meta.get("architecture")
     if not arch:
@@ -254,41 +309,90 @@ def _load_into(module: nn.Module, state: dict[str, Tensor], path: str, what: str
     module.load_state_dict(state, strict=True)
 
 
+def _pins(spec: EncoderSpec) -> dict[str, str | None]:
+    """Each url: source of the spec -> the sha256 its file must have (spec.sha256, '+'-joined in
+    base, vision order), or None where the spec pins nothing."""
+    urls = [s for s in (spec.base, spec.vision) if s is not None and s.startswith(URL_PREFIX)]
+    if spec.sha256 is None:
+        return {url: None for url in urls}
+    pins = spec.sha256.split("+")
+    if len(pins) != len(urls):
+        raise BenchError(f"the encoder pins {len(pins)} sha256 for {len(urls)} url: sources; sha256 pins the files "
+                         "of url: sources, one hex digest each ('+'-joined for base and vision)")
+    return {url: check_pin(pin) for url, pin in zip(urls, pins)}
+
+
+@dataclass(frozen=True)
+class _Weights:
+    path: Path
+    key: str | None  # the entry of a training dict (SOURCE#KEY)
+    file_sha256: str | None  # of a url: download
+
+
+def _weights(source: str, pins: dict[str, str | None]) -> _Weights:
+    """A source's local file, its #KEY, and (url: sources) the downloaded file's sha256."""
+    file, key = split_key(source)
+    if file.startswith(URL_PREFIX):
+        path, digest = fetch_url(file, pins.get(source))
+        return _Weights(path, key, digest)
+    return _Weights(_fetch(file), key, None)
+
+
+def _identity(weights: _Weights, state: dict[str, Tensor]) -> str:
+    """weights_sha256 of the file, or of the state dict under its key (read already: no second read)."""
+    return weights_sha256(weights.path) if weights.key is None else state_sha256(state)
+
+
 def build_encoder(spec: EncoderSpec, name: str, device: str | torch.device = "cpu") -> Encoder:
-    """Create the open_clip model of spec.architecture and load the weights the spec names."""
+    """Create the open_clip model of spec.architecture and load the weights the spec names
+    (a transformers CLIPModel for hf-clip specs)."""
+    if is_hf_clip(spec):
+        if spec.sha256 is not None:
+            raise BenchError("sha256 pins url: files; an hf-clip model comes from the hub or a folder")
+        base = spec.base if spec.base.startswith(HF_CLIP_PREFIX) else str(user_path(spec.base, "checkpoint"))
+        return build_hf_clip(base, spec.processor_base, name, spec.vision).to(device).eval()
+    if spec.processor_base is not None:
+        raise BenchError(f"processor_base applies to hf-clip models; {spec.architecture} is an open_clip model "
+                         "(its config gives the preprocessing)")
     hub_config = spec.architecture.startswith("hf-hub:")
     if not hub_config and spec.architecture not in open_clip.list_models():
         raise BenchError(f"unknown open_clip architecture {spec.architecture!r}; see open_clip.list_models()")
     if hub_config:  # the config comes from the hub (cached by spec_for_source / _fetch)
         hub_file(hf_hub_repo(spec.architecture), "open_clip_config.json")
     # Fetch before building: a missing download fails in a second, not after a ViT-L is built.
-    base_path = None if spec.base == "random" else _fetch(spec.base)
-    vision_path = None if spec.vision is None else _fetch(spec.vision)
+    pins = _pins(spec)
+    base_weights = None if spec.base == "random" else _weights(spec.base, pins)
+    vision_weights = None if spec.vision is None else _weights(spec.vision, pins)
     with _quiet_random_init():  # the weights are loaded just below: open_clip's warning would be false
         model = open_clip.create_model(spec.architecture, pretrained=None, load_weights=False,
                                        force_quick_gelu=spec.quick_gelu)
     hashes = []
-    if base_path is not None:
-        state = read_state_dict(base_path)
+    if base_weights is not None:
+        base_path = base_weights.path
+        state = read_state_dict(base_path, base_weights.key)
         if not any(k.startswith(("visual.", "module.visual.")) for k in state):
             # FARE / TeCoA / Sim-CLIP publish the vision tower alone: its text tower would stay random.
             raise BenchError(f"checkpoint {base_path} holds only a vision tower and names no base model for the text "
                              "tower; pass --base NAME (the model it was fine-tuned from, e.g. --base clip or "
                              "--base open_clip:ViT-L-14/openai)")
         _load_into(model, state, str(base_path), spec.architecture)
-        hashes.append(weights_sha256(base_path))
-    if vision_path is not None:
-        state = read_state_dict(vision_path)
+        hashes.append(_identity(base_weights, state))
+    if vision_weights is not None:
+        vision_path = vision_weights.path
+        state = read_state_dict(vision_path, vision_weights.key)
+        hashes.append(_identity(vision_weights, state))
+        state = {k.removeprefix("module."): v for k, v in state.items()}
         if any(k.startswith("visual.") for k in state):  # a full model file: take its vision tower
             state = {k.removeprefix("visual."): v for k, v in state.items() if k.startswith("visual.")}
         _load_into(model.visual, state, str(vision_path), f"the vision tower of {spec.architecture}")
-        hashes.append(weights_sha256(vision_path))
     preprocess = model.visual.preprocess_cfg if hasattr(model.visual, "preprocess_cfg") else {}
     size = model.visual.image_size
     image_size = size[0] if isinstance(size, (tuple, list)) else int(size)
+    downloads = [w.file_sha256 for w in (base_weights, vision_weights) if w is not None and w.file_sha256]
     provenance = Provenance(name=name, architecture=spec.architecture,
                             source=spec.base if spec.vision is None else f"{spec.base} + {spec.vision}",
-                            sha256="+".join(hashes) or "random", quick_gelu=spec.quick_gelu)
+                            sha256="+".join(hashes) or "random", quick_gelu=spec.quick_gelu,
+                            file_sha256="+".join(downloads))
     encoder = Encoder(model, _tokenizer(spec.architecture), image_size,
                       tuple(preprocess.get("mean", DEFAULT_MEAN)), tuple(preprocess.get("std", DEFAULT_STD)),
                       provenance)
@@ -323,5 +427,8 @@ def with_architecture(spec: EncoderSpec, architecture: str | None) -> EncoderSpe
 
 def with_base(spec: EncoderSpec, base: EncoderSpec) -> EncoderSpec:
     """A checkpoint's weights on top of `base`: base's full model, the checkpoint's vision tower."""
+    if is_hf_clip(spec) or is_hf_clip(base):
+        raise BenchError("--base puts a vision tower into an open_clip model; a transformers CLIPModel (hf-clip) "
+                         "carries both towers and takes none: drop --base")
     vision = spec.vision or spec.base
     return replace(spec, base=base.base, vision=vision, quick_gelu=spec.quick_gelu or base.quick_gelu)

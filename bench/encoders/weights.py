@@ -1,11 +1,14 @@
-"""Fetching and reading weight files: hub downloads that fail fast, hashes, safe unpickling."""
+"""Fetching and reading weight files: hub downloads that fail fast, hashes, safe unpickling.
+
+A weight file may be a training dict whose state dict sits under one key (QT-AFT / TeCoA save
+{'vision_encoder_state_dict': ..., 'optimizer': ...}): callers name it FILE#KEY (split_key)."""
 from __future__ import annotations
 
 import hashlib
 import json
 import os
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import torch
@@ -30,11 +33,32 @@ _DTYPE_NAMES = {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16"
                 torch.bool: "BOOL"}
 
 
-def weights_sha256(path: Path) -> str:
+def split_key(source: str) -> tuple[str, str | None]:
+    """'FILE#KEY' -> ('FILE', 'KEY'); anything else -> (source, None). A local file whose own
+    name holds a '#' stays that file; KEY is one entry name (no '/')."""
+    head, sep, key = source.rpartition("#")
+    if not sep or not head or "/" in key or "\\" in key or _is_existing_file(source):
+        return source, None
+    if not key:
+        raise BenchError(f"nothing after '#' in {source!r}: write SOURCE#KEY, e.g. x.pt#vision_encoder_state_dict")
+    return head, key
+
+
+def _is_existing_file(text: str) -> bool:
+    try:
+        return Path(text).expanduser().is_file()
+    except (RuntimeError, OSError):  # '~nosuchuser', a name too long: not a local file
+        return False
+
+
+def weights_sha256(path: Path, key: str | None = None) -> str:
     """The identity of a checkpoint's weights: sha256 over its sorted metadata and, per tensor in
     name order, its name, dtype, shape and bytes. Unlike the file's sha256 it does not depend
     on how the writer ordered the header (safetensors writes metadata in a random order), so
-    bit-identical weights always get one identity (runs, head cache, cards)."""
+    bit-identical weights always get one identity (runs, head cache, cards). With `key`, the
+    identity of the state dict under that key of a training dict."""
+    if key is not None:
+        return state_sha256(read_state_dict(path, key))
     digest = hashlib.sha256()
     if path.suffix == ".safetensors":
         with open(path, "rb") as f:  # streamed tensor by tensor: a 7B shard is never held in memory
@@ -100,22 +124,86 @@ def hub_file(repo: str, filename: str) -> Path:
         ) from None
 
 
-def read_state_dict(path: Path) -> dict[str, Tensor]:
+def hub_folder(repo: str, patterns: list[str], complete: Callable[[Path], bool]) -> Path:
+    """The files of a hub repository that match `patterns`, as one local snapshot folder: the
+    cached snapshot when `complete` accepts it, else one short download (one clear line on failure)."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        cached = Path(snapshot_download(repo, allow_patterns=patterns, local_files_only=True))
+        if complete(cached):
+            return cached
+    except Exception:  # not cached (or partly): download below
+        pass
+    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "5")
+    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
+    try:
+        folder = Path(snapshot_download(repo, allow_patterns=patterns))
+    except Exception as err:  # network, offline mode, missing repo: all mean "not available here"
+        raise BenchError(f"model {repo} is not available ({type(err).__name__}); it comes from "
+                         f"https://huggingface.co/{repo}; {OFFLINE_HINT}") from None
+    if not complete(folder):
+        raise BenchError(f"model {repo} on the hub lacks the files expected ({', '.join(patterns)}); check the name "
+                         f"at https://huggingface.co/{repo}")
+    return folder
+
+
+def read_state_dict(path: Path, key: str | None = None) -> dict[str, Tensor]:
     """A state dict from .safetensors or a pickle (.pt/.pth/.bin), never running code; its keys
-    are strings and its floating tensors finite (checked once per file and process)."""
+    are strings and its floating tensors finite (checked once per file, key and process).
+    key: the entry of a training dict that holds the state dict (FILE#KEY)."""
     if not path.is_file():
         raise BenchError(f"checkpoint {path} does not exist; check the path")
-    state = _unwrap(_load(path, mmap=False), path)
-    _check_contents(path, state.items())
+    loaded = _load(path, mmap=False)
+    state = _unwrap(loaded if key is None else _entry(loaded, key, path), path)
+    _check_contents(path, state.items(), key)
     return state
+
+
+def _entry(loaded: object, key: str, path: Path) -> object:
+    """loaded[key] of a training dict, or one line naming the keys it has."""
+    if not isinstance(loaded, dict):
+        raise BenchError(f"checkpoint {path} is not a dict of entries, so it has no {key!r}; drop '#{key}'")
+    if key not in loaded:
+        present = ", ".join(sorted(map(str, loaded))[:20]) or "none"
+        raise BenchError(f"checkpoint {path} has no entry {key!r}; its entries: {present}; write {path}#ONE_OF_THEM")
+    return loaded[key]
+
+
+# Transformers model folders (save_pretrained): one file, or shards listed by an index.json.
+TRANSFORMERS_WEIGHTS = ("model.safetensors", "model-*-of-*.safetensors", "pytorch_model.bin",
+                        "pytorch_model-*-of-*.bin")
+
+
+def transformers_weight_files(folder: Path) -> list[Path]:
+    """The weight files of a save_pretrained folder, safetensors preferred (as transformers loads)."""
+    for patterns in (TRANSFORMERS_WEIGHTS[:2], TRANSFORMERS_WEIGHTS[2:]):
+        files = sorted({f for pattern in patterns for f in folder.glob(pattern) if f.is_file()})
+        if files:
+            return files
+    return []
 
 
 def check_readable(path: Path) -> None:
     """Read every tensor of a checkpoint, one at a time (safetensors) or memory-mapped (pickle),
     and check it as loading will: a broken file, or broken weights (NaN), are named before any
-    run starts. The pages read stay in the OS cache, so the later load costs little more."""
+    run starts. The pages read stay in the OS cache, so the later load costs little more.
+    path may be FILE#KEY (a training dict's entry) or a transformers model folder."""
+    if path.is_dir():
+        files = transformers_weight_files(path)
+        if not files:
+            raise BenchError(f"folder {path} holds no model weights (model.safetensors or pytorch_model.bin); "
+                             "give a save_pretrained folder or a weight file")
+        for file in files:
+            check_readable(file)
+        return
+    name, key = split_key(str(path))
+    path = Path(name)
     if not path.is_file():
         raise BenchError(f"checkpoint {path} does not exist; check the path")
+    if key is not None:
+        read_state_dict(path, key)  # a training dict is read whole: its entries are not mapped one by one
+        return
     if _fingerprint(path) in _CHECKED:
         return
     if path.suffix == ".safetensors":
@@ -160,22 +248,23 @@ def _unwrap(state: object, path: Path) -> dict[str, Tensor]:
     return state
 
 
-# (path, size, mtime) of the files whose contents passed _check_contents in this process
-_CHECKED: set[tuple[str, int, int]] = set()
+# (path, size, mtime, key) of the files (or a training dict's entries) whose contents passed
+# _check_contents in this process
+_CHECKED: set[tuple[str, int, int, str | None]] = set()
 
 
-def _fingerprint(path: Path) -> tuple[str, int, int]:
+def _fingerprint(path: Path, key: str | None = None) -> tuple[str, int, int, str | None]:
     stat = path.stat()
-    return str(path.resolve()), stat.st_size, stat.st_mtime_ns
+    return str(path.resolve()), stat.st_size, stat.st_mtime_ns, key
 
 
-def _check_contents(path: Path, items: Iterable[tuple[object, Tensor]]) -> None:
+def _check_contents(path: Path, items: Iterable[tuple[object, Tensor]], entry: str | None = None) -> None:
     """String keys and finite floating tensors, or one line naming the first bad entry.
 
     A NaN weight makes every embedding NaN: every prediction is then the same class and an
     attack 'succeeds' or 'fails' for no reason, so such numbers must never be recorded. One
     isfinite pass per tensor, once per file (a file already checked is skipped)."""
-    fingerprint = _fingerprint(path)
+    fingerprint = _fingerprint(path, entry)
     if fingerprint in _CHECKED:
         return
     count = 0

@@ -74,6 +74,15 @@ def zoo_description(encoder: str, provenance: dict[str, Any]) -> str | None:
     return None
 
 
+def zoo_card(encoder: str, provenance: dict[str, Any]) -> Any:
+    """The paper zoo's card of `encoder` (bench.encoders.zoo.PAPER_CARDS) when the run's weights are
+    that entry's; None otherwise."""
+    from bench.encoders.zoo import PAPER_CARDS
+
+    card = PAPER_CARDS.get(encoder)
+    return card if card is not None and zoo_description(encoder, provenance) is not None else None
+
+
 def _method_in(description: str) -> str | None:
     """The training method a zoo description names: the robust fine-tunes' paper names, else CLIP."""
     from bench.tiny.suite import ROBUST_METHODS
@@ -89,6 +98,9 @@ def encoder_facts(encoder: str, provenance: dict[str, Any]) -> EncoderFacts:
     method = eps = None
     if card:
         method, eps = card.get("method"), card.get("eps_label")
+    elif zoo_card(encoder, provenance) is not None:  # the paper zoo's card says it outright
+        zoo = zoo_card(encoder, provenance)
+        method, eps = zoo.method, zoo.eps
     else:
         description = zoo_description(encoder, provenance)
         if description:

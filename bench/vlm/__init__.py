@@ -27,7 +27,8 @@ def paper_vlms() -> Registry[VLMSpec]:
 
 
 def load_vlm(name: str, registry: Registry[VLMSpec], encoder: nn.Module, device: str) -> ProjectedVLM:
-    """A registered VLM, or `llava:PATH_OR_HUB_ID` for any checkpoint in the llava-hf format."""
+    """A registered VLM, or `llava:PATH_OR_HUB_ID[@BASE]` for a checkpoint in the llava-hf format or
+    LLaVA's original one (merged, or LoRA over BASE: bench/vlm/llava_original.py)."""
     if name.startswith(LLAVA_PREFIX):
         return load_llava(encoder, name.removeprefix(LLAVA_PREFIX), device, name)
     entry = registry.get(name)

@@ -28,10 +28,11 @@ _REGISTRIES: dict[str, Registry[VLMSpec]] = {suite: Registry("vlm") for suite in
 _discovered = False
 
 
-def register_vlm(name: str, suite: str, about: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def register_vlm(name: str, suite: str, about: str,
+                 aliases: tuple[str, ...] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate a loader `(encoder, device, name) -> VLM` to offer it as --vlm NAME on a suite."""
     def add(load: Callable[..., Any]) -> Callable[..., Any]:
-        _REGISTRIES[suite].add(name, VLMSpec(load), about)
+        _REGISTRIES[suite].add(name, VLMSpec(load), about, aliases)
         return load
 
     return add
