@@ -11,7 +11,8 @@ into its own Objective:
   one pass per string (RobustVLM); targeted = towards the task's target strings ("maybe",
   "Word" on VQA) or the user's --target.
 
-So every name works on every task kind. Cores are registered beside their code
+So every name works on every task kind of its domain: charmer (attacks.charmer) edits
+text and runs on text tasks only (AttackEntry.domain). Cores are registered beside their code
 (attacks.core_registry); a new entry here may combine any of them. Arguments
 (`--attack-args`) are checked here, once, against the signatures of the entry's cores: an
 unknown name or a wrong type is refused before any work starts.
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from attacks.charmer import OPTIONS as CHARMER_OPTIONS
 from attacks.core_registry import core
 
 
@@ -46,6 +48,12 @@ class AttackEntry:
     about: str
     external: External | None = None
     external_parameters: dict[str, type] | None = None
+    # What it perturbs: "pixel" (images, on the Objective seam) or "text" (a task's sentences:
+    # charmer, which runs outside the seam). Tasks refuse the other domain (tasks.text_threat).
+    domain: str = "pixel"
+    # Arguments the entry sets unless --attack-args does (aa-rand's eot_iter): they join the checked
+    # arguments, so they are recorded in each run's attack_args and identity.
+    defaults: tuple[tuple[str, Any], ...] = ()
 
     def parameters(self) -> dict[str, type]:
         """Every argument `--attack-args` may set for this entry, with its type."""
@@ -77,6 +85,12 @@ TABLE: dict[str, AttackEntry] = {e.name: e for e in (
                 "non-true class / away from each ground-truth string's tokens"),
     AttackEntry("aa", (APGD_CE, APGD_T), "worst case of APGD-CE + APGD-T: the RobustVLM protocol for zero-shot "
                 "classification and, with its VLM settings, for captioning / VQA"),
+    AttackEntry("aa-rand", (APGD_CE, _m("apgd-dlr", "apgd", "dlr")), "AutoAttack's version='rand' for randomised "
+                "defences: APGD-CE + APGD-DLR, each gradient averaged over 20 draws (eot_iter 20), one restart "
+                "(fra31/auto-attack autoattack/autoattack.py)", defaults=(("eot_iter", 20), ("restarts", 1))),
+    AttackEntry("charmer", (), "Charmer (LEAF's text attack): greedy character edits within Levenshtein distance "
+                "k = --eps (--norm levenshtein); text tasks only", external_parameters=CHARMER_OPTIONS,
+                domain="text"),
 )}
 ALIASES = {"apgd-ce": "apgd"}
 
@@ -86,7 +100,9 @@ def lookup(name: str) -> AttackEntry | None:
 
 
 def check_arguments(entry: AttackEntry, args: dict[str, Any]) -> dict[str, Any]:
-    """The arguments, checked against the entry's cores; ValueError names the first bad one."""
+    """The arguments, checked against the entry's cores, with the entry's defaults under them;
+    ValueError names the first bad one."""
+    args = {**dict(entry.defaults), **args}
     allowed = entry.parameters()
     for key, value in args.items():
         if key not in allowed:

@@ -19,9 +19,11 @@ from bench.tiny.suite import (
     tiny_zoo,
     world_root,
 )
+from bench.tiny.text_tasks import tiny_text_datasets
 from bench.vlm import VLMSpec, paper_vlms, tiny_vlms
 from benchutil.errors import BenchError, unknown
 from benchutil.paths import user_path
+from benchutil.plugins import Plugin, load_on_first_use
 from benchutil.registry import Registry
 from tasks.base import Task
 from tasks.datasets import DATASETS, DatasetSpec
@@ -29,6 +31,7 @@ from tasks.target_seeds import TARGETED_SAMPLES
 from tasks.imagefolder import read_image_folder
 from tasks.retrieval import RetrievalTask
 from tasks.retrieval_data import RETRIEVAL_DATASETS, RetrievalSpec
+from tasks.text_datasets import TEXT_DATASETS, TextTaskSpec
 from tasks.vlm_datasets import VLM_DATASETS, VLMTaskSpec
 from tasks.zeroshot import ZeroShotTask
 
@@ -59,9 +62,15 @@ class Suite:
     default_targeted_samples: int | None = None
     # Zero-shot image-text retrieval (encoder only, no VLM): tasks/retrieval.py.
     retrieval_datasets: Registry[RetrievalSpec] = field(default_factory=lambda: Registry("task"))
+    # Text tasks (sentences attacked with character edits, --norm levenshtein): tasks/text_datasets.py.
+    text_datasets: Registry[TextTaskSpec] = field(default_factory=lambda: Registry("task"))
 
     def task_names(self) -> list[str]:
-        return [*self.datasets.names(), *self.vlm_datasets.names(), *self.retrieval_datasets.names()]
+        return [*self.datasets.names(), *self.vlm_datasets.names(), *self.retrieval_datasets.names(),
+                *self.text_datasets.names()]
+
+    def is_text_task(self, name: str) -> bool:
+        return name in self.text_datasets
 
     def is_vlm_task(self, name: str) -> bool:
         return name in self.vlm_datasets
@@ -105,24 +114,58 @@ def _configured_root(config: Path) -> str | None:
     return root
 
 
+def _call_register(register: Any, plugin: Plugin, suite_name: str) -> None:
+    """An encoders / tasks / vlms entry point names `register(suite)`, called once per suite: it adds
+    with the in-tree calls (suite.encoders.add, suite.datasets.add, suite.vlms().add, ...) where it fits."""
+    if not callable(register):
+        raise plugin.error(f"names an object of type {type(register).__name__!r}, not a function register(suite)",
+                           "point it at one")
+    register(get_suite(suite_name))
+
+
+def _with_plugins(suite: Suite) -> None:
+    """Installed packages' encoders and tasks join the suite the first time those are read."""
+    def call(register: Any, plugin: Plugin) -> None:
+        _call_register(register, plugin, suite.name)
+
+    load_on_first_use("encoders", [suite.encoders], call, suite.name)
+    load_on_first_use("tasks", [suite.datasets, suite.vlm_datasets, suite.retrieval_datasets, suite.text_datasets],
+                      call, suite.name)
+
+
+def _plugin_vlms(suite_name: str, built_in: Callable[[], Registry[VLMSpec]]) -> Callable[[], Registry[VLMSpec]]:
+    """The suite's VLMs, installed packages' joining on first use (built on first use: transformers)."""
+    def vlms() -> Registry[VLMSpec]:
+        registry = built_in()
+        load_on_first_use("vlms", [registry], lambda register, plugin: _call_register(register, plugin, suite_name),
+                          suite_name)
+        return registry
+
+    return vlms
+
+
 SUITES: Registry[Suite] = Registry("suite")
 SUITES.add("tiny", Suite("tiny", tiny_zoo(), tiny_datasets(), CLASSIFICATION_TASKS, 100, world_root,
-                         tiny_vlm_datasets(), tiny_vlms, "tiny-llava", 100,
-                         retrieval_datasets=tiny_retrieval_datasets()),
+                         tiny_vlm_datasets(), _plugin_vlms("tiny", tiny_vlms), "tiny-llava", 100,
+                         retrieval_datasets=tiny_retrieval_datasets(), text_datasets=tiny_text_datasets()),
            "embedded, offline, minutes on a CPU: a generated world of shapes, a tiny CLIP zoo and tiny-llava")
 # RobustVLM's zero-shot protocol (CLIP_benchmark + AutoAttack version="custom"): APGD-CE with
 # AutoAttack's default 5 restarts, then APGD-T; 1000 samples per dataset, 5000 for ImageNet.
 # Retrieval: the whole Karpathy test split, as CLIP_benchmark evaluates it (COCO 5000, Flickr30k 1000).
 SUITES.add("paper", Suite("paper", paper_zoo(), DATASETS, ("imagenet1k",), 1000, configured_data_root,
-                          VLM_DATASETS, paper_vlms, "llava-1.5-7b", 500, default_protocol="robustvlm",
+                          VLM_DATASETS, _plugin_vlms("paper", paper_vlms), "llava-1.5-7b", 500,
+                          default_protocol="robustvlm",
                           samples_per_task={"imagenet1k": 5000, "coco-retrieval": 5000,
                                             # POPE and ScienceQA-IMG: LLaVA's eval scripts score every question
                                             "pope": 8910, "pope-random": 2910, "pope-popular": 3000,
                                             "pope-adversarial": 3000, "scienceqa": 2017},
                           zero_shot_member_args={"apgd-ce": {"restarts": 5}},
-                          default_targeted_samples=TARGETED_SAMPLES, retrieval_datasets=RETRIEVAL_DATASETS),
+                          default_targeted_samples=TARGETED_SAMPLES, retrieval_datasets=RETRIEVAL_DATASETS,
+                          text_datasets=TEXT_DATASETS),
            "full scale (GPU): ViT-L/14 zoo from the hub, ImageNet + CLIP_benchmark datasets, COCO, Flickr30k, "
            "VQAv2, TextVQA and LLaVA-1.5-7B")
+for _suite in SUITES:
+    _with_plugins(_suite.value)
 DEFAULT_SUITE = "tiny"
 
 
@@ -145,7 +188,8 @@ ALL_TASKS = "all"
 
 
 def expand_tasks(suite: Suite, names: list[str] | None) -> list[str]:
-    """No --task: the suite's classification defaults; 'all': every classification, VLM and retrieval task."""
+    """No --task: the suite's classification defaults; 'all': every classification, VLM and retrieval task
+    (every task a pixel attack applies to: text tasks, attacked with character edits, are named one by one)."""
     if not names:
         return list(suite.default_tasks)
     out: list[str] = []
@@ -159,7 +203,7 @@ def check_task_name(suite: Suite, name: str) -> None:
     if name.startswith(FOLDER_PREFIX):
         folder_root(name)
         return
-    if suite.is_vlm_task(name) or suite.is_retrieval_task(name):
+    if suite.is_vlm_task(name) or suite.is_retrieval_task(name) or suite.is_text_task(name):
         return
     if name not in suite.datasets:
         raise unknown("task", name, suite.task_names(), " (bench list tasks)")
@@ -185,6 +229,9 @@ def load_task(suite: Suite, name: str, data_root: str | None) -> Task:
     if suite.is_vlm_task(name):
         vlm_spec = suite.vlm_datasets.get(name)
         return vlm_spec.value.read(vlm_spec.name, suite.data_root(data_root))
+    if suite.is_text_task(name):
+        text_spec = suite.text_datasets.get(name)
+        return text_spec.value.read(text_spec.name, suite.data_root(data_root))
     if suite.is_retrieval_task(name):
         retrieval_spec = suite.retrieval_datasets.get(name)
         return RetrievalTask(retrieval_spec.value.read(retrieval_spec.name, suite.data_root(data_root)))

@@ -13,6 +13,9 @@ refuses to write it, so no table can be built on it.
   robust samples and "clean" exactly for samples misclassified without an attack, and a
   point at distance 0 keeps the clean prediction.
 * captioning / VQA: the winner "clean" means the clean output stands (distance 0, same text).
+* text tasks (a record with clean_text): tasks/text_records.py's invariants instead of the
+  pixel ones (Levenshtein distance within k, adv_text == clean_text at distance 0), and the
+  classification ones where the record has a label.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import math
 from typing import Any
 
 from tasks.protocols import SINGLE_PASS_PROTOCOLS
+from tasks.text_records import text_violations
 
 CLEAN = "clean"  # attacks.ensemble.CLEAN and the VLM protocol's first candidate
 SLACK = 1e-6  # the validity guard's tolerance on the ball (attacks.guard)
@@ -36,12 +40,14 @@ def violations(record: dict[str, Any], eps: float, norm: str, protocol: str | No
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (clean, adv)):
         return [f"scores are not finite numbers ({clean!r}, {adv!r})"]
     distance = record.get("linf" if norm == "linf" else "l2", 0.0)
-    if distance > eps + SLACK:
+    if "clean_text" not in record and distance > eps + SLACK:
         out.append(f"{norm} distance {distance} is outside the ball of radius {eps}")
     if record.get("linf") == 0 and adv != clean:
         out.append(f"the recorded point is the clean image, yet it scores {adv} against {clean}")
     if "target_hit" not in record and protocol not in SINGLE_PASS_PROTOCOLS and adv > clean:
         out.append(f"the worst case scores {adv}, above the clean {clean}")
+    if "clean_text" in record:  # a text task's record: its sentence, not an image (tasks/text_records.py)
+        return out + text_violations(record, eps, norm) + (_classification(record) if "label" in record else [])
     if "label" in record:
         out.extend(_classification(record))
     elif record.get("winner") == CLEAN and (record.get("linf") != 0 or

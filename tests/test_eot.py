@@ -239,3 +239,22 @@ def test_eot_iter_reaches_the_run_identity(world, tmp_path, capsys):
     assert _run(world, tmp_path / "bad", "--attack", "pgd", "--attack-args", '{"eot_iter": 0}') == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "eot_iter" in err, err
+
+
+def test_aa_rand_is_autoattacks_rand_version_and_records_its_eot_iter(tmp_path):
+    """AutoAttack's version='rand': APGD-CE and APGD-DLR with eot_iter 20 and one restart; the
+    entry's defaults land in the run's attack_args (so in its identity), and --attack-args wins."""
+    from attacks.table import TABLE, check_arguments
+    from bench.cli.main import main
+
+    entry = TABLE["aa-rand"]
+    assert [(m.name, m.loss) for m in entry.members] == [("apgd-ce", "ce"), ("apgd-dlr", "dlr")]
+    assert check_arguments(entry, {}) == {"eot_iter": 20, "restarts": 1}
+    assert check_arguments(entry, {"eot_iter": 5}) == {"eot_iter": 5, "restarts": 1}
+    out = tmp_path / "runs"
+    assert main(["run", "--encoder", "clip", "--task", "tiny-shape", "--attack", "aa-rand", "--attack-args",
+                 '{"eot_iter": 2}', "--eps", "4/255", "--n-samples", "2", "--steps", "2", "--out", str(out)]) == 0
+    (run,) = out.iterdir()
+    config = json.loads((run / "config.json").read_text())
+    assert config["attack_args"] == {"eot_iter": 2, "restarts": 1}
+    assert config["attack_members"] == ["apgd-ce", "apgd-dlr"]

@@ -28,6 +28,7 @@ from benchutil.errors import BenchError, require_known
 from benchutil.fileio import atomic_write, atomic_write_text, disk_errors
 from tasks.cell_aggregates import aggregate_of, record_facts
 from tasks.protocols import VLM_PROTOCOLS
+from tasks.text_threat import LEVENSHTEIN
 
 ACCURACY = "accuracy %"
 # The papers average zero-shot accuracy over CLIP_benchmark's 13 datasets; ImageNet is a
@@ -48,12 +49,16 @@ def task_column(config: dict) -> str:
 
 
 def threat_label(config: dict) -> str:
-    """The leaderboard's threat key of a run: "clean", or the norm and eps ("Linf 4/255"), followed by
+    """The leaderboard's threat key of a run: "clean", or the norm and eps ("Linf 4/255"; a text run's
+    character budget: "Lev k=1"), followed by
     the precision and protocol the attack ran with where they are not the defaults (a bf16 attack or
     RobustVLM's protocol with its early stops is another attacker: "Linf 4/255 bf16 robustvlm")."""
     if config["eps"] == 0:
         return "clean"
-    parts = [NORM_LABELS.get(config["norm"], config["norm"]), eps_label(config["eps"])]
+    if config["norm"] == LEVENSHTEIN:  # k character edits of a sentence: "Lev k=1", never a pixel column
+        parts = [f"{NORM_LABELS[LEVENSHTEIN]} k={int(config['eps'])}"]
+    else:
+        parts = [NORM_LABELS.get(config["norm"], config["norm"]), eps_label(config["eps"])]
     if (config.get("precision") or DEFAULT_PRECISION) != DEFAULT_PRECISION:
         parts.append(config["precision"])
     protocol = config.get("protocol") or DEFAULT_PROTOCOL

@@ -40,7 +40,11 @@ RECORD = Schema(
     required={"id": str, "clean_score": Number, "adv_score": Number},
     optional={"winner": str, "linf": Number, "l2": Number, "clean_output": str, "adv_output": str,
               "target_hit": bool, "label": int, "clean_pred": int, "adv_pred": int, "clean_correct": bool,
-              "robust": bool})
+              "robust": bool,
+              # text tasks (tasks/text_records.py): the sentence attacked and its Levenshtein distance;
+              # text-to-image retrieval adds the query's image and its rank among the gallery's
+              "clean_text": str, "adv_text": str, "distance": int, "image": str, "clean_rank": int,
+              "adv_rank": int})
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:

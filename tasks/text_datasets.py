@@ -1,0 +1,36 @@
+"""Text tasks a suite can name: how each reads its data into a task (tasks/text_classification.py,
+tasks/text_retrieval.py).
+
+The paper suite's text-to-image retrieval reads COCO's Karpathy test split as coco-retrieval does
+(tasks/retrieval_data.py): LEAF's eval_retrieval.py attacks the captions of that split's images.
+LEAF's AG-News classification (eval_zero_shot_text.py: the first 1000 sentences of the Hugging
+Face test split, classified against four class pictures) is not registered: its class images ship
+with LEAF's code, not with a dataset this project reads.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchutil.registry import Registry
+from tasks.retrieval_data import read_coco_retrieval
+from tasks.text_classification import TextClassificationTask
+from tasks.text_retrieval import TextRetrievalTask
+
+TextTask = TextClassificationTask | TextRetrievalTask
+
+
+@dataclass(frozen=True)
+class TextTaskSpec:
+    read: Callable[[str, Path], TextTask]  # (name, data root) -> the task
+
+
+def coco_text_retrieval(name: str, root: Path) -> TextRetrievalTask:
+    return TextRetrievalTask(read_coco_retrieval(name, root))
+
+
+TEXT_DATASETS: Registry[TextTaskSpec] = Registry("task")
+TEXT_DATASETS.add("coco-text-retrieval", TextTaskSpec(coco_text_retrieval),
+                  "COCO Karpathy test split's captions as queries over its 5000 clean images, each query attacked "
+                  "with k character edits (LEAF); text-to-image R@1")

@@ -1,0 +1,120 @@
+"""Text-to-image retrieval with the query attacked (LEAF's eval_retrieval.py, our success criterion).
+
+Every caption of the split is a query over the split's clean images, scored by cosine of the
+normalised embeddings (CLIP_benchmark's zeroshot_retrieval; no template). A query finds its
+image when that image is at rank 1 (text-to-image R@1, LEAF's "ImagePrec@1"). The attack
+(Charmer, `--norm levenshtein`, eps = k) edits at most k characters of the query; the gallery
+stays clean.
+
+LEAF attacks each COCO caption towards or away from a fixed sentence's embedding (its
+`--obj dissim / l2` with a target caption) and then re-scores retrieval; here the attack's loss
+is the retrieval margin itself (the best other image's similarity minus the own image's, LEAF's
+margin loss of its classification attack), and a query is broken once another image outranks
+its own. A query whose image is not at rank 1 clean is not attacked.
+
+Records: a query's score is 100 when its image is at rank 1; its clean and adversarial ranks
+and its image's id are kept beside the sentences.
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from tasks.base import AttackSettings, Models, Record, Victim
+from tasks.imagefolder import check_images
+from tasks.retrieval import RetrievalTask
+from tasks.retrieval_data import RetrievalData
+from tasks.text_attack import attack_sentence, attacking, embed_texts, margin
+from tasks.text_records import CLEAN, text_core_records
+from tasks.text_threat import TEXT
+
+QUERY_SEPARATOR = "/"  # a query's id: "<image id>/<caption index>"
+
+
+class TextRetrievalVictim(nn.Module):
+    """Sentences -> cosine similarity to every clean image of the gallery: the victim."""
+
+    def __init__(self, encoder: nn.Module, gallery: Tensor) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.register_buffer("gallery", gallery, persistent=False)  # [images, D], normalised
+
+    def scores(self, sentences: list[str]) -> Tensor:
+        return embed_texts(self.encoder, sentences, self.gallery.device) @ self.gallery.T
+
+
+def rank_of(scores: Tensor, own: int) -> Tensor:
+    """[N] the own image's rank: 1 + the images scored strictly above it."""
+    return 1 + (scores > scores[:, own : own + 1]).sum(dim=1)
+
+
+class TextRetrievalTask:
+    """One retrieval split, its captions as queries; sample ids are "<image id>/<caption index>"."""
+
+    kind = "text-to-image retrieval"
+    metric = "text-to-image R@1 %"
+    domain = TEXT
+    robustvlm_early_stop = None
+
+    def __init__(self, data: RetrievalData) -> None:
+        self.data, self.name = data, data.name
+        self._retrieval = RetrievalTask(data)  # its gallery embeddings (cached by checkpoint)
+        self.queries = {f"{image_id}{QUERY_SEPARATOR}{k}": (caption, n)
+                        for n, (image_id, captions) in enumerate(zip(data.ids, data.captions))
+                        for k, caption in enumerate(captions)}
+        self.settings: dict[str, Any] = {"captions": data.caption_source, "recall_at": [1],
+                                         "queries": "captions", "gallery_images": len(data.ids),
+                                         "loss": "margin"}
+
+    def sample_ids(self, n: int | None, seed: int) -> list[str]:
+        """A seeded subset of the captions as queries (the gallery stays the whole split)."""
+        ids = list(self.queries)
+        random.Random(seed).shuffle(ids)
+        return ids if n is None else ids[:n]
+
+    def check_data(self, ids: list[str]) -> None:
+        check_images(self.data.images)  # every image: the gallery holds them all
+
+    def check_attack(self, settings: AttackSettings) -> None:
+        if settings.target is not None:
+            raise ValueError(f"--target applies to captioning / VQA tasks; drop it or drop {self.name}")
+
+    def victim(self, models: Models, cache_dir: Path | None) -> Victim:
+        encoder = models.encoder
+        _, gallery = self._retrieval.embeddings(encoder, cache_dir)
+        return Victim(TextRetrievalVictim(encoder, gallery).eval(), encoder.provenance.name,
+                      encoder.provenance.sha256, encoder.image_size)
+
+    def load(self, ids: list[str], size: int) -> list[tuple[str, int]]:
+        return [self.queries[i] for i in ids]
+
+    @torch.no_grad()
+    def attack(self, victim: TextRetrievalVictim, ids: list[str], batch: list[tuple[str, int]],
+               settings: AttackSettings) -> list[Record]:
+        sentences = [s for s, _ in batch]
+        scores = victim.scores(sentences)
+        clean_rank = [int(rank_of(scores[j : j + 1], own)[0]) for j, (_, own) in enumerate(batch)]
+        adv_texts, distances, adv_rank = list(sentences), [0] * len(ids), list(clean_rank)
+        for j, (sentence, own) in enumerate(batch):
+            if not attacking(settings) or clean_rank[j] != 1:
+                continue
+
+            def loss(candidates: list[str], own: int = own) -> Tensor:
+                return margin(victim.scores(candidates), own)
+
+            def is_broken(candidates: list[str], own: int = own) -> Tensor:
+                return rank_of(victim.scores(candidates), own) > 1
+
+            adv_texts[j], distances[j] = attack_sentence(sentence, loss, is_broken, settings)
+            if adv_texts[j] != sentence:  # judged here, on the query alone
+                adv_rank[j] = int(rank_of(victim.scores([adv_texts[j]]), own)[0])
+        found = [r == 1 for r in adv_rank]
+        winners = [None if f else (settings.entry.name if c == 1 else CLEAN) for c, f in zip(clean_rank, found)]
+        extras = [{"image": self.data.ids[own], "clean_rank": clean_rank[j], "adv_rank": adv_rank[j]}
+                  for j, (_, own) in enumerate(batch)]
+        return text_core_records(ids, sentences, adv_texts, distances, [100.0 * (r == 1) for r in clean_rank],
+                                 [100.0 * f for f in found], winners, extras)
