@@ -177,8 +177,12 @@ def test_save_examples_keeps_the_first_samples_as_pictures_and_the_site_shows_th
     assert page.count("<img ") == 9 and (site / "runs" / run.name / "000_delta.png").is_file()
 
 
-def test_the_committed_site_is_what_bench_site_makes_of_the_committed_runs(tmp_path):
-    assert main(["site", str(ROOT / "results" / "tiny" / "runs"), "--out", str(tmp_path / "site")]) == 0
+def test_the_committed_site_is_what_bench_site_makes_of_the_committed_runs(tmp_path, monkeypatch):
+    """As scripts/tiny_site.sh makes it, from the repository's root: with the committed audit's flags
+    (the page names the report by the path it was given)."""
+    monkeypatch.chdir(ROOT)
+    assert main(["site", "results/tiny/runs", "--audit", "results/tiny/audit.json",
+                 "--out", str(tmp_path / "site")]) == 0
     committed = ROOT / "results" / "tiny" / "site"
     made = sorted(p.relative_to(tmp_path / "site") for p in (tmp_path / "site").rglob("*") if p.is_file())
     assert made == sorted(p.relative_to(committed) for p in committed.rglob("*") if p.is_file())
