@@ -62,8 +62,11 @@ class VLMTask:
     def victim(self, models: Models, cache_dir: Any) -> Victim:
         vlm, encoder, name = models.vlm(), models.encoder, models.vlm_name
         pad = getattr(vlm, "pad_colour", None)  # LLaVA pads images to a square (tasks.contracts.VLM)
+        config = {"vlm": name, "vlm_sha256": vlm.sha256}
+        if getattr(vlm, "tower_source", None):  # the VLM runs its own tuned copy of the encoder's tower (Δ²LLaVA)
+            config["vlm_vision_tower"] = vlm.tower_source
         return Victim(vlm, f"{name}+{encoder.provenance.name}", f"{encoder.provenance.sha256}+{vlm.sha256}",
-                      vlm.image_size, {"vlm": name, "vlm_sha256": vlm.sha256},
+                      vlm.image_size, config,
                       {"pad_colour": pad} if pad is not None else {})
 
     def attack(self, victim: Any, ids: list[str], batch: Tensor, settings: AttackSettings) -> list[Record]:

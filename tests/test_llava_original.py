@@ -293,3 +293,43 @@ def test_bench_run_takes_a_lora_checkpoint_with_its_base(checkpoints, tmp_path, 
                  f"llava:{checkpoints['lora']}@", "--n-samples", "2", "--eps", "0", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "give both sides of '@'" in err, err
+
+
+def _with_tuned_tower(lora: Path, out: Path, tower: dict[str, torch.Tensor], unfreeze: bool = True) -> Path:
+    """The LoRA folder as Open-LLaVA-NeXT's --unfreeze_mm_vision_tower training writes it: the tuned
+    open_clip tower (`.visual`) in non_lora_trainables.bin, the flag in config.json."""
+    folder = _copy(lora, out)
+    non_lora = torch.load(folder / "non_lora_trainables.bin", weights_only=True)
+    non_lora = {k: v for k, v in non_lora.items() if ".vision_tower." not in k}
+    non_lora |= {f"base_model.model.model.vision_tower.vision_tower.{k}": v for k, v in tower.items()}
+    torch.save(non_lora, folder / "non_lora_trainables.bin")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "unfreeze_mm_vision_tower": unfreeze}))
+    return folder
+
+
+def test_a_tower_tuned_with_the_llm_runs_in_a_copy_of_the_encoder(checkpoints, encoder_336, vlms, tmp_path):
+    """Δ²LLaVA trains its vision tower too: the builder runs the checkpoint's tower, so must we, in a
+    copy (the encoder the command evaluates elsewhere stays as it is); without the config flag the
+    builder reloads the pretrained tower and the saved one is ignored, as here."""
+    before = {k: v.clone() for k, v in encoder_336.clip.visual.state_dict().items()}
+    tuned = {k: v + 0.01 * torch.randn(v.shape, generator=torch.Generator().manual_seed(7)) if v.is_floating_point()
+             else v for k, v in before.items()}
+    base = checkpoints["base"]
+    folder = _with_tuned_tower(checkpoints["lora"], tmp_path / "tuned", tuned)
+    vlm = load_vlm(f"llava:{folder}@{base}", paper_vlms(), encoder_336, "cpu")
+    assert all(torch.equal(vlm.encoder.clip.visual.state_dict()[k], tuned[k]) for k in tuned)
+    assert all(torch.equal(encoder_336.clip.visual.state_dict()[k], before[k]) for k in before)
+    assert vlm.encoder.provenance.sha256 != encoder_336.provenance.sha256 and vlm.tower_source == str(folder)
+    x = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert not torch.allclose(vlm.image_tokens(x), vlms["lora"].image_tokens(x))
+    other = vlm.with_encoder(encoder_336)  # the next encoder of a command gets the tuned tower too
+    assert all(torch.equal(other.encoder.clip.visual.state_dict()[k], tuned[k]) for k in tuned)
+    ignored = _with_tuned_tower(checkpoints["lora"], tmp_path / "frozen", tuned, unfreeze=False)
+    plain = load_vlm(f"llava:{ignored}@{base}", paper_vlms(), encoder_336, "cpu")
+    assert plain.tower_state is None and plain.encoder is encoder_336
+    transformers_tower = _with_tuned_tower(checkpoints["lora"], tmp_path / "hf-tower",
+                                           {"vision_model.post_layernorm.weight": torch.ones(64)})
+    assert "transformers CLIP vision tower" in _one_line(
+        lambda: load_vlm(f"llava:{transformers_tower}@{base}", paper_vlms(), encoder_336, "cpu"))

@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from bench.encoders.weights import sha256_of
 from benchutil.errors import BenchError
 from benchutil.paths import bench_home
 
@@ -85,15 +86,7 @@ def _recorded_sha256(path: Path) -> str:
                 return recorded
     except (OSError, IndexError):  # no record, or an empty one: hash the file
         pass
-    return _write_record(path, _sha256_of(path))
-
-
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return _write_record(path, sha256_of(path))
 
 
 def _write_record(path: Path, sha256: str) -> str:

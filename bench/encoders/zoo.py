@@ -147,11 +147,12 @@ def _leaf(zoo: Registry[EncoderSpec]) -> None:
              ModelCard(f"ViT-{size}/14", 224, method, "2/255", "Linf", source, LEAF, LEAF_PROTOCOL))
 
 
-QT_AFT = "QT-AFT, ACM MM 2025 (hub futakw/clip-qt-aft)"
+QT_AFT = "Waseda, Sugawara, Echizen, ACM MM 2025 (arXiv 2507.16257)"
 
 
 def _qt_aft(zoo: Registry[EncoderSpec]) -> None:
-    """QT-AFT: a training dict whose vision_encoder_state_dict goes into the OpenAI model's tower."""
+    """QT-AFT (quality-text-guided adversarial fine-tuning): a training dict on the hub
+    (futakw/clip-qt-aft) whose vision_encoder_state_dict goes into the OpenAI model's tower."""
     for arch, shown in (("ViT-B-16", "ViT-B/16"), ("ViT-L-14", "ViT-L/14")):
         file = f"hf-file:futakw/clip-qt-aft/CLIP-{arch}_QTAFT_eps4.pt#vision_encoder_state_dict"
         _add(zoo, f"qt-aft-{arch.lower()}",

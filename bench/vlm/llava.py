@@ -15,7 +15,7 @@ from torch import nn
 
 from bench.encoders.weights import weights_sha256
 from bench.vlm.llava_original import LlavaParts, is_lora, is_original_format, load_lora, load_merged, lora_base
-from bench.vlm.projected import ProjectedVLM, Prompts
+from bench.vlm.projected import ProjectedVLM, Prompts, with_tuned_tower
 from bench.vlm.registry import register_vlm
 from bench.vlm.text import HFCodec
 from benchutil.errors import BenchError
@@ -130,8 +130,11 @@ def load_llava(encoder: nn.Module, source: str, device: str, name: str) -> Proje
         bos = [codec.bos_id] if codec.bos_id is not None else []
         return [*bos, *codec.encode(f"{VICUNA_V1_SYSTEM} USER: ")], codec.encode(f"\n{prompt} ASSISTANT:")
 
+    if parts.vision_tower is not None:  # the checkpoint's own tuned tower, in a copy of the encoder
+        encoder = with_tuned_tower(encoder, parts.vision_tower, checkpoint)
     vlm = ProjectedVLM(encoder, parts.projector.to(device), parts.lm.to(device).eval(), codec, frame, LLAVA_PROMPTS,
                        name)
+    vlm.tower_state, vlm.tower_source = parts.vision_tower, checkpoint if parts.vision_tower is not None else None
     vlm.sha256 = _weights_digest(*parts.weight_dirs)
     if parts.pads_to_square:
         vlm.pad_colour = tuple(int(m * 255) for m in encoder.mean.flatten().tolist())  # CLIP mean: (122, 116, 104)

@@ -4,7 +4,10 @@ ProjectedVLM runs: a transformers LlamaForCausalLM and LLaVA's projector.
 The two layouts LLaVA's `load_pretrained_model` (llava/model/builder.py) reads, as facts of its format:
 * merged: config.json of a LlavaLlamaForCausalLM (model_type `llava_llama` or `llava`, top-level
   `mm_hidden_size`, `mm_projector_type`, ...) and weights under Llama's own keys plus
-  `model.mm_projector.*` (and `model.vision_tower.*`, dropped: the bench's encoder replaces it);
+  `model.mm_projector.*`, and `model.vision_tower.vision_tower.*` where the training unfroze the
+  tower (config `unfreeze_mm_vision_tower`; Double Visual Defense's Open-LLaVA-NeXT trains so, its
+  open_clip `.visual` saved there): that tuned tower goes into a copy of the bench's encoder
+  (load_llava), as the builder runs it; without that flag the builder reloads the pretrained tower;
 * LoRA: that config.json, adapter_config.json + adapter_model.{safetensors,bin} (peft) and
   non_lora_trainables.bin (the projector, keys under `base_model.model.`) over a base Llama
   (`model_base`, e.g. lmsys/vicuna-7b-v1.5); the builder loads the base with the LoRA folder's
@@ -28,6 +31,10 @@ from benchutil.errors import BenchError
 ADAPTER_CONFIG = "adapter_config.json"
 NON_LORA = "non_lora_trainables.bin"
 PROJECTOR_PREFIX = "model.mm_projector."
+# Open-LLaVA-NeXT's open_clip tower (clip_encoder_open_clip.py CLIPVisionTower.vision_tower = the
+# open_clip model's .visual); haotian-liu/LLaVA's own tower is a transformers CLIPVisionModel
+# (`vision_model.*` below this prefix), which no open_clip encoder can take.
+TOWER_PREFIX = "model.vision_tower.vision_tower."
 MLP_GELU = re.compile(r"^mlp(\d+)x_gelu$")  # LLaVA's projector names: linear, mlp2x_gelu (LLaVA-1.5), ...
 # Keys of the LLaVA config that describe the multimodal side, not the Llama inside it.
 LLAVA_ONLY_KEYS = ("model_type", "architectures", "_name_or_path", "transformers_version", "image_aspect_ratio",
@@ -44,6 +51,7 @@ class LlavaParts:
     tokenizer_dir: Path  # the checkpoint folder (merged) or the base's (LoRA), as the builder reads it
     pads_to_square: bool  # image_aspect_ratio "pad": LLaVA-1.5 pads with the CLIP mean colour
     weight_dirs: tuple[Path, ...]  # the folders whose weight files make the VLM's identity (sha256)
+    vision_tower: dict[str, torch.Tensor] | None = None  # a tuned open_clip .visual the checkpoint carries
 
 
 def read_config(path: Path) -> dict[str, Any] | None:
@@ -133,33 +141,35 @@ def _weight_files(path: Path) -> list[Path]:
     return [f for f in files if not f.name.startswith("adapter_model")]
 
 
-def _projector_shards(files: list[Path], path: Path) -> list[Path]:
-    """The shards the index names for the projector (a 7B .bin shard is ~10 GB: read only those)."""
+def _shards_with(files: list[Path], path: Path, prefix: str) -> list[Path]:
+    """The shards the index names for keys under `prefix` (a 7B .bin shard is ~10 GB: read only those)."""
     for index in path.glob("*.index.json"):
         try:
             weight_map = json.loads(index.read_text()).get("weight_map", {})
         except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
             continue  # transformers' own loading names a broken index
-        named = {shard for key, shard in weight_map.items() if key.startswith(PROJECTOR_PREFIX)}
-        chosen = [f for f in files if f.name in named]
-        if chosen:
-            return chosen
+        named = {shard for key, shard in weight_map.items() if key.startswith(prefix)}
+        return [f for f in files if f.name in named]
     return files
 
 
-def _projector_state(files: list[Path], path: Path) -> dict[str, torch.Tensor]:
-    """The `model.mm_projector.*` tensors of the checkpoint's weight files, prefix removed."""
+def prefixed_state(files: list[Path], path: Path, prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors under `prefix` of the checkpoint's weight files, prefix removed."""
     state: dict[str, torch.Tensor] = {}
-    for file in _projector_shards(files, path):
+    for file in _shards_with(files, path, prefix):
         if file.suffix == ".safetensors":
             from safetensors import safe_open
 
-            with safe_open(str(file), "pt") as f:  # read only the projector's tensors of each shard
-                state |= {k.removeprefix(PROJECTOR_PREFIX): f.get_tensor(k) for k in f.keys()  # noqa: SIM118
-                          if k.startswith(PROJECTOR_PREFIX)}
+            with safe_open(str(file), "pt") as f:  # read only those tensors of each shard
+                state |= {k.removeprefix(prefix): f.get_tensor(k) for k in f.keys()  # noqa: SIM118
+                          if k.startswith(prefix)}
         else:
-            state |= {k.removeprefix(PROJECTOR_PREFIX): v for k, v in read_state_dict(file).items()
-                      if k.startswith(PROJECTOR_PREFIX)}
+            state |= {k.removeprefix(prefix): v for k, v in read_state_dict(file).items() if k.startswith(prefix)}
+    return state
+
+
+def _projector_state(files: list[Path], path: Path) -> dict[str, torch.Tensor]:
+    state = prefixed_state(files, path, PROJECTOR_PREFIX)
     if not state:
         raise BenchError(f"the weights in {path} have no {PROJECTOR_PREFIX}* tensors; pass a LLaVA checkpoint "
                          f"after its instruction tuning, not a projector-only pretraining stage")
@@ -201,7 +211,20 @@ def load_merged(path: Path, dtype: torch.dtype) -> LlavaParts:
     if not files:
         raise BenchError(f"{path} has no weights (*.safetensors or pytorch_model*.bin); re-download the checkpoint")
     projector = _load_projector(config, _projector_state(files, path), path, dtype)
-    return LlavaParts(_load_llama(path, config, dtype), projector, path, _pads(config), (path,))
+    return LlavaParts(_load_llama(path, config, dtype), projector, path, _pads(config), (path,),
+                      _tuned_tower(prefixed_state(files, path, TOWER_PREFIX), path, config))
+
+
+def _tuned_tower(state: dict[str, torch.Tensor], path: Path, config: dict[str, Any]) -> dict[str, torch.Tensor] | None:
+    """The checkpoint's own tuned tower, where the builder would run it: only a config with
+    `unfreeze_mm_vision_tower` builds its tower before the weights load over it; otherwise the
+    builder's `vision_tower.load_model()` replaces any tower weights by the pretrained ones."""
+    if not state or not config.get("unfreeze_mm_vision_tower", False):
+        return None
+    if any(k.startswith("vision_model.") for k in state):
+        raise BenchError(f"{path} carries a fine-tuned transformers CLIP vision tower, which this loader cannot put "
+                         "into an open_clip encoder; evaluating it without that tower would not be this model")
+    return state
 
 
 def non_lora_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -231,8 +254,8 @@ def load_lora(path: Path, base: Path, dtype: torch.dtype) -> LlavaParts:
         raise BenchError(f"{path / NON_LORA} has no {PROJECTOR_PREFIX}* tensors; pass LLaVA's LoRA output folder")
     projector = _load_projector(config, projector_state, path, dtype)
     lm = _load_llama(base, config, dtype)
-    # Other non-LoRA weights the training unfroze (embeddings, lm_head) replace the base's; the
-    # vision tower's are dropped like the merged form's, since the bench's encoder replaces it.
+    # Other non-LoRA weights the training unfroze (embeddings, lm_head) replace the base's; a tuned
+    # vision tower is returned for the encoder (load_llava).
     language = {k: v for k, v in non_lora.items() if k in lm.state_dict()}
     lm.load_state_dict(language, strict=False)
     try:
@@ -242,7 +265,8 @@ def load_lora(path: Path, base: Path, dtype: torch.dtype) -> LlavaParts:
     except (ValueError, KeyError, RuntimeError) as err:
         raise BenchError(f"cannot apply the LoRA adapter in {path} to the base {base} ({str(err).splitlines()[0]}); "
                          f"pass the base it was trained on as llava:{path}@BASE") from None
-    return LlavaParts(lm.eval(), projector, base, _pads(config), (path, base))
+    tower = {k.removeprefix(TOWER_PREFIX): v for k, v in non_lora.items() if k.startswith(TOWER_PREFIX)}
+    return LlavaParts(lm.eval(), projector, base, _pads(config), (path, base), _tuned_tower(tower, path, config))
 
 
 def _pads(config: dict[str, Any]) -> bool:

@@ -7,12 +7,14 @@ the attack's eps is in pixel units and the loss is differentiable w.r.t. the pix
 """
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor, nn
 
+from bench.encoders.weights import state_sha256
 from bench.vlm.decoding import accepted_arguments, greedy_decode, keep_target_logits
 from bench.vlm.text import TextCodec
 from benchutil.errors import BenchError
@@ -63,6 +65,21 @@ def penultimate_patch_tokens(encoder: nn.Module, x: Tensor) -> Tensor:
     return out["image_intermediates"][0]
 
 
+def with_tuned_tower(encoder: nn.Module, state: dict[str, Tensor], source: str) -> nn.Module:
+    """A copy of `encoder` whose open_clip vision tower holds `state` (the encoder given stays as it
+    is: the command's other tasks evaluate it). The copy's provenance names the tower's source."""
+    tuned = copy.deepcopy(encoder)
+    try:
+        tuned.clip.visual.load_state_dict({k: v.to(tuned.mean.device) for k, v in state.items()})
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise BenchError(f"the vision tower {source} tuned does not fit encoder {encoder.provenance.name} ({first}); "
+                         "give --encoder the tower it was tuned from") from None
+    tuned.provenance = replace(encoder.provenance, source=f"{encoder.provenance.source} + tower of {source}",
+                               sha256=f"{encoder.provenance.sha256}+tower:{state_sha256(state)}")
+    return tuned.eval()
+
+
 class ProjectedVLM(nn.Module):
     def __init__(self, encoder: nn.Module, projector: nn.Module, lm: nn.Module, codec: TextCodec, frame: Frame,
                  prompts: Prompts, name: str) -> None:
@@ -72,13 +89,19 @@ class ProjectedVLM(nn.Module):
         self.image_size: int = encoder.image_size
         self.sha256 = "random"  # of the VLM's own weights (projector + LM); loaders set it
         self.pad_colour: tuple[int, int, int] | None = None  # LLaVA-1.5 pads to a square: its loader sets it
+        # A vision tower the VLM's own training tuned (Δ²LLaVA): put into every encoder it runs with
+        self.tower_state: dict[str, Tensor] | None = None
+        self.tower_source: str | None = None
         self._check_widths()
         self._lm_arguments = accepted_arguments(lm.forward)
 
     def with_encoder(self, encoder: nn.Module) -> ProjectedVLM:
         """This VLM's projector and language model around another encoder (no copy, no reload)."""
+        if self.tower_state is not None:
+            encoder = with_tuned_tower(encoder, self.tower_state, self.tower_source or self.name)
         other = ProjectedVLM(encoder, self.projector, self.lm, self.codec, self.frame, self.prompts, self.name)
         other.sha256, other.pad_colour = self.sha256, self.pad_colour
+        other.tower_state, other.tower_source = self.tower_state, self.tower_source
         return other
 
     def _check_widths(self) -> None:
