@@ -49,7 +49,6 @@ import torch
 from torch import Tensor
 
 from attacks.core import NonFiniteLossError
-from benchutil.errors import BenchError
 
 # LEAF's V without its -1: lower-case, space, upper-case, digits, punctuation (in this order).
 DEFAULT_ALPHABET: str = string.ascii_lowercase + " " + string.ascii_uppercase + string.digits + string.punctuation
@@ -124,6 +123,10 @@ class WordCounter:
         return [c if self(c) < before else current for c in candidates]
 
 
+class MissingLanguageData(LookupError):
+    """nltk's data for the constrained mode is not installed (the message says how to get it)."""
+
+
 @functools.cache
 def _nltk_words() -> frozenset[str]:
     try:
@@ -135,7 +138,7 @@ def _nltk_words() -> frozenset[str]:
         reader = WordListCorpusReader(nltk.data.find("corpora/words"), r"(?!README|\.).*", encoding="ascii")
         return frozenset(reader.words())
     except (ImportError, LookupError):
-        raise BenchError("charmer's constrained mode needs nltk's English word list: pip install nltk && python -m "
+        raise MissingLanguageData("charmer's constrained mode needs nltk's English word list: pip install nltk && python -m "
                          "nltk.downloader words punkt_tab (or pass english_words=...)") from None
 
 
@@ -144,7 +147,7 @@ def _nltk_tokenizer() -> Callable[[str], list[str]]:
         from nltk.tokenize import word_tokenize
         word_tokenize("a b")  # loads punkt_tab now, so a missing one is named before any work
     except (ImportError, LookupError):
-        raise BenchError("charmer's constrained mode needs nltk's punkt_tab tokenizer: pip install nltk && python -m "
+        raise MissingLanguageData("charmer's constrained mode needs nltk's punkt_tab tokenizer: pip install nltk && python -m "
                          "nltk.downloader words punkt_tab (or pass tokenize=...)") from None
     return word_tokenize
 

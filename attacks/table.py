@@ -87,7 +87,7 @@ TABLE: dict[str, AttackEntry] = {e.name: e for e in (
                 "classification and, with its VLM settings, for captioning / VQA"),
     AttackEntry("aa-rand", (APGD_CE, _m("apgd-dlr", "apgd", "dlr")), "AutoAttack's version='rand' for randomised "
                 "defences: APGD-CE + APGD-DLR, each gradient averaged over 20 draws (eot_iter 20), one restart "
-                "(fra31/auto-attack autoattack/autoattack.py)", defaults=(("eot_iter", 20), ("restarts", 1))),
+                "(fra31/auto-attack autoattack/autoattack.py); classification only (DLR needs class logits)", defaults=(("eot_iter", 20), ("restarts", 1))),
     AttackEntry("charmer", (), "Charmer (LEAF's text attack): greedy character edits within Levenshtein distance "
                 "k = --eps (--norm levenshtein); text tasks only", external_parameters=CHARMER_OPTIONS,
                 domain="text"),

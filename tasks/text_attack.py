@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from benchutil.errors import BenchError
 from tasks.base import AttackSettings
 from tasks.text_threat import TEXT, domain_of, edit_budget
 
@@ -43,7 +44,10 @@ def attack_sentence(sentence: str, loss: Callable[[list[str]], Tensor], is_broke
                     settings: AttackSettings) -> tuple[str, int]:
     """(adversarial sentence, its edit distance as the attack counted it) within k = eps edits."""
     # imported when a sentence is attacked: the pixel tasks never need it
-    from attacks.charmer import charmer
+    from attacks.charmer import MissingLanguageData, charmer
 
-    outcome = charmer(sentence, loss, is_broken, edit_budget(settings.eps), **settings.args)
+    try:
+        outcome = charmer(sentence, loss, is_broken, edit_budget(settings.eps), **settings.args)
+    except MissingLanguageData as err:  # nltk's data for the constrained mode: one line, how to get it
+        raise BenchError(str(err)) from None
     return outcome.text, outcome.distance

@@ -21,6 +21,7 @@ from torch import Tensor
 from attacks.charmer import (
     DEFAULT_ALPHABET,
     OPTIONS,
+    MissingLanguageData,
     WordCounter,
     _nltk_words,
     charmer,
@@ -31,7 +32,6 @@ from attacks.core import NonFiniteLossError
 from attacks.core_registry import keyword_options
 from attacks.table import TABLE, check_arguments
 from bench.run.attack_names import resolve_attack
-from benchutil.errors import BenchError
 from tests.bench_fixtures import ARCH, CLASSES, random_model
 from tests.nltk_fixtures import make_nltk_data
 
@@ -314,7 +314,7 @@ def test_constrained_without_nltk_data_is_one_line(tmp_path, monkeypatch):
     _nltk_words.cache_clear()
     tower = BagTower(seed=0)
     loss, is_broken = scorers(tower, classes_of(tower, 0), 0)
-    with pytest.raises(BenchError, match="nltk.downloader words punkt_tab"):
+    with pytest.raises(MissingLanguageData, match="nltk.downloader words punkt_tab"):
         charmer("a red square", loss, is_broken, 1, constrained=True)
     _nltk_words.cache_clear()
 

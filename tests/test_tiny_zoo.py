@@ -58,7 +58,7 @@ def test_committed_vlm_cells_reproduce_on_a_subset(capsys):
 def test_cider_tasks_keep_the_committed_sample_count():
     from bench.cli.reproduce import read_manifest, select
 
-    settings = read_manifest(ROOT / "results" / "tiny")["run"]
+    settings = read_manifest(ROOT / "results" / "tiny")
     chosen = select(settings, "clip", "tiny-shape,tiny-captions,tiny-vqa", 5, {"tiny-captions"})
     assert [(s["task"], s["n_samples"]) for s in chosen] == [("tiny-shape", 5), ("tiny-vqa", 5), ("tiny-captions", 50)]
 
