@@ -162,8 +162,9 @@ SUITES.add("paper", Suite("paper", paper_zoo(), DATASETS, ("imagenet1k",), 1000,
                           zero_shot_member_args={"apgd-ce": {"restarts": 5}},
                           default_targeted_samples=TARGETED_SAMPLES, retrieval_datasets=RETRIEVAL_DATASETS,
                           text_datasets=TEXT_DATASETS),
-           "full scale (GPU): ViT-L/14 zoo from the hub, ImageNet + CLIP_benchmark datasets, COCO, Flickr30k, "
-           "VQAv2, TextVQA and LLaVA-1.5-7B")
+           "full scale (GPU): the papers' zoo and the robust encoders since (ΔCLIP, LEAF, QT-AFT) from the hub, "
+           "ImageNet + CLIP_benchmark datasets, COCO, Flickr30k, VQAv2, TextVQA, VizWiz, OK-VQA, POPE, ScienceQA; "
+           "LLaVA-1.5-7B, Δ²LLaVA, OpenFlamingo-9B")
 for _suite in SUITES:
     _with_plugins(_suite.value)
 DEFAULT_SUITE = "tiny"

@@ -11,14 +11,14 @@ import sys
 from pathlib import Path
 
 from bench import __version__
-from bench.cli import paper as commands_paper
 from bench.api import run_arguments
+from bench.api.run_arguments import EXAMPLES
+from bench.cli import paper as commands_paper
 from bench.cli import reproduce
 from bench.cli import train as commands_train
 from bench.cli import world as commands_world
-from benchutil.arguments import Parser, positive_int
-from bench.api.run_arguments import EXAMPLES
 from bench.report import leaderboard
+from benchutil.arguments import Parser, positive_int
 from benchutil.errors import BenchError
 from benchutil.fileio import is_disk_full
 
@@ -117,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     args.command_line = ["bench", *(sys.argv[1:] if argv is None else argv)]  # recorded in configs and cards
     try:
         if args.command in ("run", "list"):
-            from bench.cli import commands  # torch and the models: only when a command needs them
+            from bench.cli import (
+                commands,  # torch and the models: only when a command needs them
+            )
             from bench.tiny.suite import bench_home
 
             if args.command == "run":
