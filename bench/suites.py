@@ -27,10 +27,10 @@ from benchutil.plugins import Plugin, load_on_first_use
 from benchutil.registry import Registry
 from tasks.base import Task
 from tasks.datasets import DATASETS, DatasetSpec
-from tasks.target_seeds import TARGETED_SAMPLES
 from tasks.imagefolder import read_image_folder
 from tasks.retrieval import RetrievalTask
 from tasks.retrieval_data import RETRIEVAL_DATASETS, RetrievalSpec
+from tasks.target_seeds import TARGETED_SAMPLES
 from tasks.text_datasets import TEXT_DATASETS, TextTaskSpec
 from tasks.vlm_datasets import VLM_DATASETS, VLMTaskSpec
 from tasks.zeroshot import ZeroShotTask
@@ -248,7 +248,8 @@ def resolve_encoder(name_or_path: str, suite: str | None = None, arch: str | Non
     base: the model a vision-only checkpoint was fine-tuned from (a zoo name or a source);
     its text tower (and architecture, unless `arch` says otherwise) completes the checkpoint.
     """
-    from bench.encoders.load import is_source, spec_for_source, with_architecture, with_base
+    from bench.encoders.load import spec_for_source, with_architecture, with_base
+    from bench.encoders.sources import is_source
 
     zoo = get_suite(suite).encoders
     if name_or_path in zoo:

@@ -12,7 +12,7 @@ import pytest
 from bench.api.run_settings import parse_settings, settings_argv
 from bench.api.suite_file import read_suite_file
 from bench.cli.main import main
-from bench.encoders.load import is_source
+from bench.encoders.sources import is_source
 from bench.run.attack_names import resolve_attack
 from bench.run.eps import eps_label, parse_eps_list
 from bench.run.store import RECORD_FILES, finished_runs

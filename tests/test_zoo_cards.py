@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.encoders.load import check_source_form
+from bench.encoders.sources import check_source_form
 from bench.encoders.zoo import PAPER_CARDS
 from bench.report.published import PAPERS, load_paper
 from bench.suites import get_suite

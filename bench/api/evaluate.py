@@ -18,7 +18,8 @@ import torch
 
 from attacks.table import TABLE, AttackEntry
 from bench.encoders.base import Encoder, check_patch_tokens
-from bench.encoders.load import SOURCE_PREFIXES, EncoderSpec, build_encoder
+from bench.encoders.load import EncoderSpec, build_encoder
+from bench.encoders.sources import SOURCE_PREFIXES
 from bench.encoders.weights import check_readable
 from bench.run.attack_names import checked_arguments, resolve_attack
 from bench.run.devices import check_device

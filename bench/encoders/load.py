@@ -21,7 +21,6 @@ hf-file:futakw/clip-qt-aft/CLIP-ViT-B-16_QTAFT_eps4.pt#vision_encoder_state_dict
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -33,12 +32,20 @@ import torch
 from torch import Tensor, nn
 
 from bench.encoders.base import Encoder, Provenance
-from bench.encoders.download import URL_PREFIX, check_pin, fetch_url, url_of
+from bench.encoders.download import URL_PREFIX, check_pin, fetch_url
 from bench.encoders.hf_clip import (
     HF_CLIP_PREFIX,
     build_hf_clip,
     is_hf_clip_folder,
     model_folder,
+)
+from bench.encoders.sources import (
+    check_source_form,
+    hf_clip_repo,
+    hf_file_parts,
+    hf_hub_repo,
+    open_clip_parts,
+    tiny_name,
 )
 from bench.encoders.weights import (
     hub_file,
@@ -131,66 +138,6 @@ def _existing_file(source: str) -> Path:
     return path
 
 
-# A Hugging Face repository id's parts (huggingface_hub's validate_repo_id): letters, digits
-# and '-_.', not starting or ending with '-' or '.', at most 96 characters, no '--' or '..'.
-_HUB_PART = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9_])?")
-
-
-def _hub_part(part: str) -> bool:
-    return bool(_HUB_PART.fullmatch(part)) and "--" not in part and ".." not in part
-
-
-def _malformed(source: str, form: str, example: str) -> BenchError:
-    return BenchError(f"malformed encoder {source!r}: write {form}, e.g. {example}")
-
-
-def hf_hub_repo(source: str) -> str:
-    """'hf-hub:ORG/NAME' -> 'ORG/NAME', checked before any hub call (a bad id is a traceback there)."""
-    parts = source.removeprefix("hf-hub:").split("/")
-    if len(parts) != 2 or not all(_hub_part(p) for p in parts):
-        raise _malformed(source, "hf-hub:ORG/NAME", "hf-hub:chs20/fare4-clip")
-    return "/".join(parts)
-
-
-def hf_file_parts(source: str) -> tuple[str, str]:
-    """'hf-file:ORG/NAME/FILE' (FILE may be in sub-folders) -> ('ORG/NAME', 'FILE')."""
-    parts = source.removeprefix("hf-file:").split("/")
-    inside = parts[2:]
-    if len(parts) < 3 or not all(_hub_part(p) for p in parts[:2]) or not all(
-            p and p not in (".", "..") and "\\" not in p for p in inside):
-        raise _malformed(source, "hf-file:ORG/NAME/FILE", "hf-file:hossainzarif19/SimCLIP/simclip4.pt")
-    return "/".join(parts[:2]), "/".join(inside)
-
-
-def tiny_name(source: str) -> str:
-    """'tiny:NAME' -> NAME: a file name in bench/tiny/weights, never a path out of it."""
-    name = source.removeprefix("tiny:")
-    if not _hub_part(name):
-        raise _malformed(source, "tiny:NAME", "tiny:clip (bench list encoders)")
-    return name
-
-
-def hf_clip_repo(source: str) -> str:
-    """'hf-clip:ORG/NAME' -> 'ORG/NAME', checked before any hub call."""
-    parts = source.removeprefix(HF_CLIP_PREFIX).split("/")
-    if len(parts) != 2 or not all(_hub_part(p) for p in parts):
-        raise _malformed(source, "hf-clip:ORG/NAME", "hf-clip:LEAF-CLIP/CLIP-ViT-L-FARE2")
-    return "/".join(parts)
-
-
-def check_source_form(source: str) -> None:
-    """Refuse a prefixed source whose shape is wrong, before anything is fetched or read."""
-    if source.startswith((HF_CLIP_PREFIX, "hf-hub:", "open_clip:")) and "#" in source:
-        raise BenchError(f"{source!r}: #KEY names an entry of one weight file (hf-file:, url:, a path); "
-                         "a whole model has none")
-    source = split_key(source)[0]
-    checks = {"hf-hub:": hf_hub_repo, "hf-file:": hf_file_parts, "tiny:": tiny_name, "open_clip:": _open_clip_parts,
-              HF_CLIP_PREFIX: hf_clip_repo, URL_PREFIX: url_of}
-    for prefix, check in checks.items():
-        if source.startswith(prefix):
-            check(source)
-
-
 def _hub_model_weights(repo: str) -> Path:
     """open_clip's files on the hub: prefer safetensors when it is already cached."""
     from huggingface_hub import try_to_load_from_cache
@@ -201,31 +148,14 @@ def _hub_model_weights(repo: str) -> Path:
     return hub_file(repo, "open_clip_pytorch_model.bin")
 
 
-def _open_clip_parts(source: str) -> tuple[str, str]:
-    arch, _, tag = source.removeprefix("open_clip:").partition("/")
-    if not arch or not tag or "/" in tag:
-        raise _malformed(source, "open_clip:ARCH/TAG", "open_clip:ViT-B-32/laion2b_s34b_b79k")
-    return arch, tag
-
-
 def _split_open_clip(source: str) -> tuple[str, str]:
-    arch, tag = _open_clip_parts(source)
+    arch, tag = open_clip_parts(source)
     if arch not in open_clip.list_models():
         raise BenchError(f"unknown open_clip architecture {arch!r} in {source!r} (open_clip.list_models())")
     if tag not in open_clip.list_pretrained_tags_by_model(arch):
         tags = ", ".join(open_clip.list_pretrained_tags_by_model(arch)[:8])
         raise BenchError(f"open_clip has no pretrained tag {tag!r} for {arch}; known: {tags}")
     return arch, tag
-
-
-SOURCE_PREFIXES = ("open_clip:", "hf-hub:", "hf-file:", "tiny:", HF_CLIP_PREFIX, URL_PREFIX)
-CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
-
-
-def is_source(name: str) -> bool:
-    """A name that denotes weights directly (not a zoo entry): a prefixed source or a path."""
-    return name.startswith(SOURCE_PREFIXES) or any(sep in name for sep in ("/", "\\")) or name.endswith(
-        CHECKPOINT_SUFFIXES) or split_key(name)[0].endswith(CHECKPOINT_SUFFIXES) or is_hf_clip_folder(Path(name))
 
 
 def is_hf_clip(spec: EncoderSpec) -> bool:
