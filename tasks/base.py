@@ -10,6 +10,7 @@ new file.
 """
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -104,3 +105,18 @@ def core_records(ids: list[str], x: Tensor, x_adv: Tensor, settings: AttackSetti
             settings.keep_example(i, x[j], x_adv[j])
     return [{"id": i, "clean_score": clean[j], "adv_score": adv[j], "winner": winners[j],
              "linf": round(linf[j], 8), "l2": round(l2[j], 6), **extras[j]} for j, i in enumerate(ids)]
+
+
+def seeded_subset(ids: list[str], n: int | None, seed: int) -> list[str]:
+    """The first n of the ids in a seeded shuffle (all of them for None): a run's sample set, the
+    same for clean and every attack."""
+    shuffled = list(ids)
+    random.Random(seed).shuffle(shuffled)
+    return shuffled if n is None else shuffled[:n]
+
+
+def refuse_target(settings: AttackSettings, task: str) -> None:
+    """--target pushes a VLM's output towards a string: no other task kind has one."""
+    if settings.target is not None:
+        raise ValueError(f"--target applies to captioning / VQA tasks; drop it or drop {task}")
+

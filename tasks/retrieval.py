@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +50,15 @@ from attacks.precision import LOW_PRECISIONS, autocast, tf32
 from attacks.randomness import SampleSeeds
 from attacks.table import Member
 from benchutil.fileio import atomic_write
-from tasks.base import AttackSettings, Models, Record, Victim, core_records
+from tasks.base import (
+    AttackSettings,
+    Models,
+    Record,
+    Victim,
+    core_records,
+    refuse_target,
+    seeded_subset,
+)
 from tasks.imagefolder import check_images as check_image_files
 from tasks.imagefolder import load_image
 from tasks.retrieval_data import RetrievalData
@@ -193,16 +200,13 @@ class RetrievalTask:
 
     def sample_ids(self, n: int | None, seed: int) -> list[str]:
         """A seeded subset of the images as queries (the gallery stays the whole split)."""
-        ids = list(self.data.ids)
-        random.Random(seed).shuffle(ids)
-        return ids if n is None else ids[:n]
+        return seeded_subset(self.data.ids, n, seed)
 
     def check_data(self, ids: list[str]) -> None:
         check_image_files(self.data.images)  # every image: the gallery holds them all
 
     def check_attack(self, settings: AttackSettings) -> None:
-        if settings.target is not None:
-            raise ValueError(f"--target applies to captioning / VQA tasks; drop it or drop {self.name}")
+        refuse_target(settings, self.name)
         classic = [k for k in CLASSIC_CW_ONLY if k in settings.args]
         if classic:
             raise ValueError(f"--attack-args {classic[0]!r} belongs to the classic L2 CW on classifiers; on retrieval, "

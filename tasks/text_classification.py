@@ -13,7 +13,6 @@ A sentence misclassified clean is not attacked (its winner is "clean", its sente
 """
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,14 @@ import torch
 from torch import Tensor, nn
 
 from benchutil.errors import BenchError
-from tasks.base import AttackSettings, Models, Record, Victim
+from tasks.base import (
+    AttackSettings,
+    Models,
+    Record,
+    Victim,
+    refuse_target,
+    seeded_subset,
+)
 from tasks.imagefolder import check_images, load_image
 from tasks.text_attack import attack_sentence, attacking, embed_texts, margin
 from tasks.text_records import CLEAN, text_core_records
@@ -96,17 +102,14 @@ class TextClassificationTask:
                                          "loss": "margin", "template": None}
 
     def sample_ids(self, n: int | None, seed: int) -> list[str]:
-        ids = list(self.data.ids)
-        random.Random(seed).shuffle(ids)
-        return ids if n is None else ids[:n]
+        return seeded_subset(self.data.ids, n, seed)
 
     def check_data(self, ids: list[str]) -> None:
         if self.data.labels_from == IMAGES:
             check_images(self.data.class_images)
 
     def check_attack(self, settings: AttackSettings) -> None:
-        if settings.target is not None:
-            raise ValueError(f"--target applies to captioning / VQA tasks; drop it or drop {self.name}")
+        refuse_target(settings, self.name)
 
     def victim(self, models: Models, cache_dir: Path | None) -> Victim:
         encoder = models.encoder

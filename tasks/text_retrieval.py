@@ -17,14 +17,20 @@ and its image's id are kept beside the sentences.
 """
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from tasks.base import AttackSettings, Models, Record, Victim
+from tasks.base import (
+    AttackSettings,
+    Models,
+    Record,
+    Victim,
+    refuse_target,
+    seeded_subset,
+)
 from tasks.imagefolder import check_images
 from tasks.retrieval import RetrievalTask
 from tasks.retrieval_data import RetrievalData
@@ -72,16 +78,13 @@ class TextRetrievalTask:
 
     def sample_ids(self, n: int | None, seed: int) -> list[str]:
         """A seeded subset of the captions as queries (the gallery stays the whole split)."""
-        ids = list(self.queries)
-        random.Random(seed).shuffle(ids)
-        return ids if n is None else ids[:n]
+        return seeded_subset(self.queries, n, seed)
 
     def check_data(self, ids: list[str]) -> None:
         check_images(self.data.images)  # every image: the gallery holds them all
 
     def check_attack(self, settings: AttackSettings) -> None:
-        if settings.target is not None:
-            raise ValueError(f"--target applies to captioning / VQA tasks; drop it or drop {self.name}")
+        refuse_target(settings, self.name)
 
     def victim(self, models: Models, cache_dir: Path | None) -> Victim:
         encoder = models.encoder

@@ -6,7 +6,6 @@ against the references; the attack protocol (tasks/vlm_attack.py) keeps the lowe
 """
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -16,7 +15,7 @@ import torch
 from torch import Tensor
 
 from benchutil.errors import BenchError
-from tasks.base import AttackSettings, Models, Record, Victim
+from tasks.base import AttackSettings, Models, Record, Victim, seeded_subset
 from tasks.demonstrations import for_sample, without_colons
 from tasks.imagefolder import check_images, load_image
 from tasks.target_seeds import target_selection_seed
@@ -101,8 +100,7 @@ class VLMTask:
         if self.selection_seed is not None and n is not None and n < len(ids):
             chosen = np.random.RandomState(self.selection_seed).choice(len(ids), n, replace=False)
             return [ids[int(k)] for k in chosen]
-        random.Random(seed).shuffle(ids)
-        return ids if n is None else ids[:n]
+        return seeded_subset(ids, n, seed)
 
     def select_for_target(self, target: str) -> None:
         """A targeted run's samples: RobustVLM selects them with the target's own seed

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import sys
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,7 +21,15 @@ from attacks import WorstCaseResult, worst_case
 from attacks.ensemble import CLEAN, predictions
 from attacks.precision import LOW_PRECISIONS, AttackPrecision, tf32
 from benchutil.fileio import atomic_write
-from tasks.base import AttackSettings, Models, Record, Victim, core_records
+from tasks.base import (
+    AttackSettings,
+    Models,
+    Record,
+    Victim,
+    core_records,
+    refuse_target,
+    seeded_subset,
+)
 from tasks.classifier import LabelledClassifier
 from tasks.clip_benchmark import TorchvisionSelection, WebDatasetSelection
 from tasks.imagefolder import ClassificationData, check_images, load_batch
@@ -113,9 +120,7 @@ class ZeroShotTask:
         if self.selection is not None:
             self._use(self.selection.data(sys.maxsize if n is None else n, seed))
             return list(self.data.ids)
-        ids = list(self.data.ids)
-        random.Random(seed).shuffle(ids)
-        return ids if n is None else ids[:n]
+        return seeded_subset(self.data.ids, n, seed)
 
     def load(self, ids: list[str], size: int) -> tuple[Tensor, Tensor]:
         images = load_batch(self.data.root, ids, None if self.native_resolution else size)
@@ -125,8 +130,7 @@ class ZeroShotTask:
         check_images([self.data.root / i for i in ids])
 
     def check_attack(self, settings: AttackSettings) -> None:
-        if settings.target is not None:
-            raise ValueError(f"--target applies to captioning / VQA tasks; drop it or drop {self.name}")
+        refuse_target(settings, self.name)
 
     def victim(self, models: Models, cache_dir: Path | None) -> Victim:
         model = models.encoder
