@@ -5,10 +5,16 @@ loss (higher = more adversarial) and whether the candidate is already broken. Bo
 LEAF's loss, the margin of the similarity logits (attack_text_charmer_classification's
 margin_loss_lm: the best other score minus the true one), which is positive exactly when the
 sentence no longer picks its own class (or image).
+
+A task may bring its own character set (TaskAlphabet: AG-News's is every character of its train
+split, LEAF's get_vocabulary): the attack writes those characters unless `--attack-args` names an
+alphabet, and the run records which set it was (its size and sha256) in its task settings.
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -19,6 +25,23 @@ from tasks.base import AttackSettings
 from tasks.text_threat import TEXT, domain_of, edit_budget
 
 TEXT_BATCH = 256  # sentences per text-encoder forward
+
+
+@dataclass(frozen=True)
+class TaskAlphabet:
+    """The characters a task's sentences are attacked with when `--attack-args` names no alphabet."""
+
+    characters: str  # distinct, sorted by code point: the same set gives the same string
+    source: str  # where they come from (recorded in every run's task settings)
+
+    def __post_init__(self) -> None:
+        if not self.characters or list(self.characters) != sorted(set(self.characters)):
+            raise ValueError("a task alphabet is a non-empty string of distinct characters sorted by code point")
+
+    def setting(self) -> dict[str, Any]:
+        """What a run records: the set's size and hash identify it without writing it out."""
+        return {"source": self.source, "size": len(self.characters),
+                "sha256": hashlib.sha256(self.characters.encode("utf-8")).hexdigest()}
 
 
 @torch.no_grad()
@@ -41,13 +64,17 @@ def attacking(settings: AttackSettings) -> bool:
 
 
 def attack_sentence(sentence: str, loss: Callable[[list[str]], Tensor], is_broken: Callable[[list[str]], Tensor],
-                    settings: AttackSettings) -> tuple[str, int]:
-    """(adversarial sentence, its edit distance as the attack counted it) within k = eps edits."""
+                    settings: AttackSettings, alphabet: TaskAlphabet | None = None) -> tuple[str, int]:
+    """(adversarial sentence, its edit distance as the attack counted it) within k = eps edits;
+    `alphabet`: the task's characters, written unless the run's attack arguments name others."""
     # imported when a sentence is attacked: the pixel tasks never need it
     from attacks.charmer import MissingLanguageData, charmer
 
+    args = dict(settings.args)
+    if alphabet is not None:
+        args.setdefault("alphabet", alphabet.characters)
     try:
-        outcome = charmer(sentence, loss, is_broken, edit_budget(settings.eps), **settings.args)
+        outcome = charmer(sentence, loss, is_broken, edit_budget(settings.eps), **args)
     except MissingLanguageData as err:  # nltk's data for the constrained mode: one line, how to get it
         raise BenchError(str(err)) from None
     return outcome.text, outcome.distance

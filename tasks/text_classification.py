@@ -30,7 +30,13 @@ from tasks.base import (
     seeded_subset,
 )
 from tasks.imagefolder import check_images, load_image
-from tasks.text_attack import attack_sentence, attacking, embed_texts, margin
+from tasks.text_attack import (
+    TaskAlphabet,
+    attack_sentence,
+    attacking,
+    embed_texts,
+    margin,
+)
 from tasks.text_records import CLEAN, text_core_records
 from tasks.text_threat import TEXT
 
@@ -51,6 +57,7 @@ class TextClassificationData:
     class_images: list[Path]  # one per class, in class order (labels_from == IMAGES)
     class_captions: list[str]  # one per class, in class order (labels_from == CAPTIONS)
     source: str  # how the sentences were chosen (recorded in every run's task settings)
+    alphabet: TaskAlphabet | None = None  # the attack's characters (None: charmer's own default)
 
     def __post_init__(self) -> None:
         if self.labels_from not in (IMAGES, CAPTIONS):
@@ -100,6 +107,8 @@ class TextClassificationTask:
         self.settings: dict[str, Any] = {"labels_from": data.labels_from, "classes": data.classnames,
                                          "class_labels": label_source, "sentences": data.source,
                                          "loss": "margin", "template": None}
+        if data.alphabet is not None:
+            self.settings["alphabet"] = data.alphabet.setting()
 
     def sample_ids(self, n: int | None, seed: int) -> list[str]:
         return seeded_subset(self.data.ids, n, seed)
@@ -136,7 +145,7 @@ class TextClassificationTask:
             def is_broken(candidates: list[str], label: int = label) -> Tensor:
                 return victim.logits(candidates).argmax(dim=1) != label
 
-            adv_texts[j], distances[j] = attack_sentence(sentence, loss, is_broken, settings)
+            adv_texts[j], distances[j] = attack_sentence(sentence, loss, is_broken, settings, self.data.alphabet)
             if adv_texts[j] != sentence:  # judged here, on the sentence alone, not by the attack's bookkeeping
                 adv_pred[j] = int(victim.logits([adv_texts[j]]).argmax(dim=1)[0])
         correct = [p == y for p, y in zip(clean_pred, labels)]

@@ -4,8 +4,9 @@ tasks/text_retrieval.py).
 The paper suite's text-to-image retrieval reads COCO's Karpathy test split as coco-retrieval does
 (tasks/retrieval_data.py): LEAF's eval_retrieval.py attacks the captions of that split's images.
 LEAF's AG-News classification (eval_zero_shot_text.py: the first 1000 sentences of the Hugging
-Face test split, classified against four class pictures) is not registered: its class images ship
-with LEAF's code, not with a dataset this project reads.
+Face test split, classified against four class pictures, or four captions) reads the dataset's hub
+clone plus LEAF's pictures, copied from its repository (tasks/text_agnews.py); the attack writes
+the characters of the train split, as LEAF's does.
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from pathlib import Path
 
 from benchutil.registry import Registry
 from tasks.retrieval_data import read_coco_retrieval
-from tasks.text_classification import TextClassificationTask
+from tasks.text_agnews import read_ag_news
+from tasks.text_classification import CAPTIONS, IMAGES, TextClassificationTask
 from tasks.text_retrieval import TextRetrievalTask
 
 TextTask = TextClassificationTask | TextRetrievalTask
@@ -34,3 +36,10 @@ TEXT_DATASETS: Registry[TextTaskSpec] = Registry("task")
 TEXT_DATASETS.add("coco-text-retrieval", TextTaskSpec(coco_text_retrieval),
                   "COCO Karpathy test split's captions as queries over its 5000 clean images, each query attacked "
                   "with k character edits (LEAF); text-to-image R@1")
+TEXT_DATASETS.add("ag-news", TextTaskSpec(lambda name, root: read_ag_news(name, root, IMAGES)),
+                  "AG-News test sentences (the first n in file order; 1000 as LEAF) classified against LEAF's four "
+                  "class pictures, each attacked with k character edits from the train split's characters (LEAF's "
+                  "eval_zero_shot_text.py default); text accuracy")
+TEXT_DATASETS.add("ag-news-captions", TextTaskSpec(lambda name, root: read_ag_news(name, root, CAPTIONS)),
+                  "as ag-news, classified against LEAF's four captions ('World News', ...; its --label_encoder "
+                  "text)")
