@@ -26,7 +26,8 @@ from benchutil.paths import user_path
 from benchutil.plugins import Plugin, load_on_first_use
 from benchutil.registry import Registry
 from tasks.base import Task
-from tasks.datasets import DATASETS, DatasetSpec
+from tasks.clip_benchmark import DEFAULT_SAMPLE_ORDER, sample_order
+from tasks.datasets import DATASETS, DVD_ZERO_SHOT, DatasetSpec
 from tasks.imagefolder import read_image_folder
 from tasks.retrieval import RetrievalTask
 from tasks.retrieval_data import RETRIEVAL_DATASETS, RetrievalSpec
@@ -64,6 +65,8 @@ class Suite:
     retrieval_datasets: Registry[RetrievalSpec] = field(default_factory=lambda: Registry("task"))
     # Text tasks (sentences attacked with character edits, --norm levenshtein): tasks/text_datasets.py.
     text_datasets: Registry[TextTaskSpec] = field(default_factory=lambda: Registry("task"))
+    # --task names that stand for a list of tasks (a paper's protocol): group -> its tasks, in order.
+    task_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def task_names(self) -> list[str]:
         return [*self.datasets.names(), *self.vlm_datasets.names(), *self.retrieval_datasets.names(),
@@ -78,8 +81,11 @@ class Suite:
     def is_retrieval_task(self, name: str) -> bool:
         return name in self.retrieval_datasets
 
-    def default_samples(self, task: str, target: str | None = None) -> int:
+    def default_samples(self, task: str, target: str | None = None, order: str = DEFAULT_SAMPLE_ORDER) -> int:
         task = self.datasets.resolve(task)  # aliases (imagenet -> imagenet1k)
+        if order != DEFAULT_SAMPLE_ORDER and task in self.datasets:
+            # ΔCLIP's protocol: --n_samples 1000 for every dataset, ImageNet's webdataset included
+            return self.default_n_samples
         if task in self.samples_per_task:
             return self.samples_per_task[task]
         if self.is_vlm_task(task) and target is not None and self.default_targeted_samples is not None:
@@ -161,7 +167,10 @@ SUITES.add("paper", Suite("paper", paper_zoo(), DATASETS, ("imagenet1k",), 1000,
                                             "pope-adversarial": 3000, "scienceqa": 2017},
                           zero_shot_member_args={"apgd-ce": {"restarts": 5}},
                           default_targeted_samples=TARGETED_SAMPLES, retrieval_datasets=RETRIEVAL_DATASETS,
-                          text_datasets=TEXT_DATASETS),
+                          text_datasets=TEXT_DATASETS,
+                          # ΔCLIP's zero-shot list (its CLIP_benchmark/benchmark/webdatasets.txt, less the
+                          # multilabel voc2007_multilabel); with --sample-order dvd, its protocol
+                          task_groups={"dvd-zero-shot": DVD_ZERO_SHOT}),
            "full scale (GPU): the papers' zoo and the robust encoders since (ΔCLIP, LEAF, QT-AFT) from the hub, "
            "ImageNet + CLIP_benchmark datasets, COCO, Flickr30k, VQAv2, TextVQA, VizWiz, OK-VQA, POPE, ScienceQA; "
            "LLaVA-1.5-7B, Δ²LLaVA, OpenFlamingo-9B")
@@ -190,17 +199,22 @@ ALL_TASKS = "all"
 
 def expand_tasks(suite: Suite, names: list[str] | None) -> list[str]:
     """No --task: the suite's classification defaults; 'all': every classification, VLM and retrieval task
-    (every task a pixel attack applies to: text tasks, attacked with character edits, are named one by one)."""
+    (every task a pixel attack applies to: text tasks, attacked with character edits, are named one by one);
+    a group of the suite (dvd-zero-shot): its tasks."""
     if not names:
         return list(suite.default_tasks)
     out: list[str] = []
     registries = (suite.datasets, suite.vlm_datasets, suite.retrieval_datasets)
     for name in names:
-        out += [e.name for registry in registries for e in registry] if name == ALL_TASKS else [name]
+        if name == ALL_TASKS:
+            out += [e.name for registry in registries for e in registry]
+        else:
+            out += list(suite.task_groups.get(name, (name,)))
     return list(dict.fromkeys(out))
 
 
-def check_task_name(suite: Suite, name: str) -> None:
+def check_task_name(suite: Suite, name: str, order: str = DEFAULT_SAMPLE_ORDER) -> None:
+    check_sample_order(suite, name, order)
     if name.startswith(FOLDER_PREFIX):
         folder_root(name)
         return
@@ -208,6 +222,16 @@ def check_task_name(suite: Suite, name: str) -> None:
         return
     if name not in suite.datasets:
         raise unknown("task", name, suite.task_names(), " (bench list tasks)")
+
+
+def check_sample_order(suite: Suite, name: str, order: str) -> None:
+    """A --sample-order other than the default only for tasks read from CLIP_benchmark webdatasets."""
+    if sample_order(order).name == DEFAULT_SAMPLE_ORDER:
+        return
+    spec = None if name.startswith(FOLDER_PREFIX) or name not in suite.datasets else suite.datasets.get(name).value
+    if spec is None or (spec.benchmark_name or spec.order_benchmark_name) is None:
+        raise BenchError(f"--sample-order {order} picks samples of CLIP_benchmark webdatasets; {name!r} is not "
+                         "one: leave --sample-order out for it, or run it apart")
 
 
 def folder_root(name: str) -> Path:
@@ -220,8 +244,13 @@ def folder_root(name: str) -> Path:
     return user_path(text, "--task folder:")
 
 
-def load_task(suite: Suite, name: str, data_root: str | None) -> Task:
-    """A suite task by name (classification, captioning, VQA, retrieval), or any image folder as folder:PATH."""
+def load_task(suite: Suite, name: str, data_root: str | None, order: str = DEFAULT_SAMPLE_ORDER) -> Task:
+    """A suite task by name (classification, captioning, VQA, retrieval), or any image folder as folder:PATH.
+
+    order: the --sample-order of CLIP_benchmark's webdatasets (tasks/clip_benchmark.py SAMPLE_ORDERS);
+    a task that is not one refuses any but the default."""
+    check_sample_order(suite, name, order)
+    picked = sample_order(order)
     if name.startswith(FOLDER_PREFIX):
         root = folder_root(name)
         # 'folder:.' has no name of its own: the folder's real name names its runs
@@ -237,8 +266,11 @@ def load_task(suite: Suite, name: str, data_root: str | None) -> Task:
         retrieval_spec = suite.retrieval_datasets.get(name)
         return RetrievalTask(retrieval_spec.value.read(retrieval_spec.name, suite.data_root(data_root)))
     spec = suite.datasets.get(name)
-    return ZeroShotTask(spec.value.read(spec.name, suite.data_root(data_root)), suite.zero_shot_member_args,
-                        spec.value.native_resolution)
+    task = ZeroShotTask(spec.value.read(spec.name, suite.data_root(data_root), picked.name),
+                        suite.zero_shot_member_args, spec.value.native_resolution and picked.native_resolution)
+    if picked.name != DEFAULT_SAMPLE_ORDER:  # the default is left unrecorded: earlier runs keep their identity
+        task.settings["sample_order"] = picked.name
+    return task
 
 
 def resolve_encoder(name_or_path: str, suite: str | None = None, arch: str | None = None,

@@ -22,6 +22,12 @@ replayed on sample positions (webdataset's shuffle draws depend only on how many
 buffer holds, not on what they are), so only the selected samples are decoded, with the
 builder's decoder, and they are stored once as lossless PNGs under the cache: every run, shard
 and worker reads the same pixels by file name.
+
+ΔCLIP's fork of CLIP_benchmark (zw615/Double_Visual_Defense, CLIP_benchmark/clip_benchmark/cli.py)
+reads the same way but has RobustVLM's `assert args.batch_size == 50` commented out, and its
+script (CLIP_benchmark/scripts/dvd_clip_h14_hf_adv.sh) passes `--batch_size 8`: its workers
+interleave batches of 8, so its first 1000 samples are another set, in another order. The two
+reads are the two SAMPLE_ORDERS; a selection is stored under its own batch size.
 """
 from __future__ import annotations
 
@@ -35,29 +41,63 @@ import tarfile
 import tempfile
 import warnings
 from collections.abc import Generator, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from benchutil.errors import BenchError
+from benchutil.errors import BenchError, unknown
 from benchutil.fileio import atomic_write, atomic_write_text, disk_errors, is_disk_full
 from benchutil.paths import bench_home
 from tasks.imagefolder import ClassificationData, check_templates, numbered_lines, read_lines
 
 SHUFFLE_BUFFER = 10000  # cli.py: dataset.shuffle(10000, initial=10000, rng=random.Random(args.seed))
 SHUFFLE_SEED = 0  # cli.py --seed default
-# cli.py's DataLoader: --num_workers default 4 (run_benchmark_adv.sh leaves it), and with n_samples
-# `assert args.batch_size == 50, "Otherwise we get different samples"` (RobustVLM issue #29).
-# The reference's order, whatever our own --workers or --batch-size say.
+# cli.py's DataLoader: --num_workers default 4 (run_benchmark_adv.sh leaves it; dvd_clip_h14_hf_adv.sh
+# passes 4). The reference's order, whatever our own --workers or --batch-size say.
 REFERENCE_WORKERS = 4
-REFERENCE_BATCH_SIZE = 50
 # builder.py build_wds_dataset: `.decode(ImageHandler("pil", extensions=[...]))`, then
 # `.to_tuple([...], "cls")` (the first of these present is the image)
 BUILDER_IMAGE_EXTENSIONS = ["webp", "png", "jpg", "jpeg"]
-# How a selection was read, stored in selection.json: a cache made another way (the single
-# stream of earlier versions) is not this selection and is made again.
-READ_ORDER = {"buffer": SHUFFLE_BUFFER, "initial": SHUFFLE_BUFFER, "seed": SHUFFLE_SEED,
-              "workers": REFERENCE_WORKERS, "batch_size": REFERENCE_BATCH_SIZE}
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class SampleOrder:
+    """One fork's read of a webdataset: the batch size its DataLoader's workers cut their shuffled
+    streams into (the rest of the read, shuffle and 4 workers, is common to both forks)."""
+
+    name: str
+    batch_size: int
+    # CIFAR-10/100 and STL-10 attacked at their own 32 / 96 px, resized inside the model: RobustVLM's
+    # cli.py does it; ΔCLIP's has that branch commented out (its images go through the model's transform).
+    native_resolution: bool
+    reference: str
+
+
+SAMPLE_ORDERS = {
+    "robustvlm": SampleOrder("robustvlm", 50, True,
+                             "RobustVLM's CLIP_benchmark: bash/run_benchmark_adv.sh --batch_size 50, and cli.py's "
+                             "`assert args.batch_size == 50, \"Otherwise we get different samples\"` (issue #29)"),
+    "dvd": SampleOrder("dvd", 8, False,
+                       "ΔCLIP's CLIP_benchmark: scripts/dvd_clip_h14_hf_adv.sh --batch_size 8 --n_samples 1000, "
+                       "cli.py's batch-50 assert commented out"),
+}
+DEFAULT_SAMPLE_ORDER = "robustvlm"
+REFERENCE_BATCH_SIZE = SAMPLE_ORDERS[DEFAULT_SAMPLE_ORDER].batch_size
+
+
+def sample_order(name: str) -> SampleOrder:
+    """The named order (bench run --sample-order), or one line naming the closest."""
+    if name not in SAMPLE_ORDERS:
+        raise unknown("sample order", name, list(SAMPLE_ORDERS), " (--sample-order)")
+    return SAMPLE_ORDERS[name]
+
+
+def read_order(batch_size: int) -> dict[str, int]:
+    """How a selection was read, stored in selection.json: a cache made another way (the single
+    stream of earlier versions, another batch size) is not this selection and is made again."""
+    return {"buffer": SHUFFLE_BUFFER, "initial": SHUFFLE_BUFFER, "seed": SHUFFLE_SEED,
+            "workers": REFERENCE_WORKERS, "batch_size": batch_size}
 
 # Our dataset name -> CLIP_benchmark's (RobustVLM's CLIP_benchmark/benchmark/datasets.txt, without "wds/").
 PAPER_DATASETS = {
@@ -158,12 +198,12 @@ def round_robin(streams: list[Iterator[T]]) -> Iterator[T]:
                 yield item
 
 
-def reference_order(shard_sizes: list[int], n: int) -> list[tuple[int, int]]:
+def reference_order(shard_sizes: list[int], n: int, batch_size: int = REFERENCE_BATCH_SIZE) -> list[tuple[int, int]]:
     """(shard, index in the shard) of the first n samples cli.py evaluates, in its order, for a
     test split whose shards hold shard_sizes samples: each worker's shards in turn, shuffled,
-    in batches of REFERENCE_BATCH_SIZE, the workers' batches interleaved."""
+    in batches of batch_size, the workers' batches interleaved."""
     streams = [batches(_shuffled_stream([(shard, k) for shard in shards for k in range(shard_sizes[shard])]),
-                       REFERENCE_BATCH_SIZE) for shards in worker_shards(len(shard_sizes))]
+                       batch_size) for shards in worker_shards(len(shard_sizes))]
     order: list[tuple[int, int]] = []
     for batch in round_robin(streams):
         if len(order) >= n:
@@ -179,15 +219,16 @@ READ_ERRORS = (OSError, ValueError, KeyError, tarfile.TarError)  # a corrupt sha
 
 class WebDatasetSelection:
     """The first n samples cli.py evaluates from a CLIP_benchmark webdataset's test split (its
-    4-worker, batch-50 order), as PNG files."""
+    4-worker order, in batches of the sample order's size), as PNG files."""
 
     kind = "clip_benchmark-wds"  # recorded in a run's task_settings
 
-    def __init__(self, name: str, benchmark_name: str, folder: Path, cache: Path | None = None) -> None:
-        self.name, self.benchmark_name, self.folder = name, benchmark_name, folder
+    def __init__(self, name: str, benchmark_name: str, folder: Path, cache: Path | None = None,
+                 order: SampleOrder = SAMPLE_ORDERS[DEFAULT_SAMPLE_ORDER]) -> None:
+        self.name, self.benchmark_name, self.folder, self.order = name, benchmark_name, folder, order
         # the read order is in the name, so a cache of another order is never taken for this one
         self.cache = cache or bench_home() / "clip_benchmark" / (
-            f"{folder.name}-seed{SHUFFLE_SEED}-workers{REFERENCE_WORKERS}-batch{REFERENCE_BATCH_SIZE}")
+            f"{folder.name}-seed{SHUFFLE_SEED}-workers{REFERENCE_WORKERS}-batch{order.batch_size}")
         for needed in ("test/nshards.txt", "classnames.txt", "zeroshot_classification_templates.txt"):
             if not (folder / needed).is_file():
                 raise BenchError(f"{folder / needed} is missing: {folder} is not a CLIP_benchmark webdataset "
@@ -211,11 +252,22 @@ class WebDatasetSelection:
                 if f.read(len(LFS_POINTER)) == LFS_POINTER:
                     raise BenchError(f"{shard} is a git-lfs pointer, not the shard: run `git lfs pull` in "
                                      f"{self.folder}")
+        self._check_type()
         self._builder_lines(self.folder / "classnames.txt", "class names")
         templates_file = self.folder / "zeroshot_classification_templates.txt"
         templates = self._builder_lines(templates_file, "templates")
         check_templates([(number, positional([t])[0]) for number, t in templates], str(templates_file))
         return int(text)
+
+    def _check_type(self) -> None:
+        """The builder reads dataset_type.txt (classification when absent): a multilabel set
+        (voc2007_multilabel: .npy label vectors, scored by mAP) or a retrieval set has no single
+        label for an accuracy task, nor for AutoAttack to attack."""
+        type_file = self.folder / "dataset_type.txt"
+        kind = " ".join(read_lines(type_file, "dataset type")).strip().lower() if type_file.is_file() else ""
+        if kind not in ("", "classification"):
+            raise BenchError(f"{self.folder} is a {kind} webdataset ({type_file}); zero-shot accuracy under attack "
+                             "needs one class per image: use a classification copy")
 
     def _shard(self, k: int) -> Path:
         return self.folder / "test" / f"{k}.tar"  # the builder's test/{0..nshards-1}.tar
@@ -235,7 +287,7 @@ class WebDatasetSelection:
     def data(self, n: int, seed: int) -> ClassificationData:
         """The selection's first n samples (made, or extended, on first use); the reference's
         shuffle has its own seed, so `seed` (--seed) plays no part."""
-        selection = _stored_selection(self.cache / "selection.json", self.folder)
+        selection = _stored_selection(self.cache / "selection.json", self.folder, read_order(self.order.batch_size))
         if selection is None or (len(selection["labels"]) < n and not selection["complete"]):
             selection = self._select(n)
         labels = selection["labels"][:n]
@@ -252,7 +304,7 @@ class WebDatasetSelection:
             stream = build_dataset(f"wds/{self.benchmark_name}", root=str(self.folder), split="test",
                                    download=False)
         classnames, templates = list(stream.classes), positional(list(stream.templates))
-        order = reference_order(self._shard_sizes(), n)
+        order = reference_order(self._shard_sizes(), n, self.order.batch_size)
         with disk_errors(self.cache.parent, CACHE_HINT):
             self.cache.parent.mkdir(parents=True, exist_ok=True)
             work = Path(tempfile.mkdtemp(dir=self.cache.parent, prefix=f".{self.cache.name}."))
@@ -260,7 +312,7 @@ class WebDatasetSelection:
                 labels = self._store_samples(order, len(classnames), work)
                 selection = {"source": str(self.folder), "benchmark_name": self.benchmark_name, "labels": labels,
                              "complete": len(labels) < n, "classnames": classnames, "templates": templates,
-                             "order": READ_ORDER}
+                             "order": read_order(self.order.batch_size)}
                 (work / "selection.json").write_text(json.dumps(selection))
                 if self.cache.exists():
                     shutil.rmtree(self.cache)  # ours: a smaller selection, replaced by its extension
@@ -353,10 +405,10 @@ def _decode(raw: dict[str, Any]) -> tuple[Any, int]:
     return image, int(label)
 
 
-def _stored_selection(manifest: Path, folder: Path) -> dict[str, Any] | None:
+def _stored_selection(manifest: Path, folder: Path, order: dict[str, int]) -> dict[str, Any] | None:
     """The cached selection of `folder`, or None when there is none, it is unreadable, it was
     made from another copy (the cache is named by the copy's folder name only) or in another
-    order (READ_ORDER): it is made again."""
+    order (read_order): it is made again."""
     try:
         selection = json.loads(manifest.read_text())
     except (OSError, ValueError):  # absent, truncated or not UTF-8
@@ -364,7 +416,7 @@ def _stored_selection(manifest: Path, folder: Path) -> dict[str, Any] | None:
     keys = {"labels": list, "complete": bool, "classnames": list, "templates": list}
     if not isinstance(selection, dict) or not all(isinstance(selection.get(k), t) for k, t in keys.items()):
         return None
-    return selection if selection.get("source") == str(folder) and selection.get("order") == READ_ORDER else None
+    return selection if selection.get("source") == str(folder) and selection.get("order") == order else None
 
 
 class TorchvisionSelection:

@@ -17,6 +17,11 @@ read from, in this order:
 ImageNet uses the 1000 class names and 80 OpenAI templates built into open_clip, and its
 samples are RobustBench's fixed list of 5000 validation images, in order
 (tasks/robustbench_imagenet.py).
+
+Under ΔCLIP's sample order (`--sample-order dvd`) every dataset, ImageNet included, is read from
+its webdataset copy only, as ΔCLIP's CLIP_benchmark reads the datasets of its
+benchmark/webdatasets.txt; the datasets of that list which RobustVLM's table lacks are
+registered here too (DVD_DATASETS: webdataset copies only, no other layout).
 """
 from __future__ import annotations
 
@@ -26,12 +31,15 @@ from pathlib import Path
 from benchutil.errors import BenchError
 from benchutil.registry import Registry
 from tasks.clip_benchmark import (
+    DEFAULT_SAMPLE_ORDER,
     PAPER_DATASETS,
+    SampleOrder,
     TorchvisionSelection,
     WebDatasetSelection,
     fetch_hint,
     package_classnames,
     package_templates,
+    sample_order,
     wds_folder,
 )
 from tasks.imagefolder import ClassificationData, read_image_folder
@@ -48,11 +56,21 @@ class DatasetSpec:
     native_resolution: bool = False
     benchmark_name: str | None = None  # CLIP_benchmark's name: its webdataset copy and package files
     torchvision_name: str | None = None  # the CLIP_benchmark builder's name for torchvision's layout
+    # Read from its webdataset copy only (ΔCLIP's datasets: no torchvision or image-folder layout here).
+    webdataset_only: bool = False
+    # The CLIP_benchmark name of the webdataset read instead under a sample order other than the
+    # default (imagenet1k: ΔCLIP's wds/imagenet1k, not RobustBench's list).
+    order_benchmark_name: str | None = None
 
-    def read(self, name: str, data_root: Path) -> (ClassificationData | WebDatasetSelection | TorchvisionSelection
-                                                   | RobustBenchImageNet):
-        if self.benchmark_name is not None and wds_folder(data_root, self.benchmark_name).is_dir():
-            return WebDatasetSelection(name, self.benchmark_name, wds_folder(data_root, self.benchmark_name))
+    def read(self, name: str, data_root: Path, order: str = DEFAULT_SAMPLE_ORDER) -> (
+            ClassificationData | WebDatasetSelection | TorchvisionSelection | RobustBenchImageNet):
+        """The dataset's samples as `order` (a SAMPLE_ORDERS name) picks them; an order other than the
+        default picks from CLIP_benchmark webdatasets only, and anything else refuses it."""
+        if order != DEFAULT_SAMPLE_ORDER:
+            return self._read_webdataset(name, data_root, sample_order(order))
+        copy = None if self.benchmark_name is None else wds_folder(data_root, self.benchmark_name)
+        if copy is not None and (self.webdataset_only or copy.is_dir()):
+            return self._read_webdataset(name, data_root, sample_order(order))
         root = data_root / self.folder
         torchvision_root = root.parent  # <short name>/, where torchvision's own layout lives
         if self.torchvision_name is not None and torchvision_root.is_dir() and not root.is_dir():
@@ -75,11 +93,25 @@ class DatasetSpec:
                              f"{root}; {fetch_hint(self.benchmark_name, data_root)}")
         return read_image_folder(root, name, classnames, templates)
 
+    def _read_webdataset(self, name: str, data_root: Path, order: SampleOrder) -> WebDatasetSelection:
+        benchmark_name = self.benchmark_name if order.name == DEFAULT_SAMPLE_ORDER else (
+            self.order_benchmark_name or self.benchmark_name)
+        if benchmark_name is None:
+            raise BenchError(f"--sample-order {order.name} picks samples of CLIP_benchmark webdatasets; {name!r} is "
+                             f"not one: leave --sample-order out for it")
+        folder = wds_folder(data_root, benchmark_name)
+        if not folder.is_dir():
+            layouts = "" if order.name == DEFAULT_SAMPLE_ORDER else (
+                f" (--sample-order {order.name} reads webdataset copies only)")
+            raise BenchError(f"data for {name!r} missing: no {folder}{layouts}; "
+                             f"{fetch_hint(benchmark_name, data_root)}")
+        return WebDatasetSelection(name, benchmark_name, folder, order=order)
+
 
 DATASETS: Registry[DatasetSpec] = Registry("task")
-DATASETS.add("imagenet1k", DatasetSpec("imagenet/val", builtin_names="imagenet"),
+DATASETS.add("imagenet1k", DatasetSpec("imagenet/val", builtin_names="imagenet", order_benchmark_name="imagenet1k"),
              "ImageNet-1k validation (50k images in val/<wnid>/; RobustBench's 5000 in its order), OpenAI's "
-             "1000 names + 80 templates",
+             "1000 names + 80 templates; under --sample-order dvd: <root>/wds_imagenet1k/ (its webdataset)",
              aliases=("imagenet",))
 _ABOUT = {
     "cifar10": "CIFAR-10 test", "stl10": "STL-10 test", "cifar100": "CIFAR-100 test", "cars": "Stanford Cars test",
@@ -93,3 +125,36 @@ for _short, _benchmark in PAPER_DATASETS.items():
                  f"{_ABOUT[_short]}, CLIP_benchmark zero-shot set: <root>/wds_{_benchmark.replace('/', '-')}/ "
                  f"(its webdataset) or <root>/{_short}/test/<class>/",
                  aliases=(_short,) if _short != _benchmark else ())
+
+# ΔCLIP's zero-shot datasets (its CLIP_benchmark/benchmark/webdatasets.txt, without "wds/") that
+# RobustVLM's table lacks, read from their webdataset copies only. Its voc2007_multilabel is left
+# out: a multilabel set (.npy label vectors), which CLIP_benchmark scores by mAP and AutoAttack
+# cannot attack (it needs one label per image).
+DVD_DATASETS = {
+    "imagenetv2": "ImageNet-V2", "imagenet-a": "ImageNet-A", "imagenet-o": "ImageNet-O", "objectnet": "ObjectNet",
+    "fer2013": "FER-2013", "voc2007": "PASCAL VOC 2007 (single label)", "sun397": "SUN397", "mnist": "MNIST",
+    "gtsrb": "GTSRB", "country211": "Country211", "renderedsst2": "Rendered SST-2",
+    "vtab/clevr_count_all": "VTAB CLEVR count", "vtab/clevr_closest_object_distance": "VTAB CLEVR distance",
+    "vtab/diabetic_retinopathy": "VTAB Diabetic Retinopathy", "vtab/dmlab": "VTAB DMLab",
+    "vtab/dsprites_label_orientation": "VTAB dSprites orientation",
+    "vtab/dsprites_label_x_position": "VTAB dSprites x position",
+    "vtab/dsprites_label_y_position": "VTAB dSprites y position",
+    "vtab/kitti_closest_vehicle_distance": "VTAB KITTI distance", "vtab/resisc45": "VTAB RESISC45",
+    "vtab/smallnorb_label_azimuth": "VTAB smallNORB azimuth",
+    "vtab/smallnorb_label_elevation": "VTAB smallNORB elevation",
+    "vtab/svhn": "VTAB SVHN",
+}
+for _benchmark, _about in DVD_DATASETS.items():
+    _copy = wds_folder(Path("."), _benchmark).name
+    DATASETS.add(_benchmark, DatasetSpec(_copy, benchmark_name=_benchmark, webdataset_only=True),
+                 f"{_about} test, CLIP_benchmark zero-shot set of ΔCLIP's list: <root>/{_copy}/ (its webdataset only)")
+# ΔCLIP's list in its order (CLIP_benchmark/benchmark/webdatasets.txt), voc2007_multilabel left out.
+DVD_ZERO_SHOT = (
+    "imagenet1k", "imagenetv2", "imagenet_sketch", "imagenet-a", "imagenet-r", "imagenet-o", "objectnet", "fer2013",
+    "voc2007", "sun397", "cars", "fgvc_aircraft", "mnist", "stl10", "gtsrb", "country211", "renderedsst2",
+    "vtab/caltech101", "vtab/cifar10", "vtab/cifar100", "vtab/clevr_count_all", "vtab/clevr_closest_object_distance",
+    "vtab/diabetic_retinopathy", "vtab/dmlab", "vtab/dsprites_label_orientation", "vtab/dsprites_label_x_position",
+    "vtab/dsprites_label_y_position", "vtab/dtd", "vtab/eurosat", "vtab/kitti_closest_vehicle_distance",
+    "vtab/flowers", "vtab/pets", "vtab/pcam", "vtab/resisc45", "vtab/smallnorb_label_azimuth",
+    "vtab/smallnorb_label_elevation", "vtab/svhn",
+)

@@ -166,7 +166,7 @@ class Evaluation:
             if args.target is not None and uses_vlm:
                 models.vlm().codec.check(args.target, "--target")
             for task in self.tasks:
-                n_samples = args.n_samples or suite.default_samples(task.name, args.target)
+                n_samples = args.n_samples or suite.default_samples(task.name, args.target, args.sample_order)
                 early_stop = args.early_stop
                 if early_stop is None and protocol == "robustvlm":
                     early_stop = task.robustvlm_early_stop
@@ -197,7 +197,7 @@ def prepare(args: argparse.Namespace, home: Path, given: Mapping[str, torch.nn.M
     attack_args = checked_arguments(entry, parse_attack_args(args.attack_args))
     specs = _resolve_encoders([e for e in encoders if e not in given], args)
     for name in task_names:
-        check_task_name(suite, name)
+        check_task_name(suite, name, args.sample_order)
     vlm_name = args.vlm or suite.default_vlm
     if any(suite.is_vlm_task(t) for t in task_names):
         check_vlm_name(vlm_name, suite.vlms())
@@ -205,7 +205,8 @@ def prepare(args: argparse.Namespace, home: Path, given: Mapping[str, torch.nn.M
     # auto resolves first (under torchrun, cuda then means this rank's GPU), then that GPU is checked
     device = check_device(shard_device(check_device(args.device)))
     _check_out(args.out)
-    tasks = [load_task(suite, name, args.data_root) for name in task_names]  # data errors before any work
+    # data errors before any work
+    tasks = [load_task(suite, name, args.data_root, args.sample_order) for name in task_names]
     _check_given(given, tasks)
     if args.target is not None:
         for task in tasks:
@@ -213,7 +214,8 @@ def prepare(args: argparse.Namespace, home: Path, given: Mapping[str, torch.nn.M
                 task.select_for_target(args.target)
     _check_attack(tasks, entry, args, attack_args)
     for task in tasks:  # every sample the runs will read opens
-        ids = task.sample_ids(args.n_samples or suite.default_samples(task.name, args.target), args.seed)
+        ids = task.sample_ids(args.n_samples or suite.default_samples(task.name, args.target, args.sample_order),
+                              args.seed)
         if args.n_samples is not None and len(ids) < args.n_samples:  # never fewer than asked, silently
             raise BenchError(f"--n-samples {args.n_samples} is more than the {len(ids)} samples of {task.name}; ask "
                              f"for at most {len(ids)}, or leave --n-samples out for the suite's default")

@@ -10,6 +10,7 @@ from benchutil.arguments import (
     positive_int,
     worker_count,
 )
+from tasks.clip_benchmark import DEFAULT_SAMPLE_ORDER, SAMPLE_ORDERS
 from tasks.protocols import VLM_PROTOCOLS
 from tasks.text_threat import LEVENSHTEIN
 
@@ -99,6 +100,11 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--device", default="auto",
                      help="auto (CUDA when present) | cpu | cuda | cuda:N | mps; under torchrun cuda = cuda:LOCAL_RANK")
     run.add_argument("--data-root", default=None, help="where the suite's datasets live (or $BENCH_DATA)")
+    run.add_argument("--sample-order", default=DEFAULT_SAMPLE_ORDER, choices=list(SAMPLE_ORDERS),
+                     help="which samples of CLIP_benchmark's webdatasets, in which order (paper suite): robustvlm = "
+                          "RobustVLM's read, in batches of 50 (the default); dvd = ΔCLIP's, in batches of 8, "
+                          "ImageNet from wds_imagenet1k, 1000 samples per dataset, CIFAR / STL-10 attacked at the "
+                          "encoder's resolution (docs/paper-suite.md#δclips-zero-shot-protocol)")
     run.add_argument("--out", default="runs", type=Path,
                      help="where run folders go (default runs/; results/ holds the committed leaderboards)")
     run.add_argument("--vlm", default=None,

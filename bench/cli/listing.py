@@ -39,6 +39,9 @@ def rows(what: str, suite_name: str | None) -> list[tuple[str, str, str]]:
             aliases = registry.aliases_of(entry.name)
             alias_text = f" (alias: {', '.join(aliases)})" if aliases else ""
             out.append((entry.name, entry.origin, f"{entry.provenance}{alias_text}"))
+    if what == "tasks":  # a group names a paper's list of tasks (bench run --task GROUP)
+        out += [(group, BUILT_IN, f"group of {len(tasks)} tasks: {', '.join(tasks)}")
+                for group, tasks in suite.task_groups.items()]
     return out + [(name, BUILT_IN, about) for name, about in PATTERNS.get(what, [])]
 
 

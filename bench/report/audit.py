@@ -137,7 +137,7 @@ def audit_command(results: Path, suite_name: str, n: int, out: Path | None, devi
                   queries: int = SQUARE_QUERIES, encoders: list[str] | None = None) -> list[Check]:
     from bench.encoders.load import build_encoder
     from bench.run.devices import check_device
-    from bench.suites import get_suite, load_task, resolve_encoder
+    from bench.suites import DEFAULT_SAMPLE_ORDER, get_suite, load_task, resolve_encoder
 
     suite = get_suite(suite_name)
     device = check_device(device)
@@ -173,7 +173,9 @@ def audit_command(results: Path, suite_name: str, n: int, out: Path | None, devi
         worst = _worst_by_eps(runs, ids)
         by_eps = {e: sum(cell.values()) / len(cell) for e, cell in worst.items()}
         robust = torch.tensor([worst[eps][i] > 0 for i in ids])
-        task = load_task(suite, task_name, data_root)
+        # the run's own sample order (--sample-order dvd): the same ids name other images in another order
+        order = (config.get("task_settings") or {}).get("sample_order", DEFAULT_SAMPLE_ORDER)
+        task = load_task(suite, task_name, data_root, order)
         task.sample_ids(len(config["sample_ids"]), int(config["seed"]))  # selections (webdatasets) load here
         model = task.classifier(encoder_of(encoder), None)
         # transfer from the suite's undefended clip (none when auditing clip itself)

@@ -42,9 +42,11 @@ DEFAULT_PRECISION, DEFAULT_PROTOCOL, PROTOCOLS = "fp32", "strict", VLM_PROTOCOLS
 def task_column(config: dict) -> str:
     """The leaderboard's task key of a run: its task, behind the VLM for VLM runs ("tiny-llava:tiny-vqa"),
     with the VQA evaluator where the run recorded one ("tiny-llava:tiny-vqa (official-2017)"): two
-    evaluators score the same answers differently."""
+    evaluators score the same answers differently. Likewise a CLIP_benchmark sample order other than the
+    default, which runs record ("vtab/cifar10 (dvd)"): another set of samples."""
     key = ":".join(part for part in (config.get("vlm"), config["task"]) if part)
-    variant = (config.get("task_settings") or {}).get("vqa_metric")
+    settings = config.get("task_settings") or {}
+    variant = settings.get("vqa_metric") or settings.get("sample_order")
     return f"{key} ({variant})" if variant else key
 
 
@@ -153,7 +155,7 @@ def accuracy_table(samples: pd.DataFrame, ci: bool = False, data_root: str | Non
             [intervals.cell((label, task, e)) for e in encoders] if intervals else [])
 
     present = {(label, task) for label, task, _ in cells}
-    averaged = [t for t in classification if t not in OUTSIDE_AVERAGE]
+    averaged = [t for t in classification if t.split(" (", 1)[0] not in OUTSIDE_AVERAGE]  # "imagenet1k (dvd)" too
     for label in sorted(eps_of, key=lambda threat: (eps_of[threat], threat)):
         for task in classification:
             if (label, task) in present:
