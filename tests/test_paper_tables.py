@@ -87,6 +87,30 @@ def test_fare_holds_its_readme_numbers_and_marks_the_rest():
     assert counts(paper, "base-models") == (40, 0)
 
 
+def test_delta_clip_holds_its_figure_values_and_marks_the_ambiguous_ones():
+    paper = load_paper("delta-clip")
+    assert (paper.repository, paper.commit[:7]) == ("zw615/Double_Visual_Defense", "1b577a2")
+    table = paper.table("zero-shot")
+    assert [c.task for c in table.columns] == ["imagenet1k", "objectnet", "vtab/cifar100"]
+    assert (table.threats, table.attack, table.protocol, table.run) == (("clean", "4/255"), "aa", None,
+                                                                        {"sample_order": "dvd"})
+    assert values(paper, "zero-shot", "CLIP-only", "ΔCLIP", "4/255") == {
+        "ImageNet": 60.0, "ObjectNet": 42.9, "CIFAR100": 43.8}
+    # clean ImageNet / ObjectNet: OpenAI CLIP's point lies outside ΔCLIP's there, the box may be its value
+    assert values(paper, "zero-shot", "CLIP-only", "ΔCLIP", "clean") == {
+        "ImageNet": NOT_TRANSCRIBED, "ObjectNet": NOT_TRANSCRIBED, "CIFAR100": 78.1}
+    assert counts(paper, "zero-shot") == (4, 2)
+    assert [r.encoder for g in table.groups for r in g.rows] == ["delta-clip-h14-336"]
+
+
+def test_delta_clip_fill_commands_carry_its_sample_order(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["paper", "delta-clip"]) == 0
+    out = capsys.readouterr().out
+    assert ("bench run --suite paper --encoder delta-clip-h14-336 --task imagenet1k,objectnet,vtab/cifar100 "
+            "--attack aa --eps 0,4/255 --n-samples 1000 --sample-order dvd --out runs") in out
+
+
 def test_every_name_is_ours_or_one_being_added():
     from bench.encoders.zoo import paper_zoo
     from bench.suites import SUITES
@@ -329,6 +353,29 @@ def test_markdown_cell_and_fill_commands(paper_runs, capsys, no_data_root):
     assert (f"bench run --suite paper --encoder clip,tecoa-2,fare-2,tecoa-4,fare-4 --task coco,flickr30k,textvqa,"
             f"vqav2 --vlm open-flamingo-9b --attack aa --eps 0,2/255,4/255 --protocol robustvlm --n-samples 500 "
             f"--out {paper_runs}") in out
+
+
+def test_delta_clip_cells_take_runs_of_its_sample_order_only(tmp_path, capsys, no_data_root):
+    """ΔCLIP's cells are filled by --sample-order dvd runs (their own leaderboard column, 'objectnet (dvd)');
+    a run of the default order, another draw of samples, fills nothing there, and a dvd run nothing in
+    FARE's table."""
+    dvd = {"sample_order": "dvd"}
+    _write_run(tmp_path, "delta-clip-h14-336", "vtab/cifar100", None, "accuracy %", "4/255", "robustvlm", "fp32",
+               _zero_shot(40, 18), dvd)  # 45.0: published 43.8
+    _write_run(tmp_path, "delta-clip-h14-336", "objectnet", None, "accuracy %", "4/255", "robustvlm", "fp32",
+               _zero_shot(40, 30))  # the default order: not ΔCLIP's samples
+    _write_run(tmp_path, "fare-4", "vtab/cifar10", None, "accuracy %", "clean", "robustvlm", "fp32",
+               _zero_shot(20, 12), dvd)
+    assert main(["paper", "delta-clip", str(tmp_path), "--format", "json"]) == 0
+    cells = {(c["column"], c["threat"]): c for t in json.loads(capsys.readouterr().out)["tables"] for c in t["cells"]}
+    cifar = cells[("CIFAR100", "4/255")]
+    assert (cifar["published"], cifar["ours"], cifar["difference"], cifar["our_task"]) == (
+        43.8, 45.0, 1.2, "vtab/cifar100 (dvd)")
+    assert cells[("ObjectNet", "4/255")]["ours"] is None
+    assert "--task objectnet" in cells[("ObjectNet", "4/255")]["fill"]
+    assert "--sample-order dvd" in cells[("ObjectNet", "4/255")]["fill"]
+    fare, _ = _cells(tmp_path, capsys, "zero-shot")
+    assert fare[("zero-shot", "CLIP-only", "FARE4", "CIFAR-10", "clean")]["ours"] is None
 
 
 def test_without_runs_every_cell_says_what_to_run(tmp_path, capsys, monkeypatch):

@@ -121,7 +121,7 @@ def test_the_committed_tiny_suite_file_made_the_committed_runs():
     assert listed == committed
 
 
-@pytest.mark.parametrize("paper", ["sim-clip", "fare"])
+@pytest.mark.parametrize("paper", ["sim-clip", "fare", "delta-clip"])
 def test_each_papers_suite_file_is_what_bench_paper_writes_and_names_real_runs(paper, tmp_path):
     committed = ROOT / "suites" / f"{paper}.toml"
     check_names(committed)

@@ -9,10 +9,12 @@ DEFAULT_RESULTS = Path("runs")
 DESCRIPTION = """Set a paper's published tables beside our runs, cell by cell.
 
 PAPER is sim-clip (Hossain & Imteaj 2024: speedlab-git/SimCLIP's README 'Results': COCO,
-Flickr30k, VizWiz, OK-VQA with OpenFlamingo-9B and LLaVA-1.5, clean and 4/255) or fare
+Flickr30k, VizWiz, OK-VQA with OpenFlamingo-9B and LLaVA-1.5, clean and 4/255), fare
 (Schlarmann et al., ICML 2024: chs20/RobustVLM's README: the VLM table, the zero-shot
 average, the base-size models; POPE / ScienceQA laid out, their numbers being in the paper
-only). Each cell prints
+only) or delta-clip (Wang et al. 2025: the ImageNet, ObjectNet and CIFAR100 values of
+ΔCLIP that zw615/Double_Visual_Defense's README figure writes, under ΔCLIP's own sample
+order: --sample-order dvd). Each cell prints
 
   published · ours [our 95% interval] · ours - published · in / OUT
 
@@ -34,6 +36,7 @@ EXAMPLES = """examples:
   bench paper fare runs/ --data-root $BENCH_DATA --table vlm,zero-shot
   bench paper fare runs/ --format csv --out fare_vs_ours.csv
   bench paper fare --format toml --out fare.toml  # then: bench run --config fare.toml --device cuda
+  bench paper delta-clip runs/                  # ΔCLIP's figure beside our ΔCLIP-H/14-336 runs
 """
 
 
@@ -41,14 +44,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("paper", help="a paper's published tables beside our runs: difference and 95%% interval "
                                      "verdict per cell, commands for the cells not run yet",
                        description=DESCRIPTION, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("paper", help="sim-clip or fare")
+    p.add_argument("paper", help="sim-clip, fare or delta-clip")
     p.add_argument("results", nargs="*", type=Path, default=None,
                    help="results folders bench run wrote (default runs/; several are read as one)")
     p.add_argument("--suite", choices=["paper", "tiny"], default=None,
                    help="the names the tables are built with (default: tiny when every run is a tiny task)")
     p.add_argument("--table", default=None,
                    help="only these tables (comma-separated; sim-clip: vlm; fare: vlm, zero-shot, "
-                        "pope-scienceqa, base-models)")
+                        "pope-scienceqa, base-models; delta-clip: zero-shot)")
     p.add_argument("--format", default="md", choices=["md", "csv", "json", "toml"],
                    help="md: the paper's layout; csv / json: one row per cell with every field; toml: a suite "
                         "file of the runs that fill the missing cells (bench run --config FILE)")

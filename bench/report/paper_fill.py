@@ -54,6 +54,7 @@ def run_settings(result: TableResult, vlm: str | None, tasks: list[str], encoder
         settings["protocol"] = table.protocol
     if samples:
         settings["n_samples"] = samples
+    settings.update(table.run)  # the paper's further settings (ΔCLIP's sample order)
     settings["out"] = str(out)
     return settings
 

@@ -247,6 +247,9 @@ class OurRuns:
         protocol at the same eps (marked), else None."""
         wanted = task_key(vlm, task)
         columns = sorted(c for c, e in self.threats if e == encoder and base_task(c) == wanted)
+        if table.protocol is None:  # zero-shot: only runs of the paper's sample order drew the paper's samples
+            order = table.run.get("sample_order")
+            columns = [c for c in columns if c == (f"{wanted} ({order})" if order else wanted)]
         if threat == CLEAN:
             return next((Choice(c, CLEAN, True) for c in columns), None)
         accepted = accepted_threats(threat, table)

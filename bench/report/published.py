@@ -10,14 +10,14 @@ number is invented. docs/published.md describes the fields.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from benchutil.errors import BenchError, unknown
 
 FOLDER = Path(__file__).resolve().parent / "published"
-PAPERS = ("sim-clip", "fare")
+PAPERS = ("sim-clip", "fare", "delta-clip")
 NOT_TRANSCRIBED = "not transcribed"
 Published = float | str  # a number, or NOT_TRANSCRIBED
 
@@ -66,6 +66,9 @@ class Table:
     steps: int
     columns: tuple[Column, ...]
     groups: tuple[Group, ...]
+    # Further `bench run` settings the paper's code implies, keyed as in a suite file
+    # (ΔCLIP's CLIP_benchmark fork: sample_order = "dvd")
+    run: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,7 @@ def _table(data: dict[str, Any], where: str) -> Table:
                    for g in data["groups"])
     return Table(str(data["id"]), str(data["title"]), str(data["file"]), str(data["layout"]), threats,
                  dict(data["sections"]), str(data["evaluation"]), str(data["attack"]), data["protocol"] or None,
-                 str(data["precision"]), int(data["steps"]), columns, groups)
+                 str(data["precision"]), int(data["steps"]), columns, groups, dict(data.get("run", {})))
 
 
 def _row(data: dict[str, Any], columns: tuple[Column, ...], threats: tuple[str, ...], where: str) -> Row:
