@@ -31,7 +31,10 @@ def _reference(model, x, y, eps, norm, loss):
 
 
 @pytest.mark.parametrize("loss", ["ce", "dlr", "dlr-targeted"])
-@pytest.mark.parametrize("victim,norm", [("digits", "linf"), ("vit", "linf"), ("digits", "l2"), ("vit", "l2")])
+# the l2 cases take about ten seconds each: long (CI runs them)
+@pytest.mark.parametrize("victim,norm", [("digits", "linf"), ("vit", "linf"),
+                                         pytest.param("digits", "l2", marks=pytest.mark.long),
+                                         pytest.param("vit", "l2", marks=pytest.mark.long)])
 def test_apgd_at_least_as_strong_as_autoattack(request, victim, norm, loss):
     model, x, y = _victim(request, victim)
     eps = SETTINGS[(victim, norm)]

@@ -44,6 +44,7 @@ def _verdicts(model, x, y):
     return {c.check: c for c in checks}, recorded
 
 
+@pytest.mark.long
 def test_a_masked_model_is_flagged(data):
     model, x, y = data
     checks, recorded = _verdicts(Quantised(model), x, y)

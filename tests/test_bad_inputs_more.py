@@ -373,7 +373,8 @@ def test_bench_data_on_a_full_disk_is_one_line_and_leaves_nothing(full_disk, cap
 
 @pytest.mark.parametrize("command", [["leaderboard", "results/tiny/runs", "--out", "{mount}/table.md"],
                                      ["plot", "results/tiny/runs", "--out", "{mount}/plot.png"],
-                                     ["site", "results/tiny/runs", "--out", "{mount}/site"]])
+                                     pytest.param(["site", "results/tiny/runs", "--out", "{mount}/site"],
+                                                  marks=pytest.mark.long)])
 def test_tables_plots_and_sites_on_a_full_disk_are_one_line_and_leave_nothing(full_disk, capsys, command):
     """bench leaderboard / plot / site write through benchutil.fileio: no traceback, no 0-byte table."""
     code = main([a.replace("{mount}", str(full_disk)) for a in command])

@@ -6,12 +6,14 @@ language are markers for blocks that cannot run here:
 
     ```bash paper     needs the paper suite's data (and its weights)
     ```bash gpu       needs CUDA
-    ```bash slow      runs on the tiny suite but takes minutes
+    ```bash slow      runs on the tiny suite but takes minutes (up to an hour)
+    ```bash long      runs on the tiny suite in tens of seconds: CI runs it (`pytest -m long`)
     ```bash no-run    a template with placeholders, or a fragment that is not a command
 
 A marked block gets the pytest mark of that name (`no-run` -> `no_run`); pyproject's addopts deselect
-all four by default, so such blocks show up as deselected, never as skipped, and `pytest -m slow
-tests/test_docs.py` runs the slow ones. Every other block is executed:
+all five by default, so such blocks show up as deselected, never as skipped, `pytest -m long` runs
+the long ones (as CI does, after the default run) and `pytest -m slow tests/test_docs.py` the slow
+ones. Every other block is executed:
 
 * bash / sh: `bash -euo pipefail -c BLOCK`; console: the `$ ` lines (and their continuations) the
   same way, the output lines are not compared;
@@ -41,6 +43,7 @@ MARKERS = {  # info-string word -> pytest mark
     "paper": "paper",
     "gpu": "gpu",
     "slow": "slow",
+    "long": "long",
     "no-run": "no_run",
 }
 SHELL_TIMEOUT_S = 600  # a default-run block; `slow` blocks (the full re-runs take an hour) get none
@@ -214,8 +217,17 @@ def _commands(block: Block) -> list[list[str]]:
 
 
 def _help(sub: str | None) -> str:
-    command = [_venv_bin() / "bench", *([sub] if sub else []), "--help"]
-    return subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=120, check=True).stdout
+    """`bench [SUB] --help` as the command prints it, from its own parser in this process (a process per
+    subcommand cost most of a minute; the `bench` executable itself is run by the blocks)."""
+    import contextlib
+    import io
+
+    from bench.cli.main import build_parser
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        build_parser().parse_args([*([sub] if sub else []), "--help"])
+    return out.getvalue()
 
 
 def test_documented_commands_use_real_subcommands_and_flags():

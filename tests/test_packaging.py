@@ -149,6 +149,7 @@ def _fresh_venv(where: Path) -> Path:
     return python
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("kind", ["wheel", "sdist"])
 def test_the_installed_package_runs_the_main_job(artifacts, kind, tmp_path):
     env_dir, workdir = tmp_path / "venv", tmp_path / "work"

@@ -157,6 +157,7 @@ def plugin_site(tmp_path_factory) -> Path:
 KINDS = ("attacks", "encoders", "tasks", "vlms")
 
 
+@pytest.mark.long
 def test_bench_list_names_each_plugin_entry_and_its_distribution(plugin_site):
     *tiny, paper = _bench(plugin_site, *(["list", what, "--suite", "tiny"] for what in KINDS),
                           ["list", "encoders", "--suite", "paper"])
@@ -173,6 +174,7 @@ def test_bench_list_names_each_plugin_entry_and_its_distribution(plugin_site):
     assert "plugin-clip" not in paper_encoders and all(rest.startswith("built in ") for rest in paper_encoders.values())
 
 
+@pytest.mark.long
 def test_bench_run_uses_the_plugins_encoder_task_and_attack(plugin_site, tmp_path):
     out = tmp_path / "runs"
     common = ["run", "--suite", "tiny", "--encoder", "plugin-clip", "--task", "plugin-shape", "--attack",
@@ -193,6 +195,7 @@ def test_bench_run_uses_the_plugins_encoder_task_and_attack(plugin_site, tmp_pat
     assert "--attack plugin-fgsm-cw has no argument 'step_sise'" in _one_line_error(refused)
 
 
+@pytest.mark.long
 def test_a_plugin_that_takes_a_built_in_name_is_one_line_naming_it(tmp_path):
     site = _install(tmp_path, "bench-plugin-clash", "1.0", CLASH_MODULE, CLASH_ENTRY_POINTS)
     attacks, tasks, run = _bench(site, ["list", "attacks"], ["list", "tasks"],
@@ -208,6 +211,7 @@ def test_a_plugin_that_takes_a_built_in_name_is_one_line_naming_it(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.long
 def test_a_plugin_that_fails_to_import_is_one_line_and_only_when_used(tmp_path):
     site = _install(tmp_path, "bench-plugin-broken", "0.1", BROKEN_MODULE, BROKEN_ENTRY_POINTS)
     # Lazy: listing tasks reads neither the attacks nor the encoders registry, so it never imports the plugin.
@@ -220,6 +224,7 @@ def test_a_plugin_that_fails_to_import_is_one_line_and_only_when_used(tmp_path):
         assert line.endswith("pip uninstall bench-plugin-broken")
 
 
+@pytest.mark.long
 def test_no_plugin_installed_no_false_alarm():
     for result in _bench(None, *(["list", what] for what in ("attacks", "encoders", "tasks"))):
         listed = _listing(result)

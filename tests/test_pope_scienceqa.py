@@ -351,6 +351,7 @@ def _reference_pope(data: Path, records: list[dict], output: str, tmp_path: Path
     return reference_pope_main(data / "pope" / "coco", data / "pope" / "llava_pope_test.jsonl", result)
 
 
+@pytest.mark.long
 def test_pope_runs_clean_and_under_aa_and_its_cell_is_eval_pope_s_mean_f1(paper, tmp_path, capsys):
     out = tmp_path / "runs"
     assert main(_paper_run(paper, out, "pope", "--attack", "aa", "--eps", "0,2/255", "--n-samples", "12")) == 0
@@ -421,6 +422,7 @@ def test_pope_runs_under_apgd_and_pgd(paper, tmp_path, attack):
     assert len(records) == 4 and all(r["split"] == "random" and r["adv_score"] <= r["clean_score"] for r in records)
 
 
+@pytest.mark.long
 def test_scienceqa_runs_clean_with_llava_s_protocol_and_scores_as_eval_science_qa(paper, tmp_path):
     out = tmp_path / "runs"
     assert main(_paper_run(paper, out, "scienceqa", "--eps", "0", "--n-samples", "3")) == 0
@@ -543,6 +545,7 @@ def test_tiny_scienceqa_runs_with_the_llava_fixture_clean_and_under_attack(paper
                and r["adv_score"] <= r["clean_score"] for r in records)
 
 
+@pytest.mark.long
 def test_scienceqa_runs_under_apgd(paper, tmp_path):
     out = tmp_path / "runs"
     assert main(_paper_run(paper, out, "scienceqa", "--attack", "apgd", "--eps", "2/255", "--n-samples", "1",

@@ -105,6 +105,7 @@ def _train(folder: Path, checkpoint: Path, out: Path, *extra: str) -> subprocess
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.long
 def test_kill_and_resume_matches_an_uninterrupted_run(world, tmp_path):
     folder, checkpoint = world
     steps = ["--steps", "12", "--checkpoint-every", "3"]
@@ -153,6 +154,7 @@ def test_a_diverging_run_stops_with_a_one_line_error(world, tmp_path, capsys):
     assert "\n" not in err and "lower --lr" in err and not (tmp_path / "vision.safetensors").exists()
 
 
+@pytest.mark.long
 @pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
                     reason="torchrun is not installed")
 def test_torchrun_two_processes_with_gloo_train_and_write_one_checkpoint(world, tmp_path):

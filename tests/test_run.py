@@ -61,6 +61,7 @@ def test_rerun_skips_finished_samples(world, tmp_path):
     assert len(lines) == 24  # nothing appended twice
 
 
+@pytest.mark.long
 def test_sigkill_and_resume_gives_the_same_records(world, tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     reference, killed = tmp_path / "reference", tmp_path / "killed"
@@ -177,6 +178,7 @@ def test_save_examples_keeps_the_first_samples_as_pictures_and_the_site_shows_th
     assert page.count("<img ") == 9 and (site / "runs" / run.name / "000_delta.png").is_file()
 
 
+@pytest.mark.long
 def test_the_committed_site_is_what_bench_site_makes_of_the_committed_runs(tmp_path, monkeypatch):
     """As scripts/tiny_site.sh makes it, from the repository's root: with the committed audit's flags
     (the page names the report by the path it was given)."""

@@ -50,6 +50,7 @@ def reference(world, tmp_path_factory):
     return _runs(out)
 
 
+@pytest.mark.long
 def test_two_shards_write_what_one_process_writes(world, reference, tmp_path):
     procs = [_bench(*_argv(world, tmp_path, "--shard", f"{i}/2")) for i in range(2)]  # at the same time
     for p in procs:
@@ -59,6 +60,7 @@ def test_two_shards_write_what_one_process_writes(world, reference, tmp_path):
     assert files == ["records.shard-0-of-2.jsonl", "records.shard-1-of-2.jsonl"]
 
 
+@pytest.mark.long
 @pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
                     reason="torchrun is not installed")
 def test_torchrun_ranks_are_shards(world, reference, tmp_path):
@@ -69,6 +71,7 @@ def test_torchrun_ranks_are_shards(world, reference, tmp_path):
     assert _runs(tmp_path) == reference
 
 
+@pytest.mark.long
 def test_a_killed_shard_resumes_alone(world, reference, tmp_path):
     first = _bench(*_argv(world, tmp_path, "--shard", "0/2"))
     assert first.wait(timeout=600) == 0
@@ -131,7 +134,7 @@ def test_progress_without_a_terminal_is_lines_with_rate_and_eta():
     assert "4/10 samples" in lines[-1]
 
 
-@pytest.mark.parametrize("task", ["tiny-colour", "tiny-captions"])
+@pytest.mark.parametrize("task", ["tiny-colour", pytest.param("tiny-captions", marks=pytest.mark.long)])
 def test_decoding_in_worker_processes_changes_no_record(tmp_path, task):
     common = ["run", "--encoder", "clip", "--task", task, "--eps", "2/255", "--attack", "apgd", "--steps", "2",
               "--n-samples", "6", "--batch-size", "2"]

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CARD = json.loads((WEIGHTS / "clip.json").read_text())
 
 
+@pytest.mark.long
 def test_default_command_runs_offline_on_an_empty_cache(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "BENCH_HOME": str(tmp_path / "home"), "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-m", "bench", "run", "--encoder", "clip", "--attack", "apgd",

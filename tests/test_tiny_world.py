@@ -17,6 +17,7 @@ def tiny_world(tmp_path_factory):
     return root, world.write_world(root, seed=0, progress=False)
 
 
+@pytest.mark.long
 def test_generator_is_deterministic(tiny_world, tmp_path):
     root, manifest = tiny_world
     again = world.write_world(tmp_path / "again", seed=0, progress=False)

@@ -36,6 +36,7 @@ def test_shipped_member_reproduces_its_card(name):
         assert clean_accuracy(encoder, load_task(suite, task, None)) == pytest.approx(expected, abs=0.01)
 
 
+@pytest.mark.long
 def test_committed_leaderboard_reproduces_on_a_subset(capsys):
     """What CI checks: part of results/tiny re-run from scratch gives the committed cells."""
     code = main(["reproduce", str(ROOT / "results" / "tiny"), "--encoders", "clip,fare-4",
@@ -46,6 +47,7 @@ def test_committed_leaderboard_reproduces_on_a_subset(capsys):
     assert "reproduced: all" in out
 
 
+@pytest.mark.long
 def test_committed_vlm_cells_reproduce_on_a_subset(capsys):
     """The tiny-llava part of results/tiny: fare-4 on VQA and POPE (whose cell is an F1), re-run from scratch."""
     code = main(["reproduce", str(ROOT / "results" / "tiny"), "--encoders", "fare-4", "--tasks", "tiny-vqa,tiny-pope",

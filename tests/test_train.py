@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from safetensors.torch import load_file
 
 from bench.train.optim import lr_at, param_groups
@@ -20,6 +21,7 @@ def _train(out: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.long
 def test_train_kill_and_resume_matches_an_uninterrupted_run(tmp_path):
     reference = _train(tmp_path / "reference")
     assert reference.wait(timeout=600) == 0, reference.stderr.read()

@@ -196,6 +196,7 @@ def test_the_language_model_is_loaded_once_for_all_encoders(tmp_path, monkeypatc
     assert read_records(together / RECORDS) == read_records(alone / RECORDS)
 
 
+@pytest.mark.long
 def test_a_low_precision_vlm_attack_always_ends_with_the_float32_refinement(vlm):
     """Under bf16 the strict protocol gains RobustVLM's float32 refinement pass: one more scored
     pass than in fp32, and the same records as the robustvlm protocol in bf16."""

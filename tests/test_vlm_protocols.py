@@ -116,6 +116,7 @@ def _winner(lowered_by):
     return f"apgd-t:towards:{attack.split('-', 1)[1]}" if "-" in attack else f"apgd-ce:ref-{gt}"
 
 
+@pytest.mark.long
 def test_the_robustvlm_protocol_is_the_reference_ensemble(vlm, vqa):
     """bf16 passes, then the float32 refinement on every sample still attacked (clean-worst ones
     from x on their first answer), then the pushes: same scores, deciding passes and points."""
@@ -133,6 +134,7 @@ def test_the_robustvlm_protocol_is_the_reference_ensemble(vlm, vqa):
     assert rescued, "the data no longer holds a clean-worst sample that the refinement breaks"
 
 
+@pytest.mark.long
 def test_after_float32_passes_the_skipped_refinements_change_nothing(vlm):
     """In fp32 the refinement of a clean-worst sample would repeat its first pass exactly, so the
     protocol skips it: the records are still the reference ensemble's (captioning this time)."""

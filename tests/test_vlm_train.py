@@ -32,6 +32,7 @@ def _same(a: Path, b: Path) -> bool:
     return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
 
 
+@pytest.mark.long
 def test_killed_training_resumes_to_identical_weights_and_writes_a_card(tmp_path, capsys):
     assert main(["train", "--method", "vlm", "--out", str(tmp_path / "reference"), *SHORT]) == 0
     killed = _train(tmp_path / "killed")
@@ -47,6 +48,7 @@ def test_killed_training_resumes_to_identical_weights_and_writes_a_card(tmp_path
     assert card["command"].startswith("bench train --method vlm")
 
 
+@pytest.mark.long
 def test_resume_with_another_recipe_is_a_one_line_error(tmp_path, capsys):
     first = _train(tmp_path)
     fx.kill_when_exists(first, tmp_path / "train_state.pt")

@@ -9,7 +9,7 @@ from tests.conftest import robust_acc
 MEMBERS = {"apgd-ce": "ce", "apgd-t": "dlr-targeted", "apgd-dlr": "dlr"}
 
 
-@pytest.mark.parametrize("victim,eps", [("digits", 0.1), ("vit", 1 / 255)])
+@pytest.mark.parametrize("victim,eps", [("digits", 0.1), pytest.param("vit", 1 / 255, marks=pytest.mark.long)])
 def test_worst_case_is_at_most_every_member(request, victim, eps):
     model, x, y = request.getfixturevalue(victim)
     result = worst_case(model, x, y, attacks=["apgd-ce", "apgd-t", "apgd-dlr"], eps=eps, steps=30)

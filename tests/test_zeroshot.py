@@ -1,4 +1,5 @@
 """The zero-shot head, its cache, the seeded sample, and the reference attack adapters in bench run."""
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -46,6 +47,7 @@ def test_sample_subset_is_seeded_and_stable(tmp_path):
     assert task.sample_ids(5, 0) != task.sample_ids(5, 1)
 
 
+@pytest.mark.long
 def test_reference_adapters_run_through_bench(tmp_path, capsys):
     data, ckpt = _setup(tmp_path)
     out = tmp_path / "results"
