@@ -226,6 +226,16 @@ def test_hf_clip_inputs_that_cannot_work_are_one_line(hf_folder, tmp_path):
         assert "\n" not in str(err.value)
 
 
+def test_bench_train_refuses_an_hf_clip_base_in_one_line_before_writing(hf_folder, tmp_path, capsys):
+    """Its tower is transformers', which the trainers do not fine-tune: refused before anything is written."""
+    out = tmp_path / "out"
+    assert main(["train", "--base", str(hf_folder), "--method", "fare", "--eps", "4/255", "--steps", "2",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a transformers CLIPModel (hf-clip)" in err
+    assert not out.exists()
+
+
 # --- an entry of a training dict (SOURCE#KEY) -------------------------------------------------
 
 

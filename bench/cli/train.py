@@ -110,6 +110,7 @@ def train_command(args: argparse.Namespace) -> None:
 
 
 def _train_robust(args: argparse.Namespace, settings: dict[str, Any]) -> None:
+    from bench.encoders.hf_clip import HF_CLIP_PREFIX
     from bench.encoders.load import build_encoder
     from bench.run.eps import eps_label, parse_eps
     from bench.suites import resolve_encoder
@@ -134,6 +135,10 @@ def _train_robust(args: argparse.Namespace, settings: dict[str, Any]) -> None:
                           inner_momentum=settings["inner_momentum"], schedule=settings["schedule"],
                           precision=settings["precision"])
     spec, name = resolve_encoder(args.base, args.suite)
+    if spec.architecture.startswith(HF_CLIP_PREFIX):  # its tower is transformers', not open_clip's
+        raise BenchError(f"bench train fine-tunes open_clip towers; --base {args.base} is a transformers CLIPModel "
+                         "(hf-clip): start from the open_clip model it was made from, e.g. --base "
+                         "open_clip:ViT-L-14/openai")
     data = read_training_images(_training_folders(args.data, args.suite))  # data errors before the model
     procs = distributed.start(args.device)
     try:
