@@ -45,9 +45,10 @@ class TaskAlphabet:
 
 
 @torch.no_grad()
-def embed_texts(encoder: Any, texts: list[str], device: torch.device) -> Tensor:
-    """[N, D] normalised float32 text embeddings, TEXT_BATCH sentences per forward."""
-    return torch.cat([encoder.encode_text(encoder.tokenizer(texts[i : i + TEXT_BATCH]).to(device), normalize=True)
+def embed_texts(encoder: Any, texts: list[str], device: torch.device, normalize: bool = True) -> Tensor:
+    """[N, D] float32 text embeddings (normalised unless told: LEAF's l2 objectives read them raw),
+    TEXT_BATCH sentences per forward."""
+    return torch.cat([encoder.encode_text(encoder.tokenizer(texts[i : i + TEXT_BATCH]).to(device), normalize=normalize)
                       .float() for i in range(0, len(texts), TEXT_BATCH)])
 
 
@@ -64,15 +65,19 @@ def attacking(settings: AttackSettings) -> bool:
 
 
 def attack_sentence(sentence: str, loss: Callable[[list[str]], Tensor], is_broken: Callable[[list[str]], Tensor],
-                    settings: AttackSettings, alphabet: TaskAlphabet | None = None) -> tuple[str, int]:
+                    settings: AttackSettings, alphabet: TaskAlphabet | None = None,
+                    batch_size: int | None = None) -> tuple[str, int]:
     """(adversarial sentence, its edit distance as the attack counted it) within k = eps edits;
-    `alphabet`: the task's characters, written unless the run's attack arguments name others."""
+    `alphabet`, `batch_size`: the task's characters and sentences per loss call, used unless the
+    run's attack arguments name others."""
     # imported when a sentence is attacked: the pixel tasks never need it
     from attacks.charmer import MissingLanguageData, charmer
 
     args = dict(settings.args)
     if alphabet is not None:
         args.setdefault("alphabet", alphabet.characters)
+    if batch_size is not None:
+        args.setdefault("batch_size", batch_size)
     try:
         outcome = charmer(sentence, loss, is_broken, edit_budget(settings.eps), **args)
     except MissingLanguageData as err:  # nltk's data for the constrained mode: one line, how to get it

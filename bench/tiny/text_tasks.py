@@ -5,7 +5,9 @@
   it, classified against one embedding per class of tiny-colour (tiny-shape): its first test
   image (LEAF's one picture per class), or its first prompt template filled with the class
   name (LEAF's one caption per class). Sentence ids are "<image id>/<caption index>".
-* tiny-text-retrieval: the same split's captions as queries over its 200 clean images.
+* tiny-text-retrieval: the same split's captions as queries over its 200 clean images;
+  tiny-text-retrieval-leaf (and "-leaf-<objective>-target<i>"): the same, attacked with LEAF's
+  objective against a target sentence (tasks/retrieval_objectives.py).
 
 The sentences and images are the world's, so they follow its seed like every tiny task.
 """
@@ -18,6 +20,11 @@ from bench.tiny import world
 from benchutil.registry import Registry
 from tasks.captions import read_karpathy
 from tasks.retrieval_data import read_karpathy_retrieval
+from tasks.retrieval_objectives import (
+    MARGIN_OBJECTIVE,
+    RetrievalObjective,
+    leaf_variants,
+)
 from tasks.text_classification import (
     CAPTIONS,
     IMAGES,
@@ -54,8 +61,8 @@ def read_topics(name: str, root: Path, dataset: str, labels_from: str) -> TextCl
     return TextClassificationTask(data)
 
 
-def read_text_retrieval(name: str, root: Path) -> TextRetrievalTask:
-    return TextRetrievalTask(read_karpathy_retrieval(name, root / KARPATHY, root / "captions"))
+def read_text_retrieval(name: str, root: Path, objective: RetrievalObjective = MARGIN_OBJECTIVE) -> TextRetrievalTask:
+    return TextRetrievalTask(read_karpathy_retrieval(name, root / KARPATHY, root / "captions"), objective)
 
 
 def tiny_text_datasets() -> Registry[TextTaskSpec]:
@@ -72,5 +79,9 @@ def tiny_text_datasets() -> Registry[TextTaskSpec]:
                  "per shape")
     datasets.add("tiny-text-retrieval", TextTaskSpec(read_text_retrieval),
                  f"tiny world text-to-image retrieval, each caption query attacked with character edits: "
-                 f"{test} test images x 5 captions; text-to-image R@1")
+                 f"{test} test images x 5 captions; text-to-image R@1; the attack maximises the retrieval margin")
+    for suffix, objective, what in leaf_variants():  # LEAF's own objective against a target sentence
+        datasets.add(f"tiny-text-retrieval{suffix}",
+                     TextTaskSpec(lambda n, r, o=objective: read_text_retrieval(n, r, o)),
+                     f"as tiny-text-retrieval, the attack maximising {what} for all k rounds")
     return datasets
