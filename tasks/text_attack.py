@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from benchutil.errors import BenchError
 from tasks.base import AttackSettings
@@ -50,6 +50,19 @@ def embed_texts(encoder: Any, texts: list[str], device: torch.device, normalize:
     TEXT_BATCH sentences per forward."""
     return torch.cat([encoder.encode_text(encoder.tokenizer(texts[i : i + TEXT_BATCH]).to(device), normalize=normalize)
                       .float() for i in range(0, len(texts), TEXT_BATCH)])
+
+
+class SentenceScorer(nn.Module):
+    """Sentences -> scale * cosine similarity of their text embedding to each reference embedding:
+    the victim of both text tasks (references: one embedding per class, or the retrieval gallery)."""
+
+    def __init__(self, encoder: nn.Module, references: Tensor, scale: float = 1.0) -> None:
+        super().__init__()
+        self.encoder, self.scale = encoder, scale
+        self.register_buffer("references", references, persistent=False)  # [classes or images, D], normalised
+
+    def scores(self, sentences: list[str]) -> Tensor:
+        return self.scale * embed_texts(self.encoder, sentences, self.references.device) @ self.references.T
 
 
 def margin(scores: Tensor, own: int) -> Tensor:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from benchutil.errors import BenchError
 from tasks.base import (
@@ -31,6 +31,7 @@ from tasks.base import (
 )
 from tasks.imagefolder import check_images, load_image
 from tasks.text_attack import (
+    SentenceScorer,
     TaskAlphabet,
     attack_sentence,
     attacking,
@@ -68,19 +69,6 @@ class TextClassificationData:
                              f"{self.labels_from}; give one per class")
         if not self.ids:
             raise BenchError(f"{self.name}: no sentences; check its data files")
-
-
-class TextZeroShotVictim(nn.Module):
-    """Sentences -> logits = 100 * cos(text embedding, class embeddings): the victim."""
-
-    def __init__(self, encoder: nn.Module, class_embeddings: Tensor) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.register_buffer("class_embeddings", class_embeddings, persistent=False)  # [classes, D], normalised
-
-    def logits(self, sentences: list[str]) -> Tensor:
-        device = self.class_embeddings.device
-        return LOGIT_SCALE * embed_texts(self.encoder, sentences, device) @ self.class_embeddings.T
 
 
 @torch.no_grad()
@@ -123,31 +111,31 @@ class TextClassificationTask:
     def victim(self, models: Models, cache_dir: Path | None) -> Victim:
         encoder = models.encoder
         device = next(encoder.parameters()).device
-        victim = TextZeroShotVictim(encoder, class_embeddings(encoder, self.data, device)).eval()
+        victim = SentenceScorer(encoder, class_embeddings(encoder, self.data, device), LOGIT_SCALE).eval()
         return Victim(victim, encoder.provenance.name, encoder.provenance.sha256, encoder.image_size)
 
     def load(self, ids: list[str], size: int) -> list[tuple[str, int]]:
         return [(self.data.sentences[self._index[i]], self.data.labels[self._index[i]]) for i in ids]
 
     @torch.no_grad()
-    def attack(self, victim: TextZeroShotVictim, ids: list[str], batch: list[tuple[str, int]],
+    def attack(self, victim: SentenceScorer, ids: list[str], batch: list[tuple[str, int]],
                settings: AttackSettings) -> list[Record]:
         sentences, labels = [s for s, _ in batch], [y for _, y in batch]
-        clean_pred = victim.logits(sentences).argmax(dim=1).tolist()
+        clean_pred = victim.scores(sentences).argmax(dim=1).tolist()
         adv_texts, distances, adv_pred = list(sentences), [0] * len(ids), list(clean_pred)
         for j, (sentence, label) in enumerate(batch):
             if not attacking(settings) or clean_pred[j] != label:
                 continue
 
             def loss(candidates: list[str], label: int = label) -> Tensor:
-                return margin(victim.logits(candidates), label)
+                return margin(victim.scores(candidates), label)
 
             def is_broken(candidates: list[str], label: int = label) -> Tensor:
-                return victim.logits(candidates).argmax(dim=1) != label
+                return victim.scores(candidates).argmax(dim=1) != label
 
             adv_texts[j], distances[j] = attack_sentence(sentence, loss, is_broken, settings, self.data.alphabet)
             if adv_texts[j] != sentence:  # judged here, on the sentence alone, not by the attack's bookkeeping
-                adv_pred[j] = int(victim.logits([adv_texts[j]]).argmax(dim=1)[0])
+                adv_pred[j] = int(victim.scores([adv_texts[j]]).argmax(dim=1)[0])
         correct = [p == y for p, y in zip(clean_pred, labels)]
         robust = [p == y for p, y in zip(adv_pred, labels)]
         winners = [None if r else (settings.entry.name if c else CLEAN) for c, r in zip(correct, robust)]

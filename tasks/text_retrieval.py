@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from tasks.base import (
     AttackSettings,
@@ -42,23 +42,11 @@ from tasks.retrieval_objectives import (
     RetrievalObjective,
     leaf_loss,
 )
-from tasks.text_attack import attack_sentence, attacking, embed_texts, margin
+from tasks.text_attack import SentenceScorer, attack_sentence, attacking, margin
 from tasks.text_records import CLEAN, text_core_records
 from tasks.text_threat import TEXT
 
 QUERY_SEPARATOR = "/"  # a query's id: "<image id>/<caption index>"
-
-
-class TextRetrievalVictim(nn.Module):
-    """Sentences -> cosine similarity to every clean image of the gallery: the victim."""
-
-    def __init__(self, encoder: nn.Module, gallery: Tensor) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.register_buffer("gallery", gallery, persistent=False)  # [images, D], normalised
-
-    def scores(self, sentences: list[str]) -> Tensor:
-        return embed_texts(self.encoder, sentences, self.gallery.device) @ self.gallery.T
 
 
 def rank_of(scores: Tensor, own: int) -> Tensor:
@@ -97,20 +85,20 @@ class TextRetrievalTask:
     def victim(self, models: Models, cache_dir: Path | None) -> Victim:
         encoder = models.encoder
         _, gallery = self._retrieval.embeddings(encoder, cache_dir)
-        return Victim(TextRetrievalVictim(encoder, gallery).eval(), encoder.provenance.name,
+        return Victim(SentenceScorer(encoder, gallery).eval(), encoder.provenance.name,
                       encoder.provenance.sha256, encoder.image_size)
 
     def load(self, ids: list[str], size: int) -> list[tuple[str, int]]:
         return [self.queries[i] for i in ids]
 
     @torch.no_grad()
-    def attack(self, victim: TextRetrievalVictim, ids: list[str], batch: list[tuple[str, int]],
+    def attack(self, victim: SentenceScorer, ids: list[str], batch: list[tuple[str, int]],
                settings: AttackSettings) -> list[Record]:
         sentences = [s for s, _ in batch]
         scores = victim.scores(sentences)
         clean_rank = [int(rank_of(scores[j : j + 1], own)[0]) for j, (_, own) in enumerate(batch)]
         adv_texts, distances, adv_rank = list(sentences), [0] * len(ids), list(clean_rank)
-        leaf = leaf_loss(victim.encoder, self.objective, victim.gallery.device) \
+        leaf = leaf_loss(victim.encoder, self.objective, victim.references.device) \
             if self.objective.is_leaf and attacking(settings) else None
         for j, (sentence, own) in enumerate(batch):
             if not attacking(settings) or clean_rank[j] != 1:
@@ -130,7 +118,7 @@ class TextRetrievalTask:
                                  [100.0 * f for f in found], winners, extras)
 
     @staticmethod
-    def _attack_margin(victim: TextRetrievalVictim, sentence: str, own: int,
+    def _attack_margin(victim: SentenceScorer, sentence: str, own: int,
                        settings: AttackSettings) -> tuple[str, int]:
         """Our objective: the retrieval margin, stopping once another image outranks the own one."""
 

@@ -1,4 +1,5 @@
-"""Real files in the real formats for the bench tests: image folders and open_clip checkpoints."""
+"""Real files in the real formats for the bench tests: image folders and open_clip checkpoints; and
+the run folders bench run wrote, read back."""
 from __future__ import annotations
 
 import json
@@ -12,6 +13,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 import bench.encoders.load  # noqa: F401  (registers the project's open_clip configs)
+from bench.run.store import CONFIG, read_config, read_run_records
 
 ARCH = "tiny-vit-test"
 CLASSES = ["red square", "green circle", "blue triangle", "yellow cross"]
@@ -78,3 +80,12 @@ def kill_when_exists(proc: subprocess.Popen, path: Path, timeout: float = 300) -
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+
+
+def runs_of(out: Path) -> dict[str, tuple[dict, list[dict]]]:
+    """"<task> <eps label>" -> (config, records) of every run folder under out."""
+    found = {}
+    for path in sorted(out.glob(f"*/{CONFIG}")):
+        config = read_config(path)
+        found[f"{config['task']} {config['eps_label']}"] = (config, read_run_records(path.parent))
+    return found

@@ -15,7 +15,6 @@ from PIL import Image
 from attacks.charmer import DEFAULT_ALPHABET, levenshtein
 from attacks.table import TABLE
 from bench.cli.main import main
-from bench.run.store import CONFIG, read_config, read_run_records
 from bench.suites import get_suite, load_task
 from tasks.base import AttackSettings
 from tasks.record_checks import violations
@@ -131,14 +130,6 @@ def test_a_task_alphabet_is_written_unless_the_attack_arguments_name_one():
         TaskAlphabet("ba", "unsorted")
 
 
-def run_folders(out: Path) -> dict[str, tuple[dict, list[dict]]]:
-    found = {}
-    for path in sorted(out.glob(f"*/{CONFIG}")):
-        config = read_config(path)
-        found[f"{config['task']} {config['eps_label']}"] = (config, read_run_records(path.parent))
-    return found
-
-
 def test_bench_run_attacks_the_first_sentences_with_train_characters_within_k(paper_data, tmp_path):
     root, checkpoint = paper_data
     out = tmp_path / "runs"
@@ -148,7 +139,7 @@ def test_bench_run_attacks_the_first_sentences_with_train_characters_within_k(pa
     assert main(["run", "--suite", "paper", "--data-root", str(root), "--encoder", str(checkpoint),
                  "--task", "ag-news-captions", "--attack", "charmer", "--norm", "levenshtein", "--eps", "0",
                  "--n-samples", str(N_RUN), "--out", str(out)]) == 0
-    runs = run_folders(out)
+    runs = fx.runs_of(out)
     assert set(runs) == {"ag-news clean", "ag-news 1", "ag-news-captions clean"}
     alphabet = set(expected_alphabet(root))
     accuracy, edited = {}, 0

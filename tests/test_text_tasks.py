@@ -2,7 +2,6 @@
 records' invariants, the refusals, the leaderboard's separate columns, and resuming."""
 import io
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -11,22 +10,14 @@ from attacks.charmer import levenshtein
 from bench.cli.main import main
 from bench.report.leaderboard import threat_label
 from bench.run.eps import parse_eps_list
-from bench.run.store import CONFIG, read_config, read_run_records
+from bench.run.store import CONFIG
 from bench.suites import expand_tasks, get_suite, load_task
 from benchutil.errors import BenchError
 from tasks.record_checks import violations
+from tests.bench_fixtures import runs_of
 
 TEXT_RUN = ["run", "--suite", "tiny", "--encoder", "clip", "--attack", "charmer", "--norm", "levenshtein",
             "--batch-size", "4"]
-
-
-def runs_of(out: Path) -> dict[str, tuple[dict, list[dict]]]:
-    """eps label -> (config, records) of every run folder under out."""
-    found = {}
-    for path in sorted(out.glob(f"*/{CONFIG}")):
-        config = read_config(path)
-        found[f"{config['task']} {config['eps_label']}"] = (config, read_run_records(path.parent))
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +62,7 @@ def test_an_edited_sentence_is_judged_again_by_the_task(topics):
     victim = task.victim(Models, None).model
     edited = [r for r in records if r["adv_text"] != r["clean_text"]]
     assert edited
-    preds = victim.logits([r["adv_text"] for r in edited]).argmax(dim=1).tolist()
+    preds = victim.scores([r["adv_text"] for r in edited]).argmax(dim=1).tolist()
     assert preds == [r["adv_pred"] for r in edited]
 
 
