@@ -26,7 +26,7 @@ from benchutil.paths import user_path
 from benchutil.plugins import Plugin, load_on_first_use
 from benchutil.registry import Registry
 from tasks.base import Task
-from tasks.clip_benchmark import DEFAULT_SAMPLE_ORDER, sample_order
+from tasks.clip_benchmark_order import DEFAULT_SAMPLE_ORDER, sample_order
 from tasks.datasets import DATASETS, DVD_ZERO_SHOT, DatasetSpec
 from tasks.imagefolder import read_image_folder
 from tasks.retrieval import RetrievalTask
@@ -247,7 +247,7 @@ def folder_root(name: str) -> Path:
 def load_task(suite: Suite, name: str, data_root: str | None, order: str = DEFAULT_SAMPLE_ORDER) -> Task:
     """A suite task by name (classification, captioning, VQA, retrieval), or any image folder as folder:PATH.
 
-    order: the --sample-order of CLIP_benchmark's webdatasets (tasks/clip_benchmark.py SAMPLE_ORDERS);
+    order: the --sample-order of CLIP_benchmark's webdatasets (tasks/clip_benchmark_order.py SAMPLE_ORDERS);
     a task that is not one refuses any but the default."""
     check_sample_order(suite, name, order)
     picked = sample_order(order)

@@ -31,17 +31,15 @@ from pathlib import Path
 from benchutil.errors import BenchError
 from benchutil.registry import Registry
 from tasks.clip_benchmark import (
-    DEFAULT_SAMPLE_ORDER,
     PAPER_DATASETS,
-    SampleOrder,
     TorchvisionSelection,
     WebDatasetSelection,
     fetch_hint,
     package_classnames,
     package_templates,
-    sample_order,
     wds_folder,
 )
+from tasks.clip_benchmark_order import DEFAULT_SAMPLE_ORDER, SampleOrder, sample_order
 from tasks.imagefolder import ClassificationData, read_image_folder
 from tasks.robustbench_imagenet import RobustBenchImageNet
 

@@ -15,7 +15,8 @@ from PIL import Image
 
 from bench.suites import get_suite, load_task
 from benchutil.errors import BenchError
-from tasks.clip_benchmark import package_classnames, package_templates, reference_order
+from tasks.clip_benchmark import package_classnames, package_templates
+from tasks.clip_benchmark_order import reference_order
 
 CLASSES = ["airplane", "automobile", "bird"]
 # The reference's 4 workers, on a machine with fewer cores: torch's advice is not the point here.

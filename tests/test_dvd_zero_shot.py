@@ -18,7 +18,7 @@ from bench.cli.main import main
 from bench.report.leaderboard import load_samples, task_column
 from bench.suites import expand_tasks, get_suite, load_task
 from benchutil.errors import BenchError
-from tasks.clip_benchmark import SAMPLE_ORDERS, reference_order
+from tasks.clip_benchmark_order import SAMPLE_ORDERS, reference_order
 from tests import bench_fixtures as fx
 from tests.test_clip_benchmark import CLASSES, _no_empty_check, assert_same_samples, make_wds
 

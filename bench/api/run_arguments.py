@@ -10,7 +10,7 @@ from benchutil.arguments import (
     positive_int,
     worker_count,
 )
-from tasks.clip_benchmark import DEFAULT_SAMPLE_ORDER, SAMPLE_ORDERS
+from tasks.clip_benchmark_order import DEFAULT_SAMPLE_ORDER, SAMPLE_ORDERS
 from tasks.protocols import VLM_PROTOCOLS
 from tasks.text_threat import LEVENSHTEIN
 
