@@ -17,7 +17,7 @@ import pandas as pd
 
 from bench.api.run_settings import parse_settings, settings_argv
 from bench.api.suite_file import read_suite_file
-from bench.report.leaderboard import accuracy_table, load_samples
+from bench.report.leaderboard import accuracy_table, base_task, load_samples
 from benchutil.arguments import non_negative_float, positive_int
 from benchutil.errors import BenchError, unknown
 
@@ -103,9 +103,6 @@ def matched_to_fresh(committed: pd.DataFrame, fresh: pd.DataFrame) -> tuple[pd.D
     them apart from today's runs. Reproducing them is exactly the question whether today's default
     protocol and evaluator give their numbers, so here a legacy key is matched to the fresh key of
     the same task and eps (each renaming is reported)."""
-    def base_task(task: str) -> str:
-        return task.split(" (", 1)[0]
-
     def base_threat(threat: str) -> str:
         return threat.replace(f" {LEGACY}", "")
 

@@ -50,6 +50,12 @@ def task_column(config: dict) -> str:
     return f"{key} ({variant})" if variant else key
 
 
+def base_task(column: str) -> str:
+    """A task column without its variant (VQA evaluator, sample order): 'llava-1.5-7b:vqav2
+    (openflamingo)' -> 'llava-1.5-7b:vqav2', 'imagenet1k (dvd)' -> 'imagenet1k'."""
+    return column.split(" (", 1)[0]
+
+
 def threat_label(config: dict) -> str:
     """The leaderboard's threat key of a run: "clean", or the norm and eps ("Linf 4/255"; a text run's
     character budget: "Lev k=1"), followed by
@@ -155,7 +161,7 @@ def accuracy_table(samples: pd.DataFrame, ci: bool = False, data_root: str | Non
             [intervals.cell((label, task, e)) for e in encoders] if intervals else [])
 
     present = {(label, task) for label, task, _ in cells}
-    averaged = [t for t in classification if t.split(" (", 1)[0] not in OUTSIDE_AVERAGE]  # "imagenet1k (dvd)" too
+    averaged = [t for t in classification if base_task(t) not in OUTSIDE_AVERAGE]  # "imagenet1k (dvd)" too
     for label in sorted(eps_of, key=lambda threat: (eps_of[threat], threat)):
         for task in classification:
             if (label, task) in present:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bench.report.leaderboard import ACCURACY, accuracy_table, cell_samples, threat_label
+from bench.report.leaderboard import ACCURACY, accuracy_table, base_task, cell_samples, threat_label
 from bench.report.paper_tables import CLEAN, TableResult, eps_value
 from bench.report.published import Table
 from benchutil.errors import BenchError
@@ -24,12 +24,6 @@ from tasks.protocols import VLM_PROTOCOLS
 
 PRECISIONS = ("fp32", "fp16", "bf16", "tf32")
 CHOSEN = "chosen"  # the threat our chosen runs of a cell are relabelled to before the leaderboard sees them
-
-
-def base_task(column: str) -> str:
-    """The leaderboard's task column without its variant (VQA evaluator, sample order):
-    'llava-1.5-7b:vqav2 (openflamingo)' -> 'llava-1.5-7b:vqav2'."""
-    return column.split(" (", 1)[0]
 
 
 def task_key(vlm: str | None, task: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.report.leaderboard import load_samples
+from bench.report.leaderboard import base_task, load_samples
 from bench.report.published import NOT_TRANSCRIBED, Paper, Published, Row, Table
 from bench.run.store import no_finished_runs
 from benchutil.errors import BenchError
@@ -216,8 +216,6 @@ def read_runs(results: list[Path], default: bool) -> pd.DataFrame | None:
 
 def infer_suite(samples: pd.DataFrame | None) -> str:
     """tiny when every run is of a tiny task, else paper."""
-    from bench.report.paper_ours import base_task
-
     if samples is None:
         return "paper"
     tasks = {base_task(c).rsplit(":", 1)[-1] for c in samples["task"].unique()}
