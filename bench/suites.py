@@ -26,7 +26,7 @@ from benchutil.paths import user_path
 from benchutil.plugins import Plugin, load_on_first_use
 from benchutil.registry import Registry
 from tasks.base import Task
-from tasks.clip_benchmark_order import DEFAULT_SAMPLE_ORDER, sample_order
+from tasks.clip_benchmark_order import DEFAULT_SAMPLE_ORDER, not_a_webdataset, sample_order
 from tasks.datasets import DATASETS, DVD_ZERO_SHOT, DatasetSpec
 from tasks.imagefolder import read_image_folder
 from tasks.retrieval import RetrievalTask
@@ -230,8 +230,7 @@ def check_sample_order(suite: Suite, name: str, order: str) -> None:
         return
     spec = None if name.startswith(FOLDER_PREFIX) or name not in suite.datasets else suite.datasets.get(name).value
     if spec is None or (spec.benchmark_name or spec.order_benchmark_name) is None:
-        raise BenchError(f"--sample-order {order} picks samples of CLIP_benchmark webdatasets; {name!r} is not "
-                         "one: leave --sample-order out for it, or run it apart")
+        raise not_a_webdataset(order, name)
 
 
 def folder_root(name: str) -> Path:

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
-from benchutil.errors import unknown
+from benchutil.errors import BenchError, unknown
 
 SHUFFLE_BUFFER = 10000  # cli.py: dataset.shuffle(10000, initial=10000, rng=random.Random(args.seed))
 SHUFFLE_SEED = 0  # cli.py --seed default
@@ -65,6 +65,13 @@ def sample_order(name: str) -> SampleOrder:
     if name not in SAMPLE_ORDERS:
         raise unknown("sample order", name, list(SAMPLE_ORDERS), " (--sample-order)")
     return SAMPLE_ORDERS[name]
+
+
+def not_a_webdataset(order: str, task: str) -> BenchError:
+    """The one-line refusal of a sample order other than the default for a task that reads no
+    CLIP_benchmark webdataset."""
+    return BenchError(f"--sample-order {order} picks samples of CLIP_benchmark webdatasets; {task!r} is not one: "
+                      "leave --sample-order out for it, or run it apart")
 
 
 def read_order(batch_size: int) -> dict[str, int]:

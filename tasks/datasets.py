@@ -39,7 +39,7 @@ from tasks.clip_benchmark import (
     package_templates,
     wds_folder,
 )
-from tasks.clip_benchmark_order import DEFAULT_SAMPLE_ORDER, SampleOrder, sample_order
+from tasks.clip_benchmark_order import DEFAULT_SAMPLE_ORDER, SampleOrder, not_a_webdataset, sample_order
 from tasks.imagefolder import ClassificationData, read_image_folder
 from tasks.robustbench_imagenet import RobustBenchImageNet
 
@@ -95,8 +95,7 @@ class DatasetSpec:
         benchmark_name = self.benchmark_name if order.name == DEFAULT_SAMPLE_ORDER else (
             self.order_benchmark_name or self.benchmark_name)
         if benchmark_name is None:
-            raise BenchError(f"--sample-order {order.name} picks samples of CLIP_benchmark webdatasets; {name!r} is "
-                             f"not one: leave --sample-order out for it")
+            raise not_a_webdataset(order.name, name)
         folder = wds_folder(data_root, benchmark_name)
         if not folder.is_dir():
             layouts = "" if order.name == DEFAULT_SAMPLE_ORDER else (
